@@ -1,0 +1,3 @@
+#include "policy/config.h"
+
+namespace touchgate::policy {}  // namespace touchgate::policy

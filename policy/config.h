@@ -1,0 +1,85 @@
+// The configuration model (one TOML file, see touchgate.conf(5)) and its loader.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ssh/error.h"
+
+namespace touchgate::policy {
+
+struct ListenAddress {
+  std::string host;  // numeric IPv4 or IPv6 (without brackets)
+  uint16_t port = 0;
+  std::string to_string() const;  // "127.0.0.1:2222" / "[::1]:2222"
+};
+
+struct ServerConfig {
+  std::vector<ListenAddress> listen;                  // required, at least one
+  std::vector<std::filesystem::path> host_keys;       // default: [state_dir/ssh_host_ed25519_key]
+  std::filesystem::path state_dir;                    // default: /var/lib/touchgate
+  std::chrono::seconds login_grace_time{30};          // 0 < x <= 600
+  int max_auth_tries = 6;                             // 1..100
+  int max_startups = 1000;                            // concurrent unauthenticated connections
+  int max_sessions = 10000;                           // concurrent connections in all
+  int max_channels_per_connection = 10;
+  int workers = 0;                                    // 0 = number of cores
+  std::chrono::seconds connect_timeout{10};           // target TCP connect
+  std::chrono::seconds drain_timeout{30};             // SIGTERM: wait this long for sessions
+  std::chrono::seconds idle_timeout{0};               // 0 = none
+};
+
+struct TrustConfig {
+  // Each entry: one OpenSSH public key file with one or more CA keys; name defaults to file stem.
+  struct CaFile {
+    std::string name;
+    std::filesystem::path path;
+  };
+  std::vector<CaFile> user_ca_keys;                   // required, at least one
+  std::optional<std::filesystem::path> revoked_keys;  // KRL or plain list
+  std::chrono::seconds max_cert_lifetime{0};          // 0 = no limit
+  std::chrono::seconds clock_skew{60};
+  bool allow_ssh_rsa_sha1 = false;
+  bool permit_force_command = false;
+};
+
+struct Target {
+  std::string name;
+  std::string host;  // as written (DNS name or numeric)
+  uint16_t port = 22;
+  std::vector<std::string> tags;
+  std::string address() const;  // "host:port" ("[v6]:port" for IPv6)
+};
+
+struct Config {
+  std::filesystem::path source;  // the file it was loaded from (absolute)
+  ServerConfig server;
+  TrustConfig trust;
+  std::vector<Target> targets;
+
+  // find_target matches by name, or by exact "host:port" of a target (also host alone when the
+  // requested port equals the target's port). nullptr if none.
+  const Target* find_target(std::string_view host, uint16_t port) const;
+};
+
+// load_config reads and validates a config file. Relative paths inside are resolved against the
+// file's directory. Unknown keys, wrong types, out-of-range values, duplicate target names and
+// unparsable addresses are errors; the message is "FILE:LINE:COL: what is wrong" (code
+// "config_invalid"; "config_unreadable" when the file cannot be read).
+Result<Config> load_config(const std::filesystem::path& file);
+
+// parse_config is load_config on text already in memory; base_dir resolves relative paths and
+// source_name prefixes messages.
+Result<Config> parse_config(std::string_view text, const std::filesystem::path& base_dir,
+                            std::string_view source_name);
+
+// parse_duration accepts an integer number of seconds or a string with unit: "30s", "5m", "12h",
+// "7d", combinations like "1h30m". Code "config_invalid".
+Result<std::chrono::seconds> parse_duration(std::string_view text);
+
+}  // namespace touchgate::policy

@@ -1,0 +1,3 @@
+#include "policy/trust.h"
+
+namespace touchgate::policy {}  // namespace touchgate::policy

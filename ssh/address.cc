@@ -1,0 +1,3 @@
+#include "ssh/address.h"
+
+namespace touchgate::ssh {}  // namespace touchgate::ssh

@@ -1,0 +1,3 @@
+#include "ssh/certificate.h"
+
+namespace touchgate::ssh {}  // namespace touchgate::ssh

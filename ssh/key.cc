@@ -1,0 +1,3 @@
+#include "ssh/key.h"
+
+namespace touchgate::ssh {}  // namespace touchgate::ssh

@@ -1,0 +1,3 @@
+#include "ssh/krl.h"
+
+namespace touchgate::ssh {}  // namespace touchgate::ssh

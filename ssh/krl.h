@@ -1,0 +1,67 @@
+// OpenSSH key revocation lists (PROTOCOL.krl) and plain revoked-keys files.
+// Trust boundary: the file is admin-supplied but parsed as untrusted bytes (it may come from a
+// distribution pipeline); any malformation refuses the whole list.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ssh/error.h"
+#include "ssh/reader.h"
+
+namespace touchgate::ssh {
+
+// Revocations of certificates issued by one CA (or by any CA when ca_key is empty).
+struct KrlCertSection {
+  std::vector<uint8_t> ca_key;                           // CA key blob; empty = any CA
+  std::vector<std::pair<uint64_t, uint64_t>> serial_ranges;  // inclusive [lo, hi], merged & sorted
+  std::set<std::string> key_ids;
+};
+
+struct Krl {
+  uint64_t version = 0;
+  uint64_t generated_date = 0;
+  uint64_t flags = 0;
+  std::string comment;
+  std::vector<KrlCertSection> cert_sections;
+  std::set<std::vector<uint8_t>> explicit_keys;      // plain key blobs
+  std::set<std::array<uint8_t, 20>> sha1_fingerprints;   // SHA1 of plain key blobs
+  std::set<std::array<uint8_t, 32>> sha256_fingerprints; // SHA256 of plain key blobs
+};
+
+// parse_krl parses a binary KRL: magic, format version 1, every section type (1 certificates with
+// subsections 0x20 serial list, 0x21 serial range, 0x22 serial bitmap, 0x23 key ids, 0x39
+// extension; 2 explicit keys; 3 SHA1; 5 SHA256; 255 extension). Unknown or critical extensions,
+// unknown section/subsection types, serial ranges with lo > hi, zero serials, signature sections
+// (type 4, obsolete) and trailing bytes in any section are refused. Code "krl_malformed".
+Result<Krl> parse_krl(Bytes data);
+
+// What can be revoked: a revocation list built from a KRL or a plain revoked-keys file.
+class RevocationList {
+ public:
+  // parse auto-detects a binary KRL (by magic) or a text file of OpenSSH public keys, one per line
+  // ('#' comments and blank lines skipped; certificates on a line revoke their CA-less key). A
+  // malformed line or section refuses the whole file (fail closed). Codes "krl_malformed",
+  // "revoked_keys_malformed".
+  static Result<RevocationList> parse(Bytes data);
+  static RevocationList empty() { return RevocationList(); }
+
+  // key_revoked checks a plain key blob against explicit keys, SHA1 and SHA256 fingerprints.
+  bool key_revoked(Bytes plain_key_blob) const;
+  // cert_revoked checks a certificate identity (its CA key blob, serial, key id) against the
+  // certificate sections, both CA-specific and any-CA ones.
+  bool cert_revoked(Bytes ca_key_blob, uint64_t serial, std::string_view key_id) const;
+
+  const Krl& krl() const { return krl_; }
+
+ private:
+  Krl krl_;
+};
+
+}  // namespace touchgate::ssh

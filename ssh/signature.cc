@@ -1,0 +1,3 @@
+#include "ssh/signature.h"
+
+namespace touchgate::ssh {}  // namespace touchgate::ssh

@@ -1,0 +1,3 @@
+#include "ssh/validate.h"
+
+namespace touchgate::ssh {}  // namespace touchgate::ssh

@@ -1,0 +1,3 @@
+#include "policy/config.h"
+
+#include <gtest/gtest.h>

@@ -1,0 +1,3 @@
+#include "policy/trust.h"
+
+#include <gtest/gtest.h>

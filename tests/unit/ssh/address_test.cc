@@ -1,0 +1,3 @@
+#include "ssh/address.h"
+
+#include <gtest/gtest.h>

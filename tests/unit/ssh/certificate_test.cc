@@ -1,0 +1,3 @@
+#include "ssh/certificate.h"
+
+#include <gtest/gtest.h>

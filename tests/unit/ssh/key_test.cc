@@ -1,0 +1,3 @@
+#include "ssh/key.h"
+
+#include <gtest/gtest.h>

@@ -1,0 +1,3 @@
+#include "ssh/krl.h"
+
+#include <gtest/gtest.h>

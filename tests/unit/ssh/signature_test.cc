@@ -1,0 +1,3 @@
+#include "ssh/signature.h"
+
+#include <gtest/gtest.h>

@@ -1,0 +1,3 @@
+#include "ssh/validate.h"
+
+#include <gtest/gtest.h>

@@ -67,7 +67,10 @@ struct KeyLine {
 
 // parse_key_line parses one line of an OpenSSH .pub / -cert.pub / authorized-style file. The type
 // on the line must match the type inside the blob. Blank lines and '#' comments are refused here
-// (callers skip them). Code "key_line_malformed".
+// (callers skip them). Only the type is checked (a known plain or certificate type, equal to the
+// blob's): the key material is not, so callers parse blob with parse_public_key /
+// parse_certificate (a revoked-keys file may list keys touchgate would not accept for login).
+// Code "key_line_malformed".
 Result<KeyLine> parse_key_line(std::string_view line);
 
 // format_key_line renders "type base64" for a blob whose type name is taken from the blob.

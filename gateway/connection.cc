@@ -1,0 +1,428 @@
+// Trust boundary: a remote, unauthenticated SSH client. All its input reaches us through libssh
+// callbacks; the certificate bytes are judged by ssh::validate_certificate alone.
+#include "gateway/connection.h"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "gateway/direct_tcpip.h"
+#include "gateway/log.h"
+#include "ssh/digest.h"
+
+namespace touchgate::gateway {
+
+namespace {
+
+constexpr int kMaxPollPasses = 64;
+
+bool is_certificate_type(enum ssh_keytypes_e t) {
+  switch (t) {
+    case SSH_KEYTYPE_RSA_CERT01:
+    case SSH_KEYTYPE_ECDSA_P256_CERT01:
+    case SSH_KEYTYPE_ECDSA_P384_CERT01:
+    case SSH_KEYTYPE_ECDSA_P521_CERT01:
+    case SSH_KEYTYPE_ED25519_CERT01:
+    case SSH_KEYTYPE_SK_ECDSA_CERT01:
+    case SSH_KEYTYPE_SK_ED25519_CERT01:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// key_blob returns the wire blob of a key libssh parsed (for certificates: the whole
+// certificate, byte-identical to what the client sent).
+std::optional<std::vector<uint8_t>> key_blob(ssh_key key) {
+  char* b64 = nullptr;
+  if (ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK || b64 == nullptr) return std::nullopt;
+  auto blob = ssh::base64_decode(b64);
+  ssh_string_free_char(b64);
+  return blob;
+}
+
+uint64_t unix_now() { return static_cast<uint64_t>(std::time(nullptr)); }
+
+}  // namespace
+
+std::string disconnect_text(const std::string& code, const std::string& message) {
+  return fmt::format("touchgate: {} ({})", message, code);
+}
+
+Connection::Connection(Worker& worker, const Accepted& accepted)
+    : worker_(worker),
+      session_(accepted.session),
+      id_(accepted.id),
+      peer_(accepted.peer),
+      peer_ip_(accepted.peer_ip),
+      accepted_at_(accepted.accepted_at),
+      snap_(worker.runtime().snapshot()) {
+  grace_deadline_ = accepted_at_ + snap_.config->server.login_grace_time;
+  worker_.runtime().connections.fetch_add(1);
+}
+
+Connection::~Connection() {
+  if (state_ != State::kClosed) teardown("destroyed");
+  worker_.runtime().connections.fetch_sub(1);
+}
+
+bool Connection::start() {
+  fd_ = ssh_get_fd(session_);
+  ssh_set_blocking(session_, 0);
+
+  server_cb_.userdata = this;
+  server_cb_.auth_pubkey_function = &Connection::on_auth_pubkey;
+  ssh_callbacks_init(&server_cb_);
+  ssh_set_server_callbacks(session_, &server_cb_);
+  ssh_set_message_callback(session_, &Connection::on_message, this);
+  ssh_set_auth_methods(session_, SSH_AUTH_METHOD_PUBLICKEY);
+
+  int rc = ssh_handle_key_exchange(session_);
+  if (rc == SSH_ERROR) {
+    log_event(Level::kInfo, "handshake_failed",
+              {{"conn", id_}, {"peer", peer_}, {"error", ssh_get_error(session_)}});
+    teardown("handshake_failed");
+    return false;
+  }
+  event_ = ssh_event_new();
+  if (event_ == nullptr || ssh_event_add_session(event_, session_) != SSH_OK) {
+    log_event(Level::kError, "event_setup_failed", {{"conn", id_}});
+    teardown("internal_error");
+    return false;
+  }
+  interest_ = EPOLLIN | EPOLLOUT;
+  if (!worker_.watch(fd_, interest_, this)) {
+    teardown("internal_error");
+    return false;
+  }
+  log_event(Level::kInfo, "connection_accepted",
+            {{"conn", id_}, {"peer", peer_}, {"worker", worker_.index()}});
+  return true;
+}
+
+void Connection::on_events(uint32_t /*events*/) {
+  if (state_ == State::kClosed) return;
+  for (int pass = 0; pass < kMaxPollPasses; ++pass) {
+    int rc = ssh_event_dopoll(event_, 0);
+    if (rc != SSH_OK) break;
+    if (pending_disconnect_) break;
+  }
+  after_poll();
+}
+
+void Connection::after_poll() {
+  if (state_ == State::kClosed) return;
+  if (pending_disconnect_) {
+    auto [code, message] = *pending_disconnect_;
+    pending_disconnect_.reset();
+    disconnect_now(code, message);
+    return;
+  }
+  int status = ssh_get_status(session_);
+  if (status & (SSH_CLOSED | SSH_CLOSED_ERROR)) {
+    teardown((status & SSH_CLOSED_ERROR) ? "connection_error" : "client_closed");
+    return;
+  }
+  for (auto& f : forwards_) f->pump();
+  if (pending_disconnect_) {
+    auto [code, message] = *pending_disconnect_;
+    pending_disconnect_.reset();
+    disconnect_now(code, message);
+    return;
+  }
+  update_interest();
+  if (std::any_of(forwards_.begin(), forwards_.end(), [](auto& f) { return f->done(); })) {
+    worker_.mark_dirty(this);
+  }
+}
+
+void Connection::update_interest() {
+  if (state_ == State::kClosed || fd_ < 0) return;
+  uint32_t want = EPOLLIN;
+  if (ssh_get_status(session_) & SSH_WRITE_PENDING) want |= EPOLLOUT;
+  if (want != interest_) {
+    interest_ = want;
+    worker_.rewatch(fd_, interest_, this);
+  }
+}
+
+void Connection::tick(Clock::time_point now) {
+  if (state_ == State::kClosed) return;
+  if (state_ == State::kHandshake && now >= grace_deadline_) {
+    disconnect_now("login_grace_time",
+                   fmt::format("not authenticated within the login grace time of {} s",
+                               snap_.config->server.login_grace_time.count()));
+    return;
+  }
+  for (auto& f : forwards_) f->tick(now);
+  if (pending_disconnect_) {
+    auto [code, message] = *pending_disconnect_;
+    pending_disconnect_.reset();
+    disconnect_now(code, message);
+    return;
+  }
+  update_interest();
+  if (std::any_of(forwards_.begin(), forwards_.end(), [](auto& f) { return f->done(); })) {
+    worker_.mark_dirty(this);
+  }
+}
+
+void Connection::begin_drain() {
+  if (state_ == State::kHandshake) {
+    disconnect_now("shutting_down", "the gateway is shutting down");
+  }
+}
+
+void Connection::shutdown_now() {
+  if (state_ == State::kClosed) return;
+  disconnect_now("shutting_down", "the gateway is shutting down");
+}
+
+void Connection::reap() {
+  forwards_.erase(std::remove_if(forwards_.begin(), forwards_.end(),
+                                 [](const std::unique_ptr<Forward>& f) { return f->done(); }),
+                  forwards_.end());
+}
+
+size_t Connection::live_forwards() const {
+  return static_cast<size_t>(
+      std::count_if(forwards_.begin(), forwards_.end(), [](auto& f) { return f->live(); }));
+}
+
+// ---- authentication ---------------------------------------------------------------------------
+
+int Connection::on_auth_pubkey(ssh_session, const char* user, ssh_key key, char state,
+                               void* self) {
+  return static_cast<Connection*>(self)->auth_pubkey(user, key, state);
+}
+
+int Connection::auth_pubkey(const char* user, ssh_key key, char sig_state) {
+  if (state_ != State::kHandshake || pending_disconnect_) return SSH_AUTH_DENIED;
+  const int max_tries = snap_.config->server.max_auth_tries;
+  std::string login = user != nullptr ? user : "";
+  auto type = ssh_key_type(key);
+
+  if (!is_certificate_type(type)) {
+    ++auth_failures_;
+    log_event(Level::kInfo, "auth_refused",
+              {{"conn", id_}, {"peer", peer_}, {"user", login}, {"code", "auth_not_certificate"},
+               {"key_type", ssh_key_type_to_char(type) ? ssh_key_type_to_char(type) : "?"}});
+    if (!banner_sent_) {
+      // Shown by the OpenSSH client at its default log level, before "Permission denied".
+      std::string text =
+          "touchgate: only OpenSSH user certificates from the SSO CA are accepted here; "
+          "plain public keys and passwords are refused (auth_not_certificate)\n";
+      ssh_string banner = ssh_string_from_char(text.c_str());
+      if (banner != nullptr) {
+        ssh_send_issue_banner(session_, banner);
+        ssh_string_free(banner);
+      }
+      banner_sent_ = true;
+    }
+    if (auth_failures_ >= max_tries) {
+      schedule_disconnect("auth_too_many_tries",
+                          fmt::format("too many authentication failures ({})", auth_failures_));
+    }
+    return SSH_AUTH_DENIED;
+  }
+
+  if (sig_state == SSH_PUBLICKEY_STATE_NONE) {
+    // Ask the client to prove possession first; the certificate is judged once it has signed,
+    // so that only its holder learns why it is refused.
+    return SSH_AUTH_SUCCESS;
+  }
+  if (sig_state != SSH_PUBLICKEY_STATE_VALID) {
+    ++auth_failures_;
+    log_event(Level::kInfo, "auth_refused",
+              {{"conn", id_}, {"peer", peer_}, {"user", login}, {"code", "auth_bad_signature"}});
+    schedule_disconnect("auth_bad_signature", "the signature over the authentication request is invalid");
+    return SSH_AUTH_DENIED;
+  }
+
+  auto blob = key_blob(key);
+  if (!blob) {
+    schedule_disconnect("cert_malformed", "the certificate could not be read");
+    return SSH_AUTH_DENIED;
+  }
+  ssh::ValidationContext ctx{login, peer_ip_, unix_now()};
+  auto verified = ssh::validate_certificate(*blob, *snap_.trust, ctx);
+  if (!verified) {
+    ++auth_failures_;
+    log_event(Level::kInfo, "auth_refused",
+              {{"conn", id_},
+               {"peer", peer_},
+               {"user", login},
+               {"code", verified.error().code},
+               {"reason", verified.error().message},
+               {"cert_fp", ssh::fingerprint_sha256(*blob)}});
+    schedule_disconnect(verified.error().code, verified.error().message);
+    return SSH_AUTH_DENIED;
+  }
+  cert_ = std::move(*verified);
+  login_ = login;
+  state_ = State::kAuthenticated;
+  if (counted_unauthenticated_) {
+    worker_.runtime().unauthenticated.fetch_sub(1);
+    counted_unauthenticated_ = false;
+  }
+  log_event(Level::kInfo, "auth_accepted",
+            {{"conn", id_},
+             {"peer", peer_},
+             {"user", login_},
+             {"ca", cert_->ca_name()},
+             {"key_id", cert_->key_id()},
+             {"serial", cert_->serial()},
+             {"key_fp", cert_->key_fingerprint()},
+             {"valid_before", ssh::format_utc(cert_->valid_before())}});
+  return SSH_AUTH_SUCCESS;
+}
+
+// ---- channel opens and other requests ----------------------------------------------------------
+
+int Connection::on_message(ssh_session, ssh_message msg, void* self) {
+  return static_cast<Connection*>(self)->message(msg);
+}
+
+int Connection::message(ssh_message msg) {
+  const int type = ssh_message_type(msg);
+  const int subtype = ssh_message_subtype(msg);
+  if (type == SSH_REQUEST_CHANNEL_OPEN) {
+    if (state_ != State::kAuthenticated || pending_disconnect_) return 1;
+    if (subtype == SSH_CHANNEL_DIRECT_TCPIP) return open_direct_tcpip(msg);
+    if (subtype == SSH_CHANNEL_SESSION) {
+      return refuse_open("session_not_offered",
+                         "this gateway offers no shell or command sessions; use ssh -J <gateway> <target>");
+    }
+    return refuse_open("channel_type_refused", "this channel type is not offered by the gateway");
+  }
+  if (type == SSH_REQUEST_GLOBAL) {
+    log_event(Level::kDebug, "global_request_refused", {{"conn", id_}, {"subtype", subtype}});
+  }
+  // Everything else (other auth methods, global requests, channel requests) gets libssh's
+  // default refusal.
+  return 1;
+}
+
+int Connection::refuse_open(const std::string& code, const std::string& message) {
+  log_event(Level::kInfo, "channel_refused",
+            {{"conn", id_}, {"user", login_}, {"code", code}, {"reason", message}});
+  if (live_forwards() == 0) {
+    // Nothing else runs on this connection: a disconnect is the one way the client prints why.
+    schedule_disconnect(code, message);
+    return 0;
+  }
+  return 1;
+}
+
+int Connection::open_direct_tcpip(ssh_message msg) {
+  const auto& server = snap_.config->server;
+  if (worker_.draining()) return refuse_open("shutting_down", "the gateway is shutting down");
+  const char* host_c = ssh_message_channel_request_open_destination(msg);
+  int port_i = ssh_message_channel_request_open_destination_port(msg);
+  std::string host = host_c != nullptr ? host_c : "";
+  uint16_t port = (port_i > 0 && port_i <= 65535) ? static_cast<uint16_t>(port_i) : 0;
+  std::string requested = host.find(':') != std::string::npos
+                              ? fmt::format("[{}]:{}", host, port_i)
+                              : fmt::format("{}:{}", host, port_i);
+  if (!cert_->permit_port_forwarding()) {
+    return refuse_open("port_forwarding_not_permitted",
+                       "the certificate does not permit port forwarding (permit-port-forwarding)");
+  }
+  if (live_forwards() >= static_cast<size_t>(server.max_channels_per_connection)) {
+    return refuse_open("too_many_channels",
+                       fmt::format("at most {} channels per connection",
+                                   server.max_channels_per_connection));
+  }
+  const policy::Target* target = port != 0 ? snap_.config->find_target(host, port) : nullptr;
+  if (target == nullptr) {
+    return refuse_open("target_unknown",
+                       fmt::format("{} is not a configured target", requested));
+  }
+  ssh_channel channel = ssh_message_channel_request_open_reply_accept(msg);
+  if (channel == nullptr) {
+    log_event(Level::kWarn, "channel_accept_failed", {{"conn", id_}});
+    return 0;
+  }
+  auto fwd = std::make_unique<Forward>(*this, next_channel_id_++, *target, requested);
+  Forward* raw = fwd.get();
+  forwards_.push_back(std::move(fwd));
+  raw->attach(channel);
+  // The place for the second factor: until it passes, the channel stays in kAuthorizing and no
+  // byte moves. Without one configured, authorization is immediate.
+  raw->authorized();
+  return 0;
+}
+
+void Connection::forward_failed(Forward* f, const std::string& code, const std::string& message) {
+  log_event(Level::kInfo, "channel_failed",
+            {{"conn", id_},
+             {"channel", f->id()},
+             {"user", login_},
+             {"target", f->target().name},
+             {"code", code},
+             {"reason", message}});
+  size_t others = 0;
+  for (auto& o : forwards_) {
+    if (o.get() != f && o->live()) ++others;
+  }
+  if (others == 0) {
+    schedule_disconnect(code, message);
+  } else {
+    f->close(code);
+  }
+}
+
+// ---- closing ----------------------------------------------------------------------------------
+
+void Connection::schedule_disconnect(std::string code, std::string message) {
+  if (!pending_disconnect_) pending_disconnect_.emplace(std::move(code), std::move(message));
+}
+
+void Connection::disconnect_now(const std::string& code, const std::string& message) {
+  if (state_ == State::kClosed) return;
+  log_event(Level::kInfo, "disconnect",
+            {{"conn", id_}, {"peer", peer_}, {"user", login_}, {"code", code}, {"reason", message}});
+  std::string text = disconnect_text(code, message);
+  ssh_session_set_disconnect_message(session_, text.c_str());
+  // Keep the socket past libssh's close so the client reads the DISCONNECT, not a reset.
+  int keep = fd_ >= 0 ? ::dup(fd_) : -1;
+  if (fd_ >= 0) worker_.unwatch(fd_);
+  for (auto& f : forwards_) f->abandon();
+  ssh_blocking_flush(session_, 50);
+  ssh_disconnect(session_);
+  teardown(code);
+  if (keep >= 0) worker_.linger(keep);
+}
+
+void Connection::teardown(const std::string& reason) {
+  if (state_ == State::kClosed) return;
+  for (auto& f : forwards_) f->abandon();
+  if (fd_ >= 0) worker_.unwatch(fd_);
+  fd_ = -1;
+  if (event_ != nullptr) {
+    ssh_event_remove_session(event_, session_);
+    ssh_event_free(event_);
+    event_ = nullptr;
+  }
+  if (session_ != nullptr) {
+    ssh_disconnect(session_);
+    ssh_free(session_);
+    session_ = nullptr;
+  }
+  if (counted_unauthenticated_) {
+    worker_.runtime().unauthenticated.fetch_sub(1);
+    counted_unauthenticated_ = false;
+  }
+  auto lifetime = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - accepted_at_);
+  log_event(Level::kInfo, "connection_closed",
+            {{"conn", id_}, {"peer", peer_}, {"user", login_}, {"reason", reason},
+             {"duration_ms", lifetime.count()}});
+  state_ = State::kClosed;
+  worker_.mark_dirty(this);
+}
+
+}  // namespace touchgate::gateway

@@ -1,0 +1,112 @@
+// One client connection: SSH handshake, certificate authentication, channel opens, and the
+// channels' lifetimes. Trust boundary: everything here reacts to a remote, unauthenticated peer.
+//
+// Flow: accept → key exchange → publickey auth (certificates only, validated by
+// ssh::validate_certificate) → direct-tcpip opens → Forward (authorize → connect → relay).
+// Every refusal ends in refuse(): a log line, and either a channel-level refusal or, when the
+// client would otherwise not see the reason, a disconnect carrying "touchgate: <why> (<code>)".
+#pragma once
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+#include <libssh/server.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gateway/pollable.h"
+#include "gateway/runtime.h"
+#include "gateway/worker.h"
+#include "ssh/validate.h"
+
+namespace touchgate::gateway {
+
+class Forward;
+
+class Connection : public Pollable {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Connection(Worker& worker, const Accepted& accepted);
+  ~Connection() override;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // start sets up callbacks and the key exchange; false if the session is already dead.
+  bool start();
+  void on_events(uint32_t events) override;
+  // tick enforces time limits (login grace time); called a few times a second.
+  void tick(Clock::time_point now);
+  // begin_drain: the gateway is shutting down. Unauthenticated clients are dropped now.
+  void begin_drain();
+  // shutdown_now disconnects with "gateway shutting down".
+  void shutdown_now();
+  // reap frees finished channels; finished() is true once the connection can be destroyed.
+  void reap();
+  bool finished() const { return state_ == State::kClosed; }
+
+  // For Forward (worker thread only).
+  Worker& worker() { return worker_; }
+  ssh_session session() { return session_; }
+  uint64_t id() const { return id_; }
+  const std::string& login() const { return login_; }
+  const std::string& peer() const { return peer_; }
+  // forward_failed reports that a channel could not be served; the connection decides whether
+  // the client learns the reason through a disconnect (sole channel) or a channel close.
+  void forward_failed(Forward* f, const std::string& code, const std::string& message);
+  // interest_changed asks to recompute the client socket's epoll interest after output.
+  void output_queued() { update_interest(); }
+
+ private:
+  enum class State { kHandshake, kAuthenticated, kClosing, kClosed };
+
+  static int on_auth_pubkey(ssh_session, const char* user, ssh_key key, char state, void* self);
+  static int on_message(ssh_session, ssh_message msg, void* self);
+
+  int auth_pubkey(const char* user, ssh_key key, char state);
+  int message(ssh_message msg);
+  int open_direct_tcpip(ssh_message msg);
+  // refuse_open declines a channel open from inside the message callback. Returns the value for
+  // the callback: 1 = let libssh send the default refusal, 0 = no reply (a disconnect follows).
+  int refuse_open(const std::string& code, const std::string& message);
+  void after_poll();
+  void update_interest();
+  // disconnect schedules (from callbacks) or performs the closing of the connection with a reason
+  // the client will print.
+  void schedule_disconnect(std::string code, std::string message);
+  void disconnect_now(const std::string& code, const std::string& message);
+  void teardown(const std::string& reason);
+  size_t live_forwards() const;
+
+  Worker& worker_;
+  ssh_session session_;
+  ssh_event event_ = nullptr;
+  int fd_ = -1;
+  uint32_t interest_ = 0;
+  uint64_t id_;
+  std::string peer_;
+  ssh::IpAddress peer_ip_;
+  Clock::time_point accepted_at_;
+  Clock::time_point grace_deadline_;
+  State state_ = State::kHandshake;
+  bool counted_unauthenticated_ = true;
+  Snapshot snap_;
+  ssh_server_callbacks_struct server_cb_{};
+
+  std::string login_;
+  std::optional<ssh::VerifiedCertificate> cert_;
+  int auth_failures_ = 0;
+  bool banner_sent_ = false;
+  std::optional<std::pair<std::string, std::string>> pending_disconnect_;
+
+  std::vector<std::unique_ptr<Forward>> forwards_;
+  uint64_t next_channel_id_ = 1;
+};
+
+// disconnect_text is the text a client prints after "Received disconnect from ...: 11: ".
+std::string disconnect_text(const std::string& code, const std::string& message);
+
+}  // namespace touchgate::gateway

@@ -1,0 +1,227 @@
+#include "gateway/daemon.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <libssh/libssh.h>
+#include <libssh/server.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "gateway/host_keys.h"
+#include "gateway/listener.h"
+#include "gateway/log.h"
+#include "gateway/runtime.h"
+#include "gateway/worker.h"
+#include "policy/config.h"
+#include "policy/trust.h"
+
+namespace touchgate::gateway {
+
+namespace {
+
+struct PeerInfo {
+  std::string text;
+  ssh::IpAddress ip;
+};
+
+PeerInfo peer_of(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  PeerInfo out{"?", {}};
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return out;
+  char buf[INET6_ADDRSTRLEN] = {};
+  uint16_t port = 0;
+  if (ss.ss_family == AF_INET) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof buf);
+    port = ntohs(sin->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof buf);
+    port = ntohs(sin6->sin6_port);
+  }
+  auto ip = ssh::IpAddress::parse(buf);
+  if (ip) out.ip = *ip;
+  out.text = out.ip.v6 ? fmt::format("[{}]:{}", out.ip.to_string(), port)
+                       : fmt::format("{}:{}", out.ip.to_string(), port);
+  return out;
+}
+
+void print_error(const std::string& message) { std::fprintf(stderr, "touchgated: %s\n", message.c_str()); }
+
+}  // namespace
+
+int run_daemon(const DaemonOptions& options) {
+  if (options.debug) set_log_level(Level::kDebug);
+  auto config = policy::load_config(options.config);
+  if (!config) {
+    print_error(config.error().message);
+    return 1;
+  }
+  auto trust = policy::load_trust(config->trust);
+  if (!trust) {
+    print_error(trust.error().message);
+    return 1;
+  }
+  if (options.check_only) {
+    for (const auto& key : config->server.host_keys) {
+      std::error_code ec;
+      if (std::filesystem::exists(key, ec) && ::access(key.c_str(), R_OK) != 0) {
+        print_error(fmt::format("{}: host key is not readable", key.string()));
+        return 1;
+      }
+    }
+    std::fprintf(stderr, "touchgated: configuration %s is valid\n", config->source.c_str());
+    return 0;
+  }
+
+  // Signals are handled on the accept thread through a signalfd; every thread inherits the mask.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::error_code ec;
+  std::filesystem::create_directories(config->server.state_dir, ec);
+  if (ec) {
+    print_error(fmt::format("{}: cannot create state directory: {}", config->server.state_dir.string(), ec.message()));
+    return 1;
+  }
+  ::chmod(config->server.state_dir.c_str(), 0700);
+  if (auto r = ensure_host_keys(config->server.host_keys); !r) {
+    print_error(r.error().message);
+    return 1;
+  }
+
+  ssh_init();
+  Runtime runtime;
+  auto cfg = std::make_shared<const policy::Config>(std::move(*config));
+  runtime.set_snapshot(
+      Snapshot{cfg, std::make_shared<const ssh::TrustPolicy>(std::move(*trust))});
+
+  std::vector<BindPtr> binds;
+  for (const auto& addr : cfg->server.listen) {
+    auto b = open_listener(addr, cfg->server.host_keys);
+    if (!b) {
+      print_error(b.error().message);
+      return 1;
+    }
+    log_event(Level::kInfo, "listening", {{"address", addr.to_string()}});
+    binds.push_back(std::move(*b));
+  }
+
+  int nworkers = cfg->server.workers > 0 ? cfg->server.workers
+                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (int i = 0; i < nworkers; ++i) workers.push_back(std::make_unique<Worker>(i, runtime));
+  for (auto& w : workers) w->start();
+
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = UINT64_MAX;
+    epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+    for (size_t i = 0; i < binds.size(); ++i) {
+      ev.data.u64 = i;
+      epoll_ctl(ep, EPOLL_CTL_ADD, ssh_bind_get_fd(binds[i].get()), &ev);
+    }
+  }
+  log_event(Level::kInfo, "ready",
+            {{"workers", nworkers}, {"targets", cfg->targets.size()}, {"cas", runtime.snapshot().trust->cas.size()}});
+
+  uint64_t rr = 0;
+  bool stop = false;
+  epoll_event events[16];
+  while (!stop) {
+    int n = epoll_wait(ep, events, 16, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      log_event(Level::kError, "accept_loop_failed", {{"error", std::strerror(errno)}});
+      break;
+    }
+    for (int i = 0; i < n && !stop; ++i) {
+      if (events[i].data.u64 == UINT64_MAX) {
+        signalfd_siginfo si{};
+        while (::read(sfd, &si, sizeof si) == sizeof si) {
+          if (si.ssi_signo == SIGHUP) {
+            log_event(Level::kInfo, "sighup_ignored", {{"note", "configuration reload is not supported yet; restart to apply changes"}});
+            continue;
+          }
+          log_event(Level::kInfo, "shutdown_requested",
+                    {{"signal", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT"},
+                     {"connections", runtime.connections.load()},
+                     {"drain_timeout_s", cfg->server.drain_timeout.count()}});
+          stop = true;
+          break;
+        }
+        continue;
+      }
+      ssh_bind bind = binds[events[i].data.u64].get();
+      for (int k = 0; k < 64; ++k) {
+        ssh_session s = ssh_new();
+        if (s == nullptr) break;
+        if (ssh_bind_accept(bind, s) != SSH_OK) {
+          ssh_free(s);
+          break;
+        }
+        int fd = ssh_get_fd(s);
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        PeerInfo peer = peer_of(fd);
+        uint64_t id = runtime.next_connection_id.fetch_add(1);
+        if (runtime.unauthenticated.load() >= cfg->server.max_startups ||
+            runtime.connections.load() >= cfg->server.max_sessions) {
+          log_event(Level::kWarn, "connection_dropped",
+                    {{"conn", id}, {"peer", peer.text}, {"code", "too_many_connections"},
+                     {"unauthenticated", runtime.unauthenticated.load()},
+                     {"connections", runtime.connections.load()}});
+          ssh_free(s);
+          continue;
+        }
+        runtime.unauthenticated.fetch_add(1);
+        Accepted a;
+        a.session = s;
+        a.id = id;
+        a.peer = peer.text;
+        a.peer_ip = peer.ip;
+        a.accepted_at = std::chrono::steady_clock::now();
+        workers[rr++ % workers.size()]->adopt(std::move(a));
+      }
+    }
+  }
+
+  // Drain: no new connections; sessions may finish until the deadline.
+  binds.clear();
+  runtime.draining = true;
+  auto deadline = std::chrono::steady_clock::now() + cfg->server.drain_timeout;
+  for (auto& w : workers) w->drain(deadline);
+  for (auto& w : workers) w->join();
+  workers.clear();
+  ::close(sfd);
+  ::close(ep);
+  ssh_finalize();
+  log_event(Level::kInfo, "stopped", {});
+  return 0;
+}
+
+}  // namespace touchgate::gateway

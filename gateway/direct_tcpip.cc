@@ -1,0 +1,408 @@
+// Trust boundary: relays bytes between an authenticated client channel and a target socket;
+// nothing is parsed.
+#include "gateway/direct_tcpip.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "gateway/connection.h"
+#include "gateway/log.h"
+
+namespace touchgate::gateway {
+
+namespace {
+// Client bytes we hold ourselves when the target socket fills up mid-chunk.
+constexpr size_t kPendingMax = 64 * 1024;
+// Target reads per readiness event before giving other channels a turn.
+constexpr int kMaxReadsPerEvent = 8;
+}  // namespace
+
+// A name lookup running on a helper thread; the result is delivered on the worker thread.
+struct ResolveRequest {
+  bool cancelled = false;  // worker thread only
+};
+
+Forward::Forward(Connection& conn, uint64_t id, policy::Target target, std::string requested)
+    : conn_(conn),
+      id_(id),
+      target_(std::move(target)),
+      requested_(std::move(requested)),
+      opened_at_(Clock::now()) {}
+
+Forward::~Forward() { abandon(); }
+
+void Forward::attach(ssh_channel channel) {
+  channel_ = channel;
+  cb_.userdata = this;
+  cb_.channel_data_function = &Forward::on_data;
+  cb_.channel_eof_function = &Forward::on_eof;
+  cb_.channel_close_function = &Forward::on_close;
+  ssh_callbacks_init(&cb_);
+  ssh_set_channel_callbacks(channel_, &cb_);
+}
+
+void Forward::authorized() {
+  if (state_ != State::kAuthorizing) return;
+  connect_deadline_ = Clock::now() + conn_.worker().runtime().snapshot().config->server.connect_timeout;
+  SocketAddress addr;
+  if (resolve_numeric(target_.host, target_.port, &addr)) {
+    begin_connect(addr);
+    return;
+  }
+  // DNS name: resolve on a helper thread, continue on the worker.
+  state_ = State::kResolving;
+  auto req = std::make_shared<ResolveRequest>();
+  resolve_ = req;
+  Worker* worker = &conn_.worker();
+  std::string host = target_.host;
+  uint16_t port = target_.port;
+  Forward* self = this;
+  std::thread([worker, req, host, port, self] {
+    auto result = resolve_blocking(host, port);
+    worker->post([req, self, result = std::move(result)] {
+      if (req->cancelled) return;
+      self->resolve_.reset();
+      if (!result) {
+        self->fail(result.error().code, fmt::format("cannot reach target {} ({}): {}",
+                                                    self->target_.name, self->target_.address(),
+                                                    result.error().message));
+        return;
+      }
+      self->begin_connect(result->front());
+    });
+  }).detach();
+}
+
+void Forward::begin_connect(const SocketAddress& addr) {
+  address_ = addr.to_string();
+  bool in_progress = false;
+  auto fd = start_connect(addr, &in_progress);
+  if (!fd) {
+    fail("target_connect_failed", fmt::format("cannot reach target {} ({}): {}", target_.name,
+                                              address_, fd.error().message));
+    return;
+  }
+  fd_ = *fd;
+  state_ = State::kConnecting;
+  interest_ = EPOLLOUT;
+  if (!conn_.worker().watch(fd_, interest_, this)) {
+    fail("internal_error", "cannot watch the target socket");
+    return;
+  }
+  if (!in_progress) connected();
+}
+
+void Forward::connected() {
+  state_ = State::kRelaying;
+  log_event(Level::kInfo, "channel_open",
+            {{"conn", conn_.id()},
+             {"channel", id_},
+             {"user", conn_.login()},
+             {"target", target_.name},
+             {"address", address_},
+             {"connect_ms", std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - opened_at_).count()}});
+  set_interest(EPOLLIN);
+  // Client bytes that arrived while we were connecting.
+  drain_channel_buffer();
+  read_target();
+}
+
+void Forward::fail(const std::string& code, const std::string& message) {
+  if (!live()) return;
+  close_reason_ = code;
+  conn_.forward_failed(this, code, message);
+}
+
+void Forward::set_interest(uint32_t events) {
+  if (fd_ < 0 || events == interest_) return;
+  interest_ = events;
+  conn_.worker().rewatch(fd_, interest_, this);
+}
+
+// ---- libssh callbacks (inside a poll pass: flags and sends only) ------------------------------
+
+int Forward::on_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr,
+                     void* self) {
+  if (is_stderr) return static_cast<int>(len);  // direct-tcpip has no stderr; drop it
+  return static_cast<Forward*>(self)->take_client_data(static_cast<const uint8_t*>(data), len);
+}
+
+void Forward::on_eof(ssh_session, ssh_channel, void* self) {
+  static_cast<Forward*>(self)->client_eof_ = true;
+}
+
+void Forward::on_close(ssh_session, ssh_channel, void* self) {
+  auto* f = static_cast<Forward*>(self);
+  f->client_closed_ = true;
+  f->client_eof_ = true;
+}
+
+int Forward::take_client_data(const uint8_t* data, uint32_t len) {
+  // libssh passes its whole channel buffer; what we do not take stays there.
+  if (state_ != State::kRelaying || in_drain_ || up_blocked_ || !pending_.empty() || target_shut_) {
+    channel_buffered_ = len;
+    return 0;
+  }
+  ssize_t n = ::send(fd_, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      up_blocked_ = true;
+      set_interest(interest_ | EPOLLOUT);
+      channel_buffered_ = len;
+      return 0;
+    }
+    channel_buffered_ = len;
+    fail("target_write_failed", fmt::format("writing to target {} failed: {}", target_.name, std::strerror(errno)));
+    return 0;
+  }
+  bytes_up_ += static_cast<uint64_t>(n);
+  channel_buffered_ = len - static_cast<uint32_t>(n);
+  if (channel_buffered_ > 0) {
+    up_blocked_ = true;
+    set_interest(interest_ | EPOLLOUT);
+  }
+  return static_cast<int>(n);
+}
+
+// ---- target socket ----------------------------------------------------------------------------
+
+void Forward::on_events(uint32_t events) {
+  if (fd_ < 0) return;
+  if (state_ == State::kConnecting) {
+    int err = connect_result(fd_);
+    if (err != 0 || (events & EPOLLERR)) {
+      fail("target_connect_failed", fmt::format("cannot reach target {} ({}): {}", target_.name,
+                                                address_, std::strerror(err != 0 ? err : ECONNREFUSED)));
+      return;
+    }
+    connected();
+    conn_.output_queued();
+    return;
+  }
+  if (state_ != State::kRelaying) return;
+  if (events & EPOLLOUT) {
+    up_blocked_ = false;
+    if (flush_pending()) drain_channel_buffer();
+    if (!up_blocked_) set_interest(interest_ & ~static_cast<uint32_t>(EPOLLOUT));
+  }
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_target();
+  maybe_finish();
+  conn_.output_queued();
+}
+
+bool Forward::flush_pending() {
+  while (!pending_.empty()) {
+    ssize_t n = ::send(fd_, pending_.data(), pending_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        up_blocked_ = true;
+        set_interest(interest_ | EPOLLOUT);
+        return false;
+      }
+      fail("target_write_failed", fmt::format("writing to target {} failed: {}", target_.name, std::strerror(errno)));
+      return false;
+    }
+    bytes_up_ += static_cast<uint64_t>(n);
+    pending_.erase(pending_.begin(), pending_.begin() + n);
+  }
+  pending_.shrink_to_fit();
+  return true;
+}
+
+void Forward::drain_channel_buffer() {
+  // Move bytes libssh still holds for this channel to the target. ssh_channel_read_nonblocking
+  // does not poll the socket while the channel buffer is non-empty, and replenishes the window.
+  if (channel_ == nullptr || state_ != State::kRelaying) return;
+  in_drain_ = true;
+  uint8_t* buf = conn_.worker().scratch();
+  while (channel_buffered_ > 0 && !up_blocked_ && pending_.empty()) {
+    uint32_t want = std::min<uint32_t>(channel_buffered_, static_cast<uint32_t>(kPendingMax));
+    int got = ssh_channel_read_nonblocking(channel_, buf, want, 0);
+    if (got <= 0) {
+      channel_buffered_ = 0;
+      break;
+    }
+    channel_buffered_ -= std::min<uint32_t>(channel_buffered_, static_cast<uint32_t>(got));
+    ssize_t n = ::send(fd_, buf, static_cast<size_t>(got), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        in_drain_ = false;
+        fail("target_write_failed", fmt::format("writing to target {} failed: {}", target_.name, std::strerror(errno)));
+        return;
+      }
+      n = 0;
+    }
+    bytes_up_ += static_cast<uint64_t>(n);
+    if (n < got) {
+      pending_.assign(buf + n, buf + got);
+      up_blocked_ = true;
+      set_interest(interest_ | EPOLLOUT);
+    }
+  }
+  in_drain_ = false;
+}
+
+void Forward::read_target() {
+  if (state_ != State::kRelaying || target_eof_ || channel_ == nullptr) return;
+  ssh_session session = conn_.session();
+  uint8_t* buf = conn_.worker().scratch();
+  for (int i = 0; i < kMaxReadsPerEvent; ++i) {
+    if (ssh_get_status(session) & SSH_WRITE_PENDING) {
+      // The client is not keeping up: let libssh's output drain before reading more.
+      down_blocked_ = true;
+      break;
+    }
+    uint32_t window = ssh_channel_window_size(channel_);
+    if (window == 0) {
+      down_blocked_ = true;
+      break;
+    }
+    size_t want = std::min<size_t>(window, conn_.worker().scratch_size());
+    ssize_t n = ::recv(fd_, buf, want, MSG_DONTWAIT);
+    if (n > 0) {
+      int w = ssh_channel_write(channel_, buf, static_cast<uint32_t>(n));
+      if (w == SSH_ERROR) {
+        fail("client_write_failed", "writing to the client failed");
+        return;
+      }
+      bytes_down_ += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n == 0) {
+      target_eof_ = true;
+      break;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      down_blocked_ = false;
+      set_interest(EPOLLIN | (interest_ & EPOLLOUT));
+      return;
+    }
+    // Reset by the target: treat like EOF after what was relayed.
+    target_eof_ = true;
+    break;
+  }
+  if (target_eof_) {
+    set_interest(interest_ & ~static_cast<uint32_t>(EPOLLIN));
+  } else if (down_blocked_) {
+    set_interest(interest_ & ~static_cast<uint32_t>(EPOLLIN));
+  }
+}
+
+void Forward::pump() {
+  if (channel_ == nullptr) return;
+  if (state_ == State::kRelaying) {
+    if (!up_blocked_ && pending_.empty() && channel_buffered_ > 0) drain_channel_buffer();
+    if (down_blocked_ && !target_eof_) {
+      bool can = ssh_channel_window_size(channel_) > 0 &&
+                 !(ssh_get_status(conn_.session()) & SSH_WRITE_PENDING);
+      if (can) {
+        down_blocked_ = false;
+        set_interest(interest_ | EPOLLIN);
+        read_target();
+      }
+    }
+  }
+  maybe_finish();
+}
+
+void Forward::maybe_finish() {
+  if (channel_ == nullptr || state_ == State::kDone) return;
+  if (client_closed_) {
+    close("client_closed");
+    return;
+  }
+  if (state_ != State::kRelaying) {
+    if (client_eof_ && state_ != State::kClosing) close("client_eof_before_connect");
+    return;
+  }
+  // Client finished sending and everything reached the target: half-close towards it.
+  if (client_eof_ && !target_shut_ && channel_buffered_ == 0 && pending_.empty()) {
+    ::shutdown(fd_, SHUT_WR);
+    target_shut_ = true;
+  }
+  if (target_eof_ && !eof_sent_ && !(ssh_get_status(conn_.session()) & SSH_WRITE_PENDING)) {
+    ssh_channel_send_eof(channel_);
+    eof_sent_ = true;
+  }
+  if (eof_sent_ && target_shut_) close("done");
+}
+
+void Forward::tick(Clock::time_point now) {
+  if ((state_ == State::kConnecting || state_ == State::kResolving) && now >= connect_deadline_) {
+    fail("target_connect_failed",
+         fmt::format("cannot reach target {} ({}): no answer within {} s", target_.name,
+                     target_.address(),
+                     std::chrono::duration_cast<std::chrono::seconds>(now - opened_at_).count()));
+  }
+}
+
+void Forward::close(const std::string& reason) {
+  if (state_ == State::kDone) return;
+  if (close_reason_.empty()) close_reason_ = reason;
+  release_socket();
+  if (channel_ != nullptr) {
+    ssh_remove_channel_callbacks(channel_, &cb_);
+    if (!client_closed_ && ssh_channel_is_open(channel_)) ssh_channel_close(channel_);
+    ssh_channel_free(channel_);
+    channel_ = nullptr;
+  }
+  log_event(Level::kInfo, "channel_closed",
+            {{"conn", conn_.id()},
+             {"channel", id_},
+             {"user", conn_.login()},
+             {"target", target_.name},
+             {"reason", close_reason_},
+             {"bytes_up", bytes_up_},
+             {"bytes_down", bytes_down_},
+             {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - opened_at_).count()}});
+  state_ = State::kDone;
+}
+
+void Forward::abandon() {
+  if (resolve_) {
+    resolve_->cancelled = true;
+    resolve_.reset();
+  }
+  release_socket();
+  if (channel_ != nullptr) {
+    // Freed with the session by libssh; only make sure no callback reaches us again.
+    ssh_remove_channel_callbacks(channel_, &cb_);
+    channel_ = nullptr;
+    if (state_ != State::kDone) {
+      log_event(Level::kInfo, "channel_closed",
+                {{"conn", conn_.id()},
+                 {"channel", id_},
+                 {"user", conn_.login()},
+                 {"target", target_.name},
+                 {"reason", close_reason_.empty() ? "connection_closed" : close_reason_},
+                 {"bytes_up", bytes_up_},
+                 {"bytes_down", bytes_down_}});
+    }
+  }
+  state_ = State::kDone;
+}
+
+void Forward::release_socket() {
+  if (resolve_) {
+    resolve_->cancelled = true;
+    resolve_.reset();
+  }
+  if (fd_ >= 0) {
+    conn_.worker().unwatch(fd_);
+    ::close(fd_);
+    fd_ = -1;
+  }
+  pending_.clear();
+  pending_.shrink_to_fit();
+}
+
+}  // namespace touchgate::gateway

@@ -1,0 +1,108 @@
+// A ProxyJump channel: one direct-tcpip channel relayed to one TCP connection to a target.
+// Trust boundary: bytes from the client channel and from the target socket are relayed, never
+// interpreted.
+//
+// States: kAuthorizing (channel accepted, client data held; the place for the second factor) →
+// kResolving/kConnecting (non-blocking, with a deadline) → kRelaying → kClosing → kDone.
+// Flow control, each way one bounded step:
+//   client→target: bytes are sent straight from libssh's channel buffer; what the target socket
+//     does not take stays there, so the SSH window is not replenished and the client slows down.
+//     At most kPendingMax bytes are held by us.
+//   target→client: we read the target only while the channel window is open and libssh has no
+//     unsent output, and never more than the window.
+#pragma once
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gateway/pollable.h"
+#include "gateway/upstream.h"
+#include "policy/config.h"
+
+namespace touchgate::gateway {
+
+class Connection;
+
+class Forward : public Pollable {
+ public:
+  using Clock = std::chrono::steady_clock;
+  enum class State { kAuthorizing, kResolving, kConnecting, kRelaying, kClosing, kDone };
+
+  Forward(Connection& conn, uint64_t id, policy::Target target, std::string requested);
+  ~Forward() override;
+  Forward(const Forward&) = delete;
+  Forward& operator=(const Forward&) = delete;
+
+  // attach takes ownership of the accepted channel and installs the callbacks.
+  void attach(ssh_channel channel);
+  // authorized moves on to resolving/connecting (the second factor will call this once passed).
+  void authorized();
+  // begin_connect starts the TCP connect to one resolved address.
+  void begin_connect(const SocketAddress& addr);
+
+  void on_events(uint32_t events) override;
+  // pump runs after every poll pass of the connection: resumes blocked directions, propagates
+  // EOF and close.
+  void pump();
+  void tick(Clock::time_point now);
+  // close ends the channel (sending EOF/CLOSE if still open) and the target socket.
+  void close(const std::string& reason);
+  // abandon detaches from libssh without sending anything (connection teardown).
+  void abandon();
+
+  bool done() const { return state_ == State::kDone; }
+  bool live() const { return state_ != State::kDone && state_ != State::kClosing; }
+  State state() const { return state_; }
+  uint64_t id() const { return id_; }
+  const policy::Target& target() const { return target_; }
+
+ private:
+  static int on_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr, void* self);
+  static void on_eof(ssh_session, ssh_channel, void* self);
+  static void on_close(ssh_session, ssh_channel, void* self);
+
+  int take_client_data(const uint8_t* data, uint32_t len);
+  void connected();
+  void fail(const std::string& code, const std::string& message);
+  bool flush_pending();
+  void drain_channel_buffer();
+  void read_target();
+  void maybe_finish();
+  void set_interest(uint32_t events);
+  void release_socket();
+
+  Connection& conn_;
+  uint64_t id_;
+  policy::Target target_;
+  std::string requested_;  // what the client asked for ("host:port")
+  State state_ = State::kAuthorizing;
+  ssh_channel channel_ = nullptr;
+  ssh_channel_callbacks_struct cb_{};
+  int fd_ = -1;
+  uint32_t interest_ = 0;
+  std::string address_;                 // the address connected to
+  std::shared_ptr<struct ResolveRequest> resolve_;
+  Clock::time_point opened_at_;
+  Clock::time_point connect_deadline_{};
+
+  std::vector<uint8_t> pending_;        // client bytes taken from libssh but not yet sent
+  uint32_t channel_buffered_ = 0;       // client bytes left in libssh's channel buffer
+  bool up_blocked_ = false;             // target socket is full
+  bool down_blocked_ = false;           // window closed or libssh output pending
+  bool client_eof_ = false;             // client sent EOF
+  bool client_closed_ = false;          // client sent CLOSE
+  bool target_eof_ = false;             // target closed its sending side
+  bool target_shut_ = false;            // we shut down the target's receiving side
+  bool eof_sent_ = false;               // we sent EOF to the client
+  bool in_drain_ = false;
+  uint64_t bytes_up_ = 0, bytes_down_ = 0;
+  std::string close_reason_;
+};
+
+}  // namespace touchgate::gateway

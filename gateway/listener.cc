@@ -1,0 +1,52 @@
+#include "gateway/listener.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <fmt/format.h>
+
+namespace touchgate::gateway {
+
+Result<BindPtr> open_listener(const policy::ListenAddress& address,
+                              const std::vector<std::filesystem::path>& host_keys) {
+  BindPtr bind(ssh_bind_new());
+  if (!bind) return fail("listen_failed", "out of memory");
+  auto set = [&](enum ssh_bind_options_e opt, const void* value, const char* what) -> Result<void> {
+    if (ssh_bind_options_set(bind.get(), opt, value) != SSH_OK) {
+      return fail("listen_failed", fmt::format("{}: cannot set {}: {}", address.to_string(), what,
+                                               ssh_get_error(bind.get())));
+    }
+    return {};
+  };
+  unsigned int port = address.port;
+  int verbosity = SSH_LOG_NOLOG;
+  for (auto r : {set(SSH_BIND_OPTIONS_BINDADDR, address.host.c_str(), "address"),
+                 set(SSH_BIND_OPTIONS_BINDPORT, &port, "port"),
+                 set(SSH_BIND_OPTIONS_LOG_VERBOSITY, &verbosity, "log level"),
+                 set(SSH_BIND_OPTIONS_KEY_EXCHANGE, kKexAlgorithms, "key exchange algorithms"),
+                 set(SSH_BIND_OPTIONS_CIPHERS_C_S, kCiphers, "ciphers"),
+                 set(SSH_BIND_OPTIONS_CIPHERS_S_C, kCiphers, "ciphers"),
+                 set(SSH_BIND_OPTIONS_HMAC_C_S, kMacs, "MACs"),
+                 set(SSH_BIND_OPTIONS_HMAC_S_C, kMacs, "MACs"),
+                 set(SSH_BIND_OPTIONS_HOSTKEY_ALGORITHMS, kHostKeyAlgorithms, "host key algorithms"),
+                 set(SSH_BIND_OPTIONS_PUBKEY_ACCEPTED_KEY_TYPES, kPubkeyTypes, "public key types")}) {
+    if (!r) return tl::unexpected(r.error());
+  }
+  for (const auto& key : host_keys) {
+    auto r = set(SSH_BIND_OPTIONS_HOSTKEY, key.c_str(), "host key");
+    if (!r) return tl::unexpected(r.error());
+  }
+  if (ssh_bind_listen(bind.get()) != SSH_OK) {
+    return fail("listen_failed",
+                fmt::format("cannot listen on {}: {}", address.to_string(), ssh_get_error(bind.get())));
+  }
+  int fd = ssh_bind_get_fd(bind.get());
+  // libssh listens with a backlog of 10; bursts of clients need more.
+  ::listen(fd, 4096);
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  ssh_bind_set_blocking(bind.get(), 0);
+  return bind;
+}
+
+}  // namespace touchgate::gateway

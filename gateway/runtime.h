@@ -1,0 +1,41 @@
+// State shared by the acceptor and every worker. Read-mostly: the configuration and trust policy
+// are immutable snapshots; counters are atomics.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+
+#include "policy/config.h"
+#include "ssh/validate.h"
+
+namespace touchgate::gateway {
+
+struct Snapshot {
+  std::shared_ptr<const policy::Config> config;
+  std::shared_ptr<const ssh::TrustPolicy> trust;
+};
+
+class Runtime {
+ public:
+  Snapshot snapshot() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return snapshot_;
+  }
+  void set_snapshot(Snapshot s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    snapshot_ = std::move(s);
+  }
+
+  std::atomic<uint64_t> next_connection_id{1};
+  std::atomic<int> unauthenticated{0};  // connections not yet past authentication
+  std::atomic<int> connections{0};      // all live connections
+  std::atomic<bool> draining{false};
+
+ private:
+  mutable std::mutex mu_;
+  Snapshot snapshot_;
+};
+
+}  // namespace touchgate::gateway

@@ -1,0 +1,105 @@
+#include "gateway/upstream.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace touchgate::gateway {
+
+std::string SocketAddress::to_string() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (storage.ss_family == AF_INET) {
+    auto* sin = reinterpret_cast<const sockaddr_in*>(&storage);
+    inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof buf);
+    return fmt::format("{}:{}", buf, ntohs(sin->sin_port));
+  }
+  if (storage.ss_family == AF_INET6) {
+    auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&storage);
+    inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof buf);
+    return fmt::format("[{}]:{}", buf, ntohs(sin6->sin6_port));
+  }
+  return "?";
+}
+
+bool resolve_numeric(const std::string& host, uint16_t port, SocketAddress* out) {
+  *out = SocketAddress{};
+  std::string h = host;
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  auto* sin = reinterpret_cast<sockaddr_in*>(&out->storage);
+  if (inet_pton(AF_INET, h.c_str(), &sin->sin_addr) == 1) {
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    out->length = sizeof(sockaddr_in);
+    return true;
+  }
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out->storage);
+  if (inet_pton(AF_INET6, h.c_str(), &sin6->sin6_addr) == 1) {
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    out->length = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
+}
+
+Result<std::vector<SocketAddress>> resolve_blocking(const std::string& host, uint16_t port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_ADDRCONFIG;
+  addrinfo* res = nullptr;
+  std::string service = std::to_string(port);
+  int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
+  if (rc != 0) {
+    return fail("target_connect_failed",
+                fmt::format("cannot resolve {}: {}", host, gai_strerror(rc)));
+  }
+  std::vector<SocketAddress> out;
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    if (ai->ai_addrlen > sizeof(sockaddr_storage)) continue;
+    SocketAddress a;
+    std::memcpy(&a.storage, ai->ai_addr, ai->ai_addrlen);
+    a.length = static_cast<socklen_t>(ai->ai_addrlen);
+    out.push_back(a);
+  }
+  freeaddrinfo(res);
+  if (out.empty()) return fail("target_connect_failed", fmt::format("{} has no address", host));
+  return out;
+}
+
+Result<int> start_connect(const SocketAddress& addr, bool* in_progress) {
+  *in_progress = false;
+  int fd = ::socket(addr.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return fail("target_connect_failed", fmt::format("socket: {}", std::strerror(errno)));
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr.storage), addr.length) == 0) {
+    return fd;
+  }
+  if (errno == EINPROGRESS) {
+    *in_progress = true;
+    return fd;
+  }
+  int err = errno;
+  ::close(fd);
+  return fail("target_connect_failed", std::strerror(err));
+}
+
+int connect_result(int fd) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+  return err;
+}
+
+}  // namespace touchgate::gateway

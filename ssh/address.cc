@@ -18,6 +18,7 @@ constexpr std::array<uint8_t, 12> kMappedPrefix = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 // parse_raw parses without normalising v4-mapped IPv6 addresses.
 bool parse_raw(std::string_view text, IpAddress* out) {
   if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return false;
+  if (text.find('\0') != std::string_view::npos) return false;  // inet_pton would stop there
   char buf[INET6_ADDRSTRLEN] = {};
   std::copy(text.begin(), text.end(), buf);
   IpAddress a;

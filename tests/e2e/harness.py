@@ -13,7 +13,8 @@ One scenario per file; each does
 Everything lives in a fresh temp dir, every port is picked at run time, every wait has a timeout,
 and every process started here is stopped on exit (SIGTERM, then SIGKILL), also on failure; on
 failure the daemon's and sshd's logs are printed. The whole scenario runs under a deadline
-(SIGALRM) so that it cannot hang.
+(SIGALRM) so that it cannot hang. Scenarios take 2-30 s on an idle machine; the default deadline
+of 90 s leaves room for a loaded CI box and still reports (with logs) before meson's 120 s.
 """
 
 import json
@@ -231,7 +232,7 @@ class Gateway(Process):
 class Env:
     """One scenario's world. Use as a context manager."""
 
-    def __init__(self, name, deadline=60):
+    def __init__(self, name, deadline=90):
         self.name = name
         self.deadline = deadline
         self.processes = []

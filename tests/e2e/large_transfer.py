@@ -16,7 +16,7 @@ CHUNK = 1 << 20
 
 
 def main():
-    with harness.Env("large_transfer") as env:
+    with harness.Env("large_transfer", deadline=110) as env:
         w = env.world()
 
         # Upload: stream random bytes into ssh's stdin while hashing them.
@@ -37,7 +37,7 @@ def main():
             p.stdin.close()
         except BrokenPipeError:
             pass
-        p.wait(timeout=40)
+        p.wait(timeout=80)
         for t in readers:
             t.join(timeout=5)
         elapsed = time.monotonic() - start
@@ -55,7 +55,7 @@ def main():
             f.write(os.urandom(DOWNLOAD))
         with open(source, "rb") as f:
             expected = hashlib.sha256(f.read()).hexdigest()
-        r = env.ssh(w.config, "target", f"cat {source}", binary=True, timeout=30)
+        r = env.ssh(w.config, "target", f"cat {source}", binary=True, timeout=60)
         got = hashlib.sha256(r.stdout).hexdigest()
         r.stdout = f"<{len(r.stdout)} bytes, sha256 {got}>"
         check(r.returncode == 0, "download: expected exit status 0", r)

@@ -152,17 +152,22 @@ class Process:
         return read_text(self.log)
 
     def stop(self, grace=5.0):
-        """SIGTERM, wait up to `grace` seconds, then SIGKILL the whole process group."""
-        if self.popen.poll() is None:
+        """SIGTERM, wait up to `grace` seconds, then SIGKILL its process group.
+
+        Signals go only to a child not yet reaped: until then its pid (also its process group
+        id) cannot belong to anyone else.
+        """
+        if self.popen.returncode is None:
+            pid = self.popen.pid
             try:
-                self.popen.send_signal(signal.SIGTERM)
-                self.popen.wait(timeout=grace)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + grace
+                while (os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+                       and time.monotonic() < deadline):
+                    time.sleep(0.02)
+                os.killpg(pid, signal.SIGKILL)  # the leader or a straggler may still run
+            except (ProcessLookupError, PermissionError, ChildProcessError):
                 pass
-        try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         try:
             self.popen.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -289,11 +294,12 @@ class Env:
 
     @staticmethod
     def _kill_group(popen):
-        if popen.poll() is None:
+        """SIGKILLs a client's process group (ssh and its ProxyJump child) unless reaped."""
+        if popen.returncode is None:
             try:
                 os.killpg(popen.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
-                popen.kill()
+                pass
         try:
             popen.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -413,9 +419,10 @@ class Env:
     def start_agent(self, name="agent"):
         sock = self.path(name, "agent.sock")
         log = self.path(name, "agent.log")
-        popen = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.DEVNULL, stderr=open(log, "w"),
-                                 start_new_session=True)
+        with open(log, "w") as err:
+            popen = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=err,
+                                     start_new_session=True)
         agent = Agent(name, popen, log, sock, self)
         self.processes.append(agent)
         wait_until(lambda: os.path.exists(sock) or not agent.alive(), 5, "ssh-agent")
@@ -457,10 +464,10 @@ KbdInteractiveAuthentication no
 LogLevel VERBOSE
 """)
             log = os.path.join(d, f"sshd-{attempt}.log")
-            popen = subprocess.Popen([SSHD, "-D", "-f", config, "-E", log],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=open(log + ".stderr", "w"),
-                                     start_new_session=True)
+            with open(log + ".stderr", "w") as err:
+                popen = subprocess.Popen([SSHD, "-D", "-f", config, "-E", log],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=err, start_new_session=True)
             target = Target(f"sshd {name}", popen, log, port, name)
             self.processes.append(target)
             listening = f"Server listening on 127.0.0.1 port {port}"
@@ -526,10 +533,10 @@ LogLevel VERBOSE
             config = self.write_gateway_config(cas, targets, listen=listen, name=name,
                                                **config_args)
             log = self.path(name, f"touchgated-{attempt}.log")
-            popen = subprocess.Popen([binary, "-f", config], stdin=subprocess.DEVNULL,
-                                     stdout=open(log + ".stdout", "w"),
-                                     stderr=open(log, "w"), cwd=os.path.dirname(config),
-                                     start_new_session=True)
+            with open(log + ".stdout", "w") as out, open(log, "w") as err:
+                popen = subprocess.Popen([binary, "-f", config], stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=err, cwd=os.path.dirname(config),
+                                         start_new_session=True)
             gw = Gateway(f"touchgated {name}", popen, log, config, port, port6)
             self.processes.append(gw)
             wait_until(lambda: re.search(r"\bevent=ready\b", gw.log_text()) or not gw.alive(),

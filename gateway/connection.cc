@@ -140,6 +140,20 @@ void Connection::after_poll() {
   }
 }
 
+void Connection::after_forward_event() {
+  if (state_ == State::kClosed) return;
+  if (pending_disconnect_) {
+    auto [code, message] = *pending_disconnect_;
+    pending_disconnect_.reset();
+    disconnect_now(code, message);
+    return;
+  }
+  update_interest();
+  if (std::any_of(forwards_.begin(), forwards_.end(), [](auto& f) { return f->done(); })) {
+    worker_.mark_dirty(this);
+  }
+}
+
 void Connection::update_interest() {
   if (state_ == State::kClosed || fd_ < 0) return;
   uint32_t want = EPOLLIN;
@@ -369,11 +383,9 @@ void Connection::forward_failed(Forward* f, const std::string& code, const std::
   for (auto& o : forwards_) {
     if (o.get() != f && o->live()) ++others;
   }
-  if (others == 0) {
-    schedule_disconnect(code, message);
-  } else {
-    f->close(code);
-  }
+  // The failed channel closes itself on its next pump; when it was the only one, the client
+  // learns the reason from the disconnect instead.
+  if (others == 0) schedule_disconnect(code, message);
 }
 
 // ---- closing ----------------------------------------------------------------------------------
@@ -392,7 +404,10 @@ void Connection::disconnect_now(const std::string& code, const std::string& mess
   int keep = fd_ >= 0 ? ::dup(fd_) : -1;
   if (fd_ >= 0) worker_.unwatch(fd_);
   for (auto& f : forwards_) f->abandon();
+  // libssh writes the DISCONNECT only if the socket is known writable; flush what is queued and
+  // poll once so that it is, then the DISCONNECT leaves before the socket closes.
   ssh_blocking_flush(session_, 50);
+  if (event_ != nullptr) ssh_event_dopoll(event_, 0);
   ssh_disconnect(session_);
   teardown(code);
   if (keep >= 0) worker_.linger(keep);

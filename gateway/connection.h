@@ -57,8 +57,9 @@ class Connection : public Pollable {
   // forward_failed reports that a channel could not be served; the connection decides whether
   // the client learns the reason through a disconnect (sole channel) or a channel close.
   void forward_failed(Forward* f, const std::string& code, const std::string& message);
-  // interest_changed asks to recompute the client socket's epoll interest after output.
-  void output_queued() { update_interest(); }
+  // after_forward_event runs after a channel reacted to its target socket: it carries out a
+  // disconnect the channel asked for and recomputes the client socket's epoll interest.
+  void after_forward_event();
 
  private:
   enum class State { kHandshake, kAuthenticated, kClosing, kClosed };

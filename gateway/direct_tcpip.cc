@@ -119,6 +119,10 @@ void Forward::connected() {
 void Forward::fail(const std::string& code, const std::string& message) {
   if (!live()) return;
   close_reason_ = code;
+  // Stop relaying at once; the channel itself is closed from pump() (never from inside a libssh
+  // callback), or the whole connection is disconnected with the reason.
+  state_ = State::kClosing;
+  release_socket();
   conn_.forward_failed(this, code, message);
 }
 
@@ -176,7 +180,7 @@ int Forward::take_client_data(const uint8_t* data, uint32_t len) {
 // ---- target socket ----------------------------------------------------------------------------
 
 void Forward::on_events(uint32_t events) {
-  if (fd_ < 0) return;
+  if (fd_ < 0 || !live()) return;
   if (state_ == State::kConnecting) {
     int err = connect_result(fd_);
     if (err != 0 || (events & EPOLLERR)) {
@@ -185,7 +189,7 @@ void Forward::on_events(uint32_t events) {
       return;
     }
     connected();
-    conn_.output_queued();
+    conn_.after_forward_event();
     return;
   }
   if (state_ != State::kRelaying) return;
@@ -196,7 +200,7 @@ void Forward::on_events(uint32_t events) {
   }
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_target();
   maybe_finish();
-  conn_.output_queued();
+  conn_.after_forward_event();
 }
 
 bool Forward::flush_pending() {
@@ -316,6 +320,10 @@ void Forward::pump() {
 
 void Forward::maybe_finish() {
   if (channel_ == nullptr || state_ == State::kDone) return;
+  if (state_ == State::kClosing) {
+    close(close_reason_);
+    return;
+  }
   if (client_closed_) {
     close("client_closed");
     return;

@@ -2,12 +2,7 @@
 // line-numbered error, nothing is guessed).
 #include "policy/config.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <algorithm>
-#include <array>
-#include <cstring>
 #include <exception>
 #include <map>
 #include <system_error>
@@ -16,6 +11,8 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "policy/address.h"
+#include "policy/duration.h"
 #include "policy/file.h"
 
 namespace touchgate::policy {
@@ -23,20 +20,11 @@ namespace {
 
 constexpr const char* kCode = "config_invalid";
 constexpr size_t kMaxConfigSize = 16u << 20;
-// Longest duration accepted anywhere (ten years), so that arithmetic on it never overflows.
-constexpr uint64_t kMaxDurationSeconds = 3650ull * 86400;
 constexpr size_t kMaxNameLength = 64;
 
 using std::chrono::seconds;
 
 // ---- small text helpers ----------------------------------------------------------------------
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
-}
 
 bool is_name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -48,55 +36,6 @@ bool valid_name(std::string_view s) {
   return !s.empty() && s.size() <= kMaxNameLength && std::all_of(s.begin(), s.end(), is_name_char);
 }
 
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// parse_port: decimal 1..65535, digits only.
-bool parse_port(std::string_view s, uint16_t* out) {
-  if (!all_digits(s) || s.size() > 5) return false;
-  unsigned v = 0;
-  for (char c : s) v = v * 10 + static_cast<unsigned>(c - '0');
-  if (v < 1 || v > 65535) return false;
-  *out = static_cast<uint16_t>(v);
-  return true;
-}
-
-// canonical_ip returns the canonical text of a numeric address of family af, or "" if s is not one.
-std::string canonical_ip(int af, std::string_view s) {
-  if (s.empty() || s.size() >= INET6_ADDRSTRLEN) return {};
-  char in[INET6_ADDRSTRLEN] = {};
-  std::memcpy(in, s.data(), s.size());
-  unsigned char bin[sizeof(struct in6_addr)];
-  if (::inet_pton(af, in, bin) != 1) return {};
-  char out[INET6_ADDRSTRLEN] = {};
-  if (::inet_ntop(af, bin, out, sizeof out) == nullptr) return {};
-  return out;
-}
-
-// valid_dns_name: RFC 1123 labels (letters, digits, '-', and '_' which real zones use), 1..63
-// each, at most 253 in all. A name whose last label is all digits must be a dotted-quad IPv4
-// address (resolvers would read "10.1" as 10.0.0.1); the caller checks that first.
-bool valid_dns_name(std::string_view s) {
-  if (s.empty() || s.size() > 253) return false;
-  size_t start = 0;
-  std::string_view last;
-  while (true) {
-    size_t dot = s.find('.', start);
-    std::string_view label = s.substr(start, dot == std::string_view::npos ? s.npos : dot - start);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
-    for (char c : label) {
-      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '-' || c == '_';
-      if (!ok) return false;
-    }
-    last = label;
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  return !all_digits(last);
-}
-
 // edit_distance for "did you mean" hints on unknown keys (short strings only).
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
@@ -104,7 +43,7 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   for (size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      size_t subst = prev[j - 1] + (lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1);
+      size_t subst = prev[j - 1] + (iequals(a.substr(i - 1, 1), b.substr(j - 1, 1)) ? 0 : 1);
       cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, subst});
     }
     std::swap(prev, cur);
@@ -127,16 +66,26 @@ std::string suggestion(std::string_view key, std::initializer_list<std::string_v
 
 std::string_view type_name(toml::node_type t) {
   switch (t) {
-    case toml::node_type::none: return "nothing";
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::date: return "a date";
-    case toml::node_type::time: return "a time";
-    case toml::node_type::date_time: return "a date-time";
+    case toml::node_type::none:
+      return "nothing";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
   }
   return "an unknown value";
 }
@@ -167,11 +116,13 @@ class Loader {
   }
   tl::unexpected<Error> wrong_type(const toml::node& node, std::string_view key,
                                    std::string_view expected) const {
-    return error_at(node, fmt::format("{} must be {}, not {}", key, expected, type_name(node.type())));
+    return error_at(node,
+                    fmt::format("{} must be {}, not {}", key, expected, type_name(node.type())));
   }
 
   Result<std::string> get_string(const toml::node& node, std::string_view key) const;
-  Result<int64_t> get_int(const toml::node& node, std::string_view key, int64_t lo, int64_t hi) const;
+  Result<int64_t> get_int(const toml::node& node, std::string_view key, int64_t lo,
+                          int64_t hi) const;
   Result<bool> get_bool(const toml::node& node, std::string_view key) const;
   Result<seconds> get_duration(const toml::node& node, std::string_view key, uint64_t lo,
                                uint64_t hi) const;
@@ -221,19 +172,6 @@ Result<bool> Loader::get_bool(const toml::node& node, std::string_view key) cons
   return b->get();
 }
 
-std::string format_duration(uint64_t s) {
-  if (s == 0) return "0s";
-  std::string out;
-  const std::array<std::pair<uint64_t, char>, 4> units{{{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}}};
-  for (auto [size, unit] : units) {
-    if (s >= size) {
-      out += fmt::format("{}{}", s / size, unit);
-      s %= size;
-    }
-  }
-  return out;
-}
-
 Result<seconds> Loader::get_duration(const toml::node& node, std::string_view key, uint64_t lo,
                                      uint64_t hi) const {
   uint64_t value = 0;
@@ -252,9 +190,9 @@ Result<seconds> Loader::get_duration(const toml::node& node, std::string_view ke
     return wrong_type(node, key, "a duration (seconds, or a string like \"30s\")");
   }
   if (value < lo || value > hi) {
-    return error_at(node, fmt::format("{} must be between {} and {}, not {}", key,
-                                      format_duration(lo), format_duration(hi),
-                                      format_duration(value)));
+    return error_at(node,
+                    fmt::format("{} must be between {} and {}, not {}", key, format_duration(lo),
+                                format_duration(hi), format_duration(value)));
   }
   return seconds(static_cast<seconds::rep>(value));
 }
@@ -272,78 +210,6 @@ Result<const toml::array*> Loader::get_array(const toml::node& node, std::string
   if (a == nullptr) return wrong_type(node, key, "an array");
   if (!allow_empty && a->empty()) return error_at(node, fmt::format("{} must not be empty", key));
   return a;
-}
-
-// parse_listen_address: "a.b.c.d:port" or "[v6]:port"; the host is stored in canonical form.
-Result<ListenAddress> parse_listen_address(std::string_view s) {
-  auto bad = [&](std::string_view why) {
-    return fail(kCode, fmt::format("invalid listen address \"{}\": {}", s, why));
-  };
-  ListenAddress out;
-  std::string_view host, port;
-  if (!s.empty() && s.front() == '[') {
-    size_t close = s.find(']');
-    if (close == std::string_view::npos) return bad("missing ']'");
-    host = s.substr(1, close - 1);
-    std::string_view rest = s.substr(close + 1);
-    if (rest.empty()) return bad("missing port (write \"[::1]:2222\")");
-    if (rest.front() != ':') return bad("expected ':' after ']'");
-    port = rest.substr(1);
-    out.host = canonical_ip(AF_INET6, host);
-    if (out.host.empty()) return bad("not a numeric IPv6 address inside [...]");
-  } else {
-    size_t colon = s.rfind(':');
-    if (colon == std::string_view::npos) return bad("missing port (write \"127.0.0.1:2222\")");
-    host = s.substr(0, colon);
-    port = s.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) {
-      return bad("IPv6 addresses must be written in brackets, e.g. \"[::1]:2222\"");
-    }
-    out.host = canonical_ip(AF_INET, host);
-    if (out.host.empty()) return bad("the host must be a numeric IPv4 address or [IPv6] address");
-  }
-  if (!parse_port(port, &out.port)) return bad("the port must be a number from 1 to 65535");
-  return out;
-}
-
-// parse_target_address: "host[:port]" with host a DNS name or IPv4, or "[v6][:port]".
-Result<Target> parse_target_address(std::string_view s) {
-  auto bad = [&](std::string_view why) {
-    return fail(kCode, fmt::format("invalid target address \"{}\": {}", s, why));
-  };
-  Target out;
-  std::string_view port;
-  bool has_port = false;
-  if (!s.empty() && s.front() == '[') {
-    size_t close = s.find(']');
-    if (close == std::string_view::npos) return bad("missing ']'");
-    std::string_view host = s.substr(1, close - 1);
-    std::string_view rest = s.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return bad("expected ':' after ']'");
-      port = rest.substr(1);
-      has_port = true;
-    }
-    if (canonical_ip(AF_INET6, host).empty()) return bad("not a numeric IPv6 address inside [...]");
-    out.host = std::string(host);
-  } else {
-    size_t colons = static_cast<size_t>(std::count(s.begin(), s.end(), ':'));
-    if (colons > 1) return bad("IPv6 addresses must be written in brackets, e.g. \"[2001:db8::1]:22\"");
-    std::string_view host = s;
-    if (colons == 1) {
-      size_t colon = s.find(':');
-      host = s.substr(0, colon);
-      port = s.substr(colon + 1);
-      has_port = true;
-    }
-    if (host.empty()) return bad("missing host");
-    if (canonical_ip(AF_INET, host).empty() && !valid_dns_name(host)) {
-      return bad("the host must be a DNS name, an IPv4 address or an [IPv6] address");
-    }
-    out.host = std::string(host);
-  }
-  if (has_port && !parse_port(port, &out.port)) return bad("the port must be a number from 1 to 65535");
-  return out;
 }
 
 Result<void> Loader::load_server(const toml::table& table, ServerConfig* out) const {
@@ -413,13 +279,13 @@ Result<void> Loader::load_server(const toml::table& table, ServerConfig* out) co
       if (!d) return tl::unexpected(d.error());
       out->idle_timeout = *d;
     } else {
-      return error_at(key.source(),
-                      fmt::format("unknown key \"{}\" in [server]{}", k,
-                                  suggestion(k, {"listen", "host_keys", "state_dir",
-                                                 "login_grace_time", "max_auth_tries", "max_startups",
-                                                 "max_sessions", "max_channels_per_connection",
-                                                 "workers", "connect_timeout", "drain_timeout",
-                                                 "idle_timeout"})));
+      return error_at(
+          key.source(),
+          fmt::format("unknown key \"{}\" in [server]{}", k,
+                      suggestion(k, {"listen", "host_keys", "state_dir", "login_grace_time",
+                                     "max_auth_tries", "max_startups", "max_sessions",
+                                     "max_channels_per_connection", "workers", "connect_timeout",
+                                     "drain_timeout", "idle_timeout"})));
     }
   }
   if (!have_listen) return error_at(table, "[server] is missing the required key \"listen\"");
@@ -458,8 +324,9 @@ Result<void> Loader::load_ca(const toml::node& node, TrustConfig* out,
         auto s = get_string(value, "trust.user_ca_keys name");
         if (!s) return tl::unexpected(s.error());
         if (!valid_name(*s)) {
-          return error_at(value, fmt::format("invalid CA name \"{}\": use 1 to {} of A-Z a-z 0-9 . _ -",
-                                             *s, kMaxNameLength));
+          return error_at(
+              value, fmt::format("invalid CA name \"{}\": use 1 to {} of A-Z a-z 0-9 . _ -", *s,
+                                 kMaxNameLength));
         }
         ca.name = std::move(*s);
         name_node = &value;
@@ -475,7 +342,8 @@ Result<void> Loader::load_ca(const toml::node& node, TrustConfig* out,
                                                   k, suggestion(k, {"name", "path"})));
       }
     }
-    if (!have_path) return error_at(node, "user_ca_keys entry is missing the required key \"path\"");
+    if (!have_path)
+      return error_at(node, "user_ca_keys entry is missing the required key \"path\"");
   } else {
     return wrong_type(node, "trust.user_ca_keys entries", "a path string or { name, path } table");
   }
@@ -489,9 +357,10 @@ Result<void> Loader::load_ca(const toml::node& node, TrustConfig* out,
   }
   auto [it, inserted] = names->emplace(ca.name, name_node);
   if (!inserted) {
-    return error_at(*name_node, fmt::format("duplicate CA name \"{}\" (first at line {}); give each "
-                                            "file its own name = \"...\"",
-                                            ca.name, it->second->source().begin.line));
+    return error_at(*name_node,
+                    fmt::format("duplicate CA name \"{}\" (first at line {}); give each "
+                                "file its own name = \"...\"",
+                                ca.name, it->second->source().begin.line));
   }
   out->user_ca_keys.push_back(std::move(ca));
   return {};
@@ -532,11 +401,11 @@ Result<void> Loader::load_trust(const toml::table& table, TrustConfig* out) cons
       if (!b) return tl::unexpected(b.error());
       out->permit_force_command = *b;
     } else {
-      return error_at(key.source(),
-                      fmt::format("unknown key \"{}\" in [trust]{}", k,
-                                  suggestion(k, {"user_ca_keys", "revoked_keys", "max_cert_lifetime",
-                                                 "clock_skew", "allow_ssh_rsa_sha1",
-                                                 "permit_force_command"})));
+      return error_at(
+          key.source(),
+          fmt::format("unknown key \"{}\" in [trust]{}", k,
+                      suggestion(k, {"user_ca_keys", "revoked_keys", "max_cert_lifetime",
+                                     "clock_skew", "allow_ssh_rsa_sha1", "permit_force_command"})));
     }
   }
   if (!have_cas) return error_at(table, "[trust] is missing the required key \"user_ca_keys\"");
@@ -553,8 +422,9 @@ Result<Target> Loader::load_target(const toml::table& table) const {
       auto s = get_string(node, name);
       if (!s) return tl::unexpected(s.error());
       if (!valid_name(*s)) {
-        return error_at(node, fmt::format("invalid target name \"{}\": use 1 to {} of A-Z a-z 0-9 . _ -",
-                                          *s, kMaxNameLength));
+        return error_at(
+            node, fmt::format("invalid target name \"{}\": use 1 to {} of A-Z a-z 0-9 . _ -", *s,
+                              kMaxNameLength));
       }
       out.name = std::move(*s);
       have_name = true;
@@ -573,8 +443,8 @@ Result<Target> Loader::load_target(const toml::table& table) const {
         auto s = get_string(item, "target.tags entries");
         if (!s) return tl::unexpected(s.error());
         if (!valid_name(*s)) {
-          return error_at(item, fmt::format("invalid tag \"{}\": use 1 to {} of A-Z a-z 0-9 . _ -", *s,
-                                            kMaxNameLength));
+          return error_at(item, fmt::format("invalid tag \"{}\": use 1 to {} of A-Z a-z 0-9 . _ -",
+                                            *s, kMaxNameLength));
         }
         if (std::find(out.tags.begin(), out.tags.end(), *s) != out.tags.end()) {
           return error_at(item, fmt::format("duplicate tag \"{}\"", *s));
@@ -588,7 +458,8 @@ Result<Target> Loader::load_target(const toml::table& table) const {
   }
   if (!have_name) return error_at(table, "[[target]] is missing the required key \"name\"");
   if (!have_address) {
-    return error_at(table, fmt::format("target \"{}\" is missing the required key \"address\"", out.name));
+    return error_at(table,
+                    fmt::format("target \"{}\" is missing the required key \"address\"", out.name));
   }
   return out;
 }
@@ -616,8 +487,9 @@ Result<Config> Loader::load(const toml::table& root) {
         for (const auto& [prev_name, prev_table] : seen) {
           if (iequals(prev_name, target->name)) {
             const toml::node* name_node = t.get("name");
-            return error_at(*name_node, fmt::format("duplicate target name \"{}\" (first at line {})",
-                                                    target->name, prev_table->source().begin.line));
+            return error_at(*name_node,
+                            fmt::format("duplicate target name \"{}\" (first at line {})",
+                                        target->name, prev_table->source().begin.line));
           }
         }
         seen.emplace_back(target->name, &t);
@@ -625,10 +497,11 @@ Result<Config> Loader::load(const toml::table& root) {
       }
     } else if (k == "mfa" || k == "audit" || k == "group" || k == "rule") {
       const bool array = k == "group" || k == "rule";
-      return error_at(key.source(),
-                      fmt::format("{}{}{} is not supported by this version of touchgate (planned for "
-                                  "a later release); remove it",
-                                  array ? "[[" : "[", k, array ? "]]" : "]"));
+      return error_at(
+          key.source(),
+          fmt::format("{}{}{} is not supported by this version of touchgate (planned for "
+                      "a later release); remove it",
+                      array ? "[[" : "[", k, array ? "]]" : "]"));
     } else {
       return error_at(key.source(),
                       fmt::format("unknown {} \"{}\"{}", node.is_table() ? "section" : "key", k,
@@ -642,98 +515,7 @@ Result<Config> Loader::load(const toml::table& root) {
   return config;
 }
 
-bool same_host(std::string_view a, std::string_view b) {
-  if (iequals(a, b)) return true;
-  for (int af : {AF_INET, AF_INET6}) {
-    std::string ca = canonical_ip(af, a);
-    if (!ca.empty() && ca == canonical_ip(af, b)) return true;
-  }
-  return false;
-}
-
-std::string bracket_if_v6(const std::string& host) {
-  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
-}
-
 }  // namespace
-
-std::string ListenAddress::to_string() const {
-  return fmt::format("{}:{}", bracket_if_v6(host), port);
-}
-
-std::string Target::address() const { return fmt::format("{}:{}", bracket_if_v6(host), port); }
-
-const Target* Config::find_target(std::string_view host, uint16_t port) const {
-  // A request whose host is itself "host:port", "[v6]:port" or "[v6]" names that address.
-  uint16_t explicit_port = 0;
-  if (!host.empty() && host.front() == '[') {
-    size_t close = host.find(']');
-    if (close != std::string_view::npos) {
-      std::string_view rest = host.substr(close + 1);
-      if (rest.empty() || (rest.front() == ':' && parse_port(rest.substr(1), &explicit_port))) {
-        host = host.substr(1, close - 1);
-      }
-    }
-  } else if (std::count(host.begin(), host.end(), ':') == 1) {
-    size_t colon = host.find(':');
-    if (parse_port(host.substr(colon + 1), &explicit_port)) host = host.substr(0, colon);
-  }
-  if (explicit_port != 0) port = explicit_port;
-  for (const Target& t : targets) {
-    if (iequals(t.name, host)) return &t;
-  }
-  for (const Target& t : targets) {
-    if (t.port == port && same_host(t.host, host)) return &t;
-  }
-  return nullptr;
-}
-
-Result<std::chrono::seconds> parse_duration(std::string_view text) {
-  auto bad = [&] {
-    return fail(kCode, fmt::format("invalid duration \"{}\": expected seconds or a number with unit d, "
-                                   "h, m or s, largest first (e.g. \"30s\", \"5m\", \"1h30m\")",
-                                   text));
-  };
-  if (text.empty() || text.size() > 64) return bad();
-  uint64_t total = 0;
-  size_t i = 0;
-  int last_rank = 4;  // units must appear in the order d, h, m, s, each at most once
-  while (i < text.size()) {
-    size_t start = i;
-    uint64_t n = 0;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      n = n * 10 + static_cast<uint64_t>(text[i] - '0');
-      if (n > kMaxDurationSeconds) {
-        return fail(kCode, fmt::format("duration \"{}\" is too long (at most {})", text,
-                                       format_duration(kMaxDurationSeconds)));
-      }
-      ++i;
-    }
-    if (i == start) return bad();
-    uint64_t unit = 1;
-    int rank = 0;
-    if (i == text.size()) {
-      if (start != 0) return bad();  // "1h30" is ambiguous: every part after the first needs a unit
-    } else {
-      switch (text[i]) {
-        case 'd': unit = 86400; rank = 3; break;
-        case 'h': unit = 3600; rank = 2; break;
-        case 'm': unit = 60; rank = 1; break;
-        case 's': unit = 1; rank = 0; break;
-        default: return bad();
-      }
-      ++i;
-      if (rank >= last_rank) return bad();
-      last_rank = rank;
-    }
-    total += n * unit;
-    if (total > kMaxDurationSeconds) {
-      return fail(kCode, fmt::format("duration \"{}\" is too long (at most {})", text,
-                                     format_duration(kMaxDurationSeconds)));
-    }
-  }
-  return std::chrono::seconds(static_cast<std::chrono::seconds::rep>(total));
-}
 
 Result<Config> parse_config(std::string_view text, const std::filesystem::path& base_dir,
                             std::string_view source_name) {

@@ -42,8 +42,8 @@ Result<std::vector<uint8_t>> read_file(const std::filesystem::path& file, size_t
   }
   if (!S_ISREG(st.st_mode)) return fail(code, fmt::format("{}: not a regular file", name));
   if (static_cast<uint64_t>(st.st_size) > max_size) {
-    return fail(code, fmt::format("{}: file too large ({} bytes, at most {})", name, st.st_size,
-                                  max_size));
+    return fail(
+        code, fmt::format("{}: file too large ({} bytes, at most {})", name, st.st_size, max_size));
   }
   std::vector<uint8_t> data;
   data.reserve(static_cast<size_t>(st.st_size));

@@ -24,7 +24,8 @@ constexpr size_t kMaxRevokedFileSize = 512u << 20;
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -50,9 +51,10 @@ Result<void> load_ca_file(const TrustConfig::CaFile& file, std::vector<ssh::Trus
     }
     ssh::KeyType type;
     if (ssh::key_type_from_cert_name(parsed->type, &type)) {
-      return fail(kTrustCode, fmt::format("{}:{}: a certificate ({}) cannot be a CA key; use the CA's "
-                                          "public key",
-                                          path, line_number, parsed->type));
+      return fail(kTrustCode,
+                  fmt::format("{}:{}: a certificate ({}) cannot be a CA key; use the CA's "
+                              "public key",
+                              path, line_number, parsed->type));
     }
     auto key = ssh::parse_public_key(parsed->blob);
     if (!key) {

@@ -25,7 +25,9 @@ listen = ["127.0.0.1:2222"]
 user_ca_keys = ["ca.pub"]
 )";
 
-Result<Config> parse(std::string_view text) { return parse_config(text, "/etc/tg", "t.toml"); }
+Result<Config> parse(std::string_view text) {
+  return parse_config(text, "/etc/tg", "t.toml");
+}
 
 // expect_error parses text and checks the error is config_invalid at "t.toml:LINE:" and mentions
 // `what`.
@@ -51,7 +53,8 @@ std::string with_trust(std::string_view extra) {
 
 // with_targets appends target tables (their first line is line 5).
 std::string with_targets(std::string_view targets) {
-  return std::string("[server]\nlisten = [\"127.0.0.1:2222\"]\n[trust]\nuser_ca_keys = [\"ca.pub\"]\n") +
+  return std::string(
+             "[server]\nlisten = [\"127.0.0.1:2222\"]\n[trust]\nuser_ca_keys = [\"ca.pub\"]\n") +
          std::string(targets);
 }
 
@@ -202,7 +205,8 @@ user_ca_keys = ["ca.pub"]
 
 TEST(ConfigTest, ListenErrors) {
   auto listen = [](std::string_view value) {
-    return "[server]\n\nlisten = " + std::string(value) + "\n[trust]\nuser_ca_keys = [\"ca.pub\"]\n";
+    return "[server]\n\nlisten = " + std::string(value) +
+           "\n[trust]\nuser_ca_keys = [\"ca.pub\"]\n";
   };
   expect_error(listen("[\"127.0.0.1\"]"), 3, "missing port");
   expect_error(listen("[\"::1:2222\"]"), 3, "brackets");
@@ -217,14 +221,16 @@ TEST(ConfigTest, ListenErrors) {
   expect_error(listen("[\"127.0.0.1:+22\"]"), 3, "1 to 65535");
   expect_error(listen("[\"127.0.0.1:\"]"), 3, "1 to 65535");
   expect_error(listen("[\"127.1:22\"]"), 3, "numeric IPv4");
-  expect_error(listen("[\"127.0.0.1:22\", \"127.0.0.1:22\"]"), 3, "duplicate listen address 127.0.0.1:22");
+  expect_error(listen("[\"127.0.0.1:22\", \"127.0.0.1:22\"]"), 3,
+               "duplicate listen address 127.0.0.1:22");
   expect_error(listen("[]"), 3, "server.listen must not be empty");
   expect_error(listen("\"127.0.0.1:22\""), 3, "server.listen must be an array, not a string");
   expect_error(listen("[2222]"), 3, "must be a string, not an integer");
 }
 
 TEST(ConfigTest, ListenErrorPointsAtTheEntry) {
-  auto c = parse("[server]\nlisten = [\n  \"127.0.0.1:1\",\n  \"bad\",\n]\n[trust]\nuser_ca_keys = [\"a\"]\n");
+  auto c = parse(
+      "[server]\nlisten = [\n  \"127.0.0.1:1\",\n  \"bad\",\n]\n[trust]\nuser_ca_keys = [\"a\"]\n");
   ASSERT_FALSE(c.has_value());
   EXPECT_THAT(c.error().message, StartsWith("t.toml:4:3: invalid listen address \"bad\""));
 }
@@ -236,9 +242,9 @@ TEST(ParseDurationTest, Accepted) {
     const char* text;
     long seconds;
   } cases[] = {
-      {"0", 0},          {"30", 30},       {"30s", 30},          {"5m", 300},
-      {"12h", 43200},    {"7d", 604800},   {"1h30m", 5400},      {"1d2h3m4s", 93784},
-      {"0s", 0},         {"90m", 5400},    {"1d30s", 86430},     {"3650d", 3650L * 86400},
+      {"0", 0},       {"30", 30},     {"30s", 30},      {"5m", 300},
+      {"12h", 43200}, {"7d", 604800}, {"1h30m", 5400},  {"1d2h3m4s", 93784},
+      {"0s", 0},      {"90m", 5400},  {"1d30s", 86430}, {"3650d", 3650L * 86400},
   };
   for (const Case& c : cases) {
     auto d = parse_duration(c.text);
@@ -248,8 +254,8 @@ TEST(ParseDurationTest, Accepted) {
 }
 
 TEST(ParseDurationTest, Refused) {
-  for (const char* text : {"", "s", "-5", "5x", "1.5h", " 30s", "30s ", "30 s", "1h30", "30m1h", "1h1h",
-                           "5S", "1w", "+5", "3651d", "99999999999999999999", "1e3"}) {
+  for (const char* text : {"", "s", "-5", "5x", "1.5h", " 30s", "30s ", "30 s", "1h30", "30m1h",
+                           "1h1h", "5S", "1w", "+5", "3651d", "99999999999999999999", "1e3"}) {
     auto d = parse_duration(text);
     ASSERT_FALSE(d.has_value()) << "accepted \"" << text << "\"";
     EXPECT_EQ(d.error().code, "config_invalid");
@@ -264,13 +270,17 @@ TEST(ConfigTest, DurationValues) {
   EXPECT_EQ(c->server.idle_timeout, seconds(7 * 86400));
   EXPECT_EQ(c->server.drain_timeout, seconds(0));
 
-  expect_error(with_server("login_grace_time = \"10x\""), 3, "server.login_grace_time: invalid duration");
-  expect_error(with_server("login_grace_time = 0"), 3, "login_grace_time must be between 1s and 10m, not 0s");
+  expect_error(with_server("login_grace_time = \"10x\""), 3,
+               "server.login_grace_time: invalid duration");
+  expect_error(with_server("login_grace_time = 0"), 3,
+               "login_grace_time must be between 1s and 10m, not 0s");
   expect_error(with_server("login_grace_time = \"601s\""), 3, "between 1s and 10m, not 10m1s");
   expect_error(with_server("login_grace_time = -5"), 3, "must not be negative");
   expect_error(with_server("login_grace_time = 1.5"), 3, "must be a duration");
-  expect_error(with_server("connect_timeout = \"0s\""), 3, "connect_timeout must be between 1s and 1h");
-  expect_error(with_server("connect_timeout = \"2h\""), 3, "connect_timeout must be between 1s and 1h");
+  expect_error(with_server("connect_timeout = \"0s\""), 3,
+               "connect_timeout must be between 1s and 1h");
+  expect_error(with_server("connect_timeout = \"2h\""), 3,
+               "connect_timeout must be between 1s and 1h");
   expect_error(with_server("drain_timeout = \"2d\""), 3, "drain_timeout must be between 0s and 1d");
   expect_error(with_server("idle_timeout = 999999999999"), 3, "idle_timeout is too long");
   expect_error(with_trust("clock_skew = \"2h\""), 5, "clock_skew must be between 0s and 1h");
@@ -281,16 +291,21 @@ TEST(ConfigTest, DurationValues) {
 // ---- integers and booleans --------------------------------------------------------------------
 
 TEST(ConfigTest, IntegerRanges) {
-  expect_error(with_server("max_auth_tries = 0"), 3, "server.max_auth_tries must be between 1 and 100, not 0");
+  expect_error(with_server("max_auth_tries = 0"), 3,
+               "server.max_auth_tries must be between 1 and 100, not 0");
   expect_error(with_server("max_auth_tries = 101"), 3, "between 1 and 100, not 101");
-  expect_error(with_server("max_startups = 0"), 3, "server.max_startups must be between 1 and 1000000");
-  expect_error(with_server("max_sessions = 1000001"), 3, "server.max_sessions must be between 1 and 1000000");
+  expect_error(with_server("max_startups = 0"), 3,
+               "server.max_startups must be between 1 and 1000000");
+  expect_error(with_server("max_sessions = 1000001"), 3,
+               "server.max_sessions must be between 1 and 1000000");
   expect_error(with_server("max_channels_per_connection = 0"), 3,
                "server.max_channels_per_connection must be between 1 and 1000");
   expect_error(with_server("workers = -1"), 3, "server.workers must be between 0 and 1024");
-  expect_error(with_server("workers = 9223372036854775807"), 3, "server.workers must be between 0 and 1024");
+  expect_error(with_server("workers = 9223372036854775807"), 3,
+               "server.workers must be between 0 and 1024");
 
-  auto c = parse(with_server("max_auth_tries = 100\nworkers = 1024\nmax_channels_per_connection = 1000"));
+  auto c = parse(
+      with_server("max_auth_tries = 100\nworkers = 1024\nmax_channels_per_connection = 1000"));
   ASSERT_TRUE(c.has_value()) << c.error().message;
   EXPECT_EQ(c->server.max_auth_tries, 100);
   EXPECT_EQ(c->server.workers, 1024);
@@ -298,16 +313,20 @@ TEST(ConfigTest, IntegerRanges) {
 }
 
 TEST(ConfigTest, WrongTypes) {
-  expect_error(with_server("max_auth_tries = \"6\""), 3, "server.max_auth_tries must be an integer, not a string");
+  expect_error(with_server("max_auth_tries = \"6\""), 3,
+               "server.max_auth_tries must be an integer, not a string");
   expect_error(with_server("workers = 2.0"), 3, "must be an integer, not a float");
-  expect_error(with_server("state_dir = 5"), 3, "server.state_dir must be a string, not an integer");
+  expect_error(with_server("state_dir = 5"), 3,
+               "server.state_dir must be a string, not an integer");
   expect_error(with_server("state_dir = \"\""), 3, "server.state_dir must not be empty");
   expect_error(with_server("host_keys = \"key\""), 3, "server.host_keys must be an array");
   expect_error(with_server("host_keys = []"), 3, "server.host_keys must not be empty");
   expect_error(with_server("host_keys = [\"a\", \"a\"]"), 3, "duplicate host key file");
-  expect_error(with_trust("allow_ssh_rsa_sha1 = \"yes\""), 5, "trust.allow_ssh_rsa_sha1 must be true or false, not a string");
+  expect_error(with_trust("allow_ssh_rsa_sha1 = \"yes\""), 5,
+               "trust.allow_ssh_rsa_sha1 must be true or false, not a string");
   expect_error(with_trust("permit_force_command = 1"), 5, "must be true or false, not an integer");
-  expect_error(with_trust("revoked_keys = [\"a\"]"), 5, "trust.revoked_keys must be a string, not an array");
+  expect_error(with_trust("revoked_keys = [\"a\"]"), 5,
+               "trust.revoked_keys must be a string, not an array");
   expect_error(with_server("state_dir = 1979-05-27"), 3, "not a date");
   expect_error(with_server("state_dir = \"a\\u0000b\""), 3, "NUL");
   expect_error("server = 5\n[trust]\nuser_ca_keys = [\"a\"]\n", 1, "server must be a table");
@@ -318,23 +337,32 @@ TEST(ConfigTest, WrongTypes) {
 // ---- unknown and missing keys -----------------------------------------------------------------
 
 TEST(ConfigTest, UnknownKeysAnywhere) {
-  expect_error(with_server("listne = 1"), 3, "unknown key \"listne\" in [server] (did you mean \"listen\"?)");
-  expect_error(with_trust("clock_skw = \"1s\""), 5, "unknown key \"clock_skw\" in [trust] (did you mean \"clock_skew\"?)");
+  expect_error(with_server("listne = 1"), 3,
+               "unknown key \"listne\" in [server] (did you mean \"listen\"?)");
+  expect_error(with_trust("clock_skw = \"1s\""), 5,
+               "unknown key \"clock_skw\" in [trust] (did you mean \"clock_skew\"?)");
   expect_error(with_trust("zzz = 1"), 5, "unknown key \"zzz\" in [trust]");
   expect_error("[sever]\nlisten = []\n", 1, "unknown section \"sever\" (did you mean \"server\"?)");
   expect_error("\nlog_level = 3\n" + std::string(kMinimal), 2, "unknown key \"log_level\"");
   expect_error(with_server("[server.extra]\nx = 1"), 3, "unknown key \"extra\" in [server]");
   expect_error(with_targets("[[target]]\nname = \"a\"\naddress = \"h\"\nport = 22\n"), 8,
                "unknown key \"port\" in [[target]]");
-  expect_error("[server]\nlisten = [\"127.0.0.1:1\"]\n[trust]\nuser_ca_keys = [{ path = \"a\", nmae = \"x\" }]\n",
-               4, "unknown key \"nmae\" in a user_ca_keys entry (allowed: name, path) (did you mean \"name\"?)");
+  expect_error(
+      "[server]\nlisten = [\"127.0.0.1:1\"]\n[trust]\nuser_ca_keys = [{ path = \"a\", nmae = \"x\" "
+      "}]\n",
+      4,
+      "unknown key \"nmae\" in a user_ca_keys entry (allowed: name, path) (did you mean "
+      "\"name\"?)");
 }
 
 TEST(ConfigTest, FutureSectionsAreNotSupportedYet) {
-  expect_error(std::string(kMinimal) + "[mfa]\nrequire = \"touch\"\n", 6, "[mfa] is not supported by this version");
+  expect_error(std::string(kMinimal) + "[mfa]\nrequire = \"touch\"\n", 6,
+               "[mfa] is not supported by this version");
   expect_error(std::string(kMinimal) + "[audit]\n", 6, "[audit] is not supported by this version");
-  expect_error(std::string(kMinimal) + "[[group]]\nname = \"x\"\n", 6, "[[group]] is not supported by this version");
-  expect_error(std::string(kMinimal) + "[[rule]]\n", 6, "[[rule]] is not supported by this version");
+  expect_error(std::string(kMinimal) + "[[group]]\nname = \"x\"\n", 6,
+               "[[group]] is not supported by this version");
+  expect_error(std::string(kMinimal) + "[[rule]]\n", 6,
+               "[[rule]] is not supported by this version");
 }
 
 TEST(ConfigTest, MissingRequired) {
@@ -360,8 +388,13 @@ TEST(ConfigTest, TomlSyntaxErrorsHaveLineAndColumn) {
 
 TEST(ConfigTest, GarbageNeverEscapes) {
   const std::string inputs[] = {
-      std::string("\xff\xfe\x00\x01", 4), "[[[", "= 1", "[server]\nlisten = [\"\xc3\x28\"]\n",
-      std::string(100000, '['), "a = { b = { c = { d = 1 } } }\n", "x = 1979-05-27T07:32:00Z\n",
+      std::string("\xff\xfe\x00\x01", 4),
+      "[[[",
+      "= 1",
+      "[server]\nlisten = [\"\xc3\x28\"]\n",
+      std::string(100000, '['),
+      "a = { b = { c = { d = 1 } } }\n",
+      "x = 1979-05-27T07:32:00Z\n",
   };
   for (const std::string& text : inputs) {
     auto c = parse(text);
@@ -375,9 +408,11 @@ TEST(ConfigTest, GarbageNeverEscapes) {
 
 TEST(ConfigTest, CaEntryErrors) {
   auto cas = [](std::string_view value) {
-    return "[server]\nlisten = [\"127.0.0.1:1\"]\n[trust]\nuser_ca_keys = " + std::string(value) + "\n";
+    return "[server]\nlisten = [\"127.0.0.1:1\"]\n[trust]\nuser_ca_keys = " + std::string(value) +
+           "\n";
   };
-  expect_error(cas("[\"a/ca.pub\", \"b/ca.pub\"]"), 4, "duplicate CA name \"ca\" (first at line 4)");
+  expect_error(cas("[\"a/ca.pub\", \"b/ca.pub\"]"), 4,
+               "duplicate CA name \"ca\" (first at line 4)");
   expect_error(cas("[{ name = \"x\", path = \"a\" }, { name = \"x\", path = \"b\" }]"), 4,
                "duplicate CA name \"x\"");
   expect_error(cas("[{ name = \"has space\", path = \"a\" }]"), 4, "invalid CA name \"has space\"");
@@ -424,7 +459,8 @@ address = "db"
 
 TEST(ConfigTest, TargetErrors) {
   auto target = [](std::string_view name, std::string_view address) {
-    return with_targets("[[target]]\nname = " + std::string(name) + "\naddress = " + std::string(address) + "\n");
+    return with_targets("[[target]]\nname = " + std::string(name) +
+                        "\naddress = " + std::string(address) + "\n");
   };
   expect_error(target("\"a\"", "\"::1\""), 7, "brackets");
   expect_error(target("\"a\"", "\"h:0\""), 7, "1 to 65535");
@@ -441,11 +477,14 @@ TEST(ConfigTest, TargetErrors) {
   expect_error(target("\"a b\"", "\"h\""), 6, "invalid target name \"a b\"");
   expect_error(target("\"\"", "\"h\""), 6, "invalid target name");
   expect_error(target("\"" + std::string(65, 'x') + "\"", "\"h\""), 6, "invalid target name");
-  expect_error(with_targets("[[target]]\naddress = \"h\"\n"), 5, "[[target]] is missing the required key \"name\"");
-  expect_error(with_targets("[[target]]\nname = \"a\"\n"), 5, "target \"a\" is missing the required key \"address\"");
-  expect_error(with_targets("[[target]]\nname = \"a\"\naddress = \"h\"\ntags = [\"x y\"]\n"), 8, "invalid tag");
-  expect_error(with_targets("[[target]]\nname = \"a\"\naddress = \"h\"\ntags = [\"x\", \"x\"]\n"), 8,
-               "duplicate tag \"x\"");
+  expect_error(with_targets("[[target]]\naddress = \"h\"\n"), 5,
+               "[[target]] is missing the required key \"name\"");
+  expect_error(with_targets("[[target]]\nname = \"a\"\n"), 5,
+               "target \"a\" is missing the required key \"address\"");
+  expect_error(with_targets("[[target]]\nname = \"a\"\naddress = \"h\"\ntags = [\"x y\"]\n"), 8,
+               "invalid tag");
+  expect_error(with_targets("[[target]]\nname = \"a\"\naddress = \"h\"\ntags = [\"x\", \"x\"]\n"),
+               8, "duplicate tag \"x\"");
   expect_error(with_targets("[[target]]\nname = \"a\"\naddress = \"h\"\ntags = \"x\"\n"), 8,
                "target.tags must be an array");
   expect_error(with_targets("[target]\nname = \"a\"\naddress = \"h\"\n"), 5, "[[target]]");
@@ -566,7 +605,9 @@ TEST_F(LoadConfigTest, RelativeFileNameIsMadeAbsolute) {
 
 TEST_F(LoadConfigTest, ErrorNamesTheFileAndLine) {
   fs::path file = dir_ / "bad.toml";
-  write(file, "[server]\nlisten = [\"127.0.0.1:2222\"]\nmax_auth_tries = 0\n[trust]\nuser_ca_keys = [\"a\"]\n");
+  write(file,
+        "[server]\nlisten = [\"127.0.0.1:2222\"]\nmax_auth_tries = 0\n[trust]\nuser_ca_keys = "
+        "[\"a\"]\n");
   auto c = load_config(file);
   ASSERT_FALSE(c.has_value());
   EXPECT_EQ(c.error().code, "config_invalid");

@@ -74,8 +74,9 @@ bool Connection::start() {
   fd_ = ssh_get_fd(session_);
   ssh_set_blocking(session_, 0);
 
+  // Authentication and channel opens go through the message callback, which lets us leave a
+  // request unanswered before disconnecting with a reason.
   server_cb_.userdata = this;
-  server_cb_.auth_pubkey_function = &Connection::on_auth_pubkey;
   ssh_callbacks_init(&server_cb_);
   ssh_set_server_callbacks(session_, &server_cb_);
   ssh_set_message_callback(session_, &Connection::on_message, this);
@@ -209,22 +210,29 @@ size_t Connection::live_forwards() const {
 
 // ---- authentication ---------------------------------------------------------------------------
 
-int Connection::on_auth_pubkey(ssh_session, const char* user, ssh_key key, char state,
-                               void* self) {
-  return static_cast<Connection*>(self)->auth_pubkey(user, key, state);
-}
-
-int Connection::auth_pubkey(const char* user, ssh_key key, char sig_state) {
-  if (state_ != State::kHandshake || pending_disconnect_) return SSH_AUTH_DENIED;
+int Connection::auth_request(ssh_message msg) {
+  if (state_ != State::kHandshake) return 1;
+  if (pending_disconnect_) return 0;  // a disconnect with the reason is on its way
+  if (ssh_message_subtype(msg) != SSH_AUTH_METHOD_PUBLICKEY) return 1;  // "publickey" only
   const int max_tries = snap_.config->server.max_auth_tries;
+  const char* user = ssh_message_auth_user(msg);
   std::string login = user != nullptr ? user : "";
+  // libssh 0.10 marks these message accessors deprecated in favour of the auth callback, but
+  // only the message form lets us withhold the reply to a refused certificate.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  ssh_key key = ssh_message_auth_pubkey(msg);
+  const int sig_state = ssh_message_auth_publickey_state(msg);
+#pragma GCC diagnostic pop
+  if (key == nullptr) return 1;
   auto type = ssh_key_type(key);
 
   if (!is_certificate_type(type)) {
     ++auth_failures_;
+    const char* type_name = ssh_key_type_to_char(type);
     log_event(Level::kInfo, "auth_refused",
               {{"conn", id_}, {"peer", peer_}, {"user", login}, {"code", "auth_not_certificate"},
-               {"key_type", ssh_key_type_to_char(type) ? ssh_key_type_to_char(type) : "?"}});
+               {"key_type", type_name != nullptr ? type_name : "?"}});
     if (!banner_sent_) {
       // Shown by the OpenSSH client at its default log level, before "Permission denied".
       std::string text =
@@ -240,27 +248,29 @@ int Connection::auth_pubkey(const char* user, ssh_key key, char sig_state) {
     if (auth_failures_ >= max_tries) {
       schedule_disconnect("auth_too_many_tries",
                           fmt::format("too many authentication failures ({})", auth_failures_));
+      return 0;
     }
-    return SSH_AUTH_DENIED;
+    return 1;
   }
 
   if (sig_state == SSH_PUBLICKEY_STATE_NONE) {
     // Ask the client to prove possession first; the certificate is judged once it has signed,
     // so that only its holder learns why it is refused.
-    return SSH_AUTH_SUCCESS;
+    ssh_message_auth_reply_pk_ok_simple(msg);
+    return 0;
   }
   if (sig_state != SSH_PUBLICKEY_STATE_VALID) {
-    ++auth_failures_;
     log_event(Level::kInfo, "auth_refused",
               {{"conn", id_}, {"peer", peer_}, {"user", login}, {"code", "auth_bad_signature"}});
-    schedule_disconnect("auth_bad_signature", "the signature over the authentication request is invalid");
-    return SSH_AUTH_DENIED;
+    schedule_disconnect("auth_bad_signature",
+                        "the signature over the authentication request is invalid");
+    return 0;
   }
 
   auto blob = key_blob(key);
   if (!blob) {
     schedule_disconnect("cert_malformed", "the certificate could not be read");
-    return SSH_AUTH_DENIED;
+    return 0;
   }
   ssh::ValidationContext ctx{login, peer_ip_, unix_now()};
   auto verified = ssh::validate_certificate(*blob, *snap_.trust, ctx);
@@ -274,7 +284,7 @@ int Connection::auth_pubkey(const char* user, ssh_key key, char sig_state) {
                {"reason", verified.error().message},
                {"cert_fp", ssh::fingerprint_sha256(*blob)}});
     schedule_disconnect(verified.error().code, verified.error().message);
-    return SSH_AUTH_DENIED;
+    return 0;
   }
   cert_ = std::move(*verified);
   login_ = login;
@@ -292,7 +302,8 @@ int Connection::auth_pubkey(const char* user, ssh_key key, char sig_state) {
              {"serial", cert_->serial()},
              {"key_fp", cert_->key_fingerprint()},
              {"valid_before", ssh::format_utc(cert_->valid_before())}});
-  return SSH_AUTH_SUCCESS;
+  ssh_message_auth_reply_success(msg, 0);
+  return 0;
 }
 
 // ---- channel opens and other requests ----------------------------------------------------------
@@ -304,6 +315,7 @@ int Connection::on_message(ssh_session, ssh_message msg, void* self) {
 int Connection::message(ssh_message msg) {
   const int type = ssh_message_type(msg);
   const int subtype = ssh_message_subtype(msg);
+  if (type == SSH_REQUEST_AUTH) return auth_request(msg);
   if (type == SSH_REQUEST_CHANNEL_OPEN) {
     if (state_ != State::kAuthenticated || pending_disconnect_) return 1;
     if (subtype == SSH_CHANNEL_DIRECT_TCPIP) return open_direct_tcpip(msg);

@@ -64,10 +64,12 @@ class Connection : public Pollable {
  private:
   enum class State { kHandshake, kAuthenticated, kClosing, kClosed };
 
-  static int on_auth_pubkey(ssh_session, const char* user, ssh_key key, char state, void* self);
   static int on_message(ssh_session, ssh_message msg, void* self);
 
-  int auth_pubkey(const char* user, ssh_key key, char state);
+  // auth_request answers a USERAUTH request (message callback convention: 0 = handled, 1 = send
+  // libssh's default refusal). A refused certificate gets no reply at all: the disconnect that
+  // follows is then the next thing the client reads, so it prints the reason.
+  int auth_request(ssh_message msg);
   int message(ssh_message msg);
   int open_direct_tcpip(ssh_message msg);
   // refuse_open declines a channel open from inside the message callback. Returns the value for

@@ -62,6 +62,7 @@ Connection::Connection(Worker& worker, const Accepted& accepted)
       accepted_at_(accepted.accepted_at),
       snap_(worker.runtime().snapshot()) {
   grace_deadline_ = accepted_at_ + snap_.config->server.login_grace_time;
+  last_activity_ = accepted_at_;
   worker_.runtime().connections.fetch_add(1);
 }
 
@@ -105,8 +106,9 @@ bool Connection::start() {
   return true;
 }
 
-void Connection::on_events(uint32_t /*events*/) {
+void Connection::on_events(uint32_t events) {
   if (state_ == State::kClosed) return;
+  if (events & EPOLLIN) last_activity_ = Clock::now();
   for (int pass = 0; pass < kMaxPollPasses; ++pass) {
     int rc = ssh_event_dopoll(event_, 0);
     if (rc != SSH_OK) break;
@@ -171,6 +173,11 @@ void Connection::tick(Clock::time_point now) {
     disconnect_now("login_grace_time",
                    fmt::format("not authenticated within the login grace time of {} s",
                                snap_.config->server.login_grace_time.count()));
+    return;
+  }
+  const auto idle = snap_.config->server.idle_timeout;
+  if (state_ == State::kAuthenticated && idle.count() > 0 && now - last_activity_ >= idle) {
+    disconnect_now("idle_timeout", fmt::format("no traffic for {} s", idle.count()));
     return;
   }
   for (auto& f : forwards_) f->tick(now);

@@ -60,6 +60,8 @@ class Connection : public Pollable {
   // after_forward_event runs after a channel reacted to its target socket: it carries out a
   // disconnect the channel asked for and recomputes the client socket's epoll interest.
   void after_forward_event();
+  // note_activity records traffic for the idle timeout.
+  void note_activity(Clock::time_point now) { last_activity_ = now; }
 
  private:
   enum class State { kHandshake, kAuthenticated, kClosing, kClosed };
@@ -94,6 +96,7 @@ class Connection : public Pollable {
   ssh::IpAddress peer_ip_;
   Clock::time_point accepted_at_;
   Clock::time_point grace_deadline_;
+  Clock::time_point last_activity_;
   State state_ = State::kHandshake;
   bool counted_unauthenticated_ = true;
   Snapshot snap_;

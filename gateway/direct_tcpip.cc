@@ -181,6 +181,7 @@ int Forward::take_client_data(const uint8_t* data, uint32_t len) {
 
 void Forward::on_events(uint32_t events) {
   if (fd_ < 0 || !live()) return;
+  conn_.note_activity(Clock::now());
   if (state_ == State::kConnecting) {
     int err = connect_result(fd_);
     if (err != 0 || (events & EPOLLERR)) {

@@ -114,6 +114,11 @@ class Loader {
   tl::unexpected<Error> error_at(const toml::node& node, std::string_view what) const {
     return error_at(node.source(), what);
   }
+  std::string origin(const toml::node& node) const {
+    auto where = node.source();
+    return fmt::format("{}:{}:{}", source_name_, std::max<uint32_t>(where.begin.line, 1),
+                       std::max<uint32_t>(where.begin.column, 1));
+  }
   tl::unexpected<Error> wrong_type(const toml::node& node, std::string_view key,
                                    std::string_view expected) const {
     return error_at(node,
@@ -362,6 +367,7 @@ Result<void> Loader::load_ca(const toml::node& node, TrustConfig* out,
                                 "file its own name = \"...\"",
                                 ca.name, it->second->source().begin.line));
   }
+  ca.origin = origin(node);
   out->user_ca_keys.push_back(std::move(ca));
   return {};
 }
@@ -384,6 +390,7 @@ Result<void> Loader::load_trust(const toml::table& table, TrustConfig* out) cons
       auto p = get_path(node, name);
       if (!p) return tl::unexpected(p.error());
       out->revoked_keys = std::move(*p);
+      out->revoked_keys_origin = origin(node);
     } else if (k == "max_cert_lifetime") {
       auto d = get_duration(node, name, 0, kMaxDurationSeconds);
       if (!d) return tl::unexpected(d.error());

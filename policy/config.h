@@ -39,9 +39,11 @@ struct TrustConfig {
   struct CaFile {
     std::string name;
     std::filesystem::path path;
+    std::string origin;  // "CONFIG:LINE:COL" of the entry, prefixed to errors about the file
   };
   std::vector<CaFile> user_ca_keys;                   // required, at least one
   std::optional<std::filesystem::path> revoked_keys;  // KRL or plain list
+  std::string revoked_keys_origin;                    // "CONFIG:LINE:COL" of revoked_keys
   std::chrono::seconds max_cert_lifetime{0};          // 0 = no limit
   std::chrono::seconds clock_skew{60};
   bool allow_ssh_rsa_sha1 = false;

@@ -78,16 +78,24 @@ Result<void> load_ca_file(const TrustConfig::CaFile& file, std::vector<ssh::Trus
 Result<ssh::TrustPolicy> load_trust(const TrustConfig& trust) {
   ssh::TrustPolicy policy;
   if (trust.user_ca_keys.empty()) return fail(kTrustCode, "no user_ca_keys configured");
+  // Errors name the configuration entry first (where to fix it), then the file and line.
+  auto located = [](const std::string& origin, const char* key, Error e) {
+    if (!origin.empty()) e.message = fmt::format("{}: {}: {}", origin, key, e.message);
+    return tl::unexpected<Error>(std::move(e));
+  };
   for (const TrustConfig::CaFile& file : trust.user_ca_keys) {
-    if (auto r = load_ca_file(file, &policy.cas); !r) return tl::unexpected(r.error());
+    if (auto r = load_ca_file(file, &policy.cas); !r) {
+      return located(file.origin, "user_ca_keys", r.error());
+    }
   }
   if (trust.revoked_keys) {
     auto data = read_file(*trust.revoked_keys, kMaxRevokedFileSize, kRevokedCode);
-    if (!data) return tl::unexpected(data.error());
+    if (!data) return located(trust.revoked_keys_origin, "revoked_keys", data.error());
     auto list = ssh::RevocationList::parse(*data);
     if (!list) {
-      return fail(kRevokedCode,
-                  fmt::format("{}: {}", trust.revoked_keys->string(), list.error().message));
+      return located(trust.revoked_keys_origin, "revoked_keys",
+                     Error{kRevokedCode, fmt::format("{}: {}", trust.revoked_keys->string(),
+                                                     list.error().message)});
     }
     policy.revoked = std::make_shared<const ssh::RevocationList>(std::move(*list));
   }

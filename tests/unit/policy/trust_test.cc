@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 const fs::path kData = fs::path(TOUCHGATE_TEST_DATA) / "policy";
 
 TrustConfig::CaFile ca(std::string name, const std::string& file) {
-  return TrustConfig::CaFile{std::move(name), kData / file};
+  return TrustConfig::CaFile{std::move(name), kData / file, ""};
 }
 
 TrustConfig trust_of(std::vector<TrustConfig::CaFile> cas) {
@@ -169,6 +169,22 @@ TEST(LoadTrustTest, FromAConfigFileWithRelativePaths) {
   EXPECT_EQ(p->clock_skew_seconds, 90u);
   EXPECT_TRUE(p->permit_force_command);
   EXPECT_EQ(c->server.state_dir, kData / "state");
+}
+
+}  // namespace
+}  // namespace touchgate::policy
+
+namespace touchgate::policy {
+namespace {
+
+TEST(TrustOriginTest, MissingCaFileNamesTheConfigEntryFirst) {
+  auto c = TrustConfig::CaFile{"sso", "/nonexistent/ca.pub", "touchgate.toml:8:17"};
+  TrustConfig t;
+  t.user_ca_keys.push_back(c);
+  auto r = load_trust(t);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message.rfind("touchgate.toml:8:17: user_ca_keys: /nonexistent/ca.pub", 0), 0u)
+      << r.error().message;
 }
 
 }  // namespace

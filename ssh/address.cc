@@ -122,8 +122,8 @@ Result<std::vector<Cidr>> parse_cidr_list(std::string_view text) {
   size_t start = 0;
   while (true) {
     const size_t comma = text.find(',', start);
-    const std::string_view entry =
-        text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    const std::string_view entry = text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     if (out.size() >= kMaxCidrEntries) return fail("cidr_malformed", "address list is too long");
     auto c = Cidr::parse(entry);
     if (!c) {

@@ -13,7 +13,7 @@ constexpr size_t kMaxOptions = 64;
 
 // Options whose data must be empty, and options whose data must be exactly one string.
 constexpr std::array<std::string_view, 7> kFlagOptions = {
-    "verify-required",       "no-touch-required",      "permit-X11-forwarding",
+    "verify-required",         "no-touch-required",      "permit-X11-forwarding",
     "permit-agent-forwarding", "permit-port-forwarding", "permit-pty",
     "permit-user-rc",
 };

@@ -71,12 +71,13 @@ bool curve_of(KeyType type, Curve* out) {
 // ec_point_valid asks OpenSSL to import the point on the named curve (which refuses points off the
 // curve) and then runs the full public key check (range, not infinity, order).
 bool ec_point_valid(const char* group, Bytes point) {
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxDeleter> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxDeleter> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
   if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1) return false;
   std::array<OSSL_PARAM, 3> params = {
       OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, const_cast<char*>(group), 0),
-      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
-                                        const_cast<uint8_t*>(point.data()), point.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, const_cast<uint8_t*>(point.data()),
+                                        point.size()),
       OSSL_PARAM_construct_end(),
   };
   EVP_PKEY* raw = nullptr;
@@ -113,7 +114,9 @@ std::vector<uint8_t> encode_key(const PublicKey& k) {
       break;
     case KeyType::kSkEcdsaP256:
       curve_of(k.type, &curve);
-      w.string(curve.ssh_name).string(std::span<const uint8_t>(k.ecdsa_point)).string(k.application);
+      w.string(curve.ssh_name)
+          .string(std::span<const uint8_t>(k.ecdsa_point))
+          .string(k.application);
       break;
     case KeyType::kRsa:
       w.mpint(k.rsa_e).mpint(k.rsa_n);
@@ -122,7 +125,9 @@ std::vector<uint8_t> encode_key(const PublicKey& k) {
   return w.take();
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t';
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (is_space(s.front()) || s.front() == '\r' || s.front() == '\n')) {
@@ -172,7 +177,9 @@ bool key_type_from_cert_name(std::string_view name, KeyType* out) {
   return false;
 }
 
-std::string PublicKey::fingerprint() const { return fingerprint_sha256(blob); }
+std::string PublicKey::fingerprint() const {
+  return fingerprint_sha256(blob);
+}
 
 Result<PublicKey> parse_public_key_fields(KeyType type, Reader& r) {
   PublicKey k;
@@ -200,7 +207,8 @@ Result<PublicKey> parse_public_key_fields(KeyType type, Reader& r) {
       std::string_view curve_name;
       Bytes point;
       if (!r.text(&curve_name, 64)) return malformed("an unreadable curve name");
-      if (curve_name != curve.ssh_name) return malformed("a curve name that does not match its type");
+      if (curve_name != curve.ssh_name)
+        return malformed("a curve name that does not match its type");
       if (!r.string(&point, curve.point_size)) return malformed("an unreadable curve point");
       if (point.size() != curve.point_size || point[0] != 0x04) {
         return malformed("a curve point that is not in uncompressed form");
@@ -242,7 +250,8 @@ Result<PublicKey> parse_public_key(Bytes blob) {
   if (!key_type_from_name(name, &type)) {
     KeyType unused;
     if (key_type_from_cert_name(name, &unused)) {
-      return fail("key_unsupported", "a certificate was given where a plain public key is required");
+      return fail("key_unsupported",
+                  "a certificate was given where a plain public key is required");
     }
     return fail("key_unsupported", "unsupported public key type");
   }
@@ -253,7 +262,9 @@ Result<PublicKey> parse_public_key(Bytes blob) {
 }
 
 Result<KeyLine> parse_key_line(std::string_view line) {
-  auto malformed = [](std::string message) { return fail("key_line_malformed", std::move(message)); };
+  auto malformed = [](std::string message) {
+    return fail("key_line_malformed", std::move(message));
+  };
   if (line.size() > kMaxKeyLine) return malformed("key line is too long");
   line = trim(line);
   if (line.empty() || line.front() == '#') return malformed("key line is empty or a comment");

@@ -24,7 +24,8 @@ enum class KeyType {
 
 // key_type_name is the SSH name of a plain key type ("ssh-ed25519", ...).
 std::string_view key_type_name(KeyType type);
-// cert_type_name is the SSH name of the certificate type of that key ("ssh-ed25519-cert-v01@openssh.com").
+// cert_type_name is the SSH name of the certificate type of that key
+// ("ssh-ed25519-cert-v01@openssh.com").
 std::string_view cert_type_name(KeyType type);
 // is_security_key is true for the sk-* types.
 bool is_security_key(KeyType type);
@@ -60,8 +61,8 @@ bool key_type_from_cert_name(std::string_view name, KeyType* out);
 
 // A key (or certificate) as written in an OpenSSH public key file: "type base64 [comment]".
 struct KeyLine {
-  std::string type;              // the type name on the line
-  std::vector<uint8_t> blob;     // decoded blob (plain key or certificate)
+  std::string type;           // the type name on the line
+  std::vector<uint8_t> blob;  // decoded blob (plain key or certificate)
   std::string comment;
 };
 

@@ -40,8 +40,8 @@ Ptr<EVP_PKEY> pkey_from_data(const char* algorithm, OSSL_PARAM* params) {
 Ptr<EVP_PKEY> ec_pkey(const char* group, const std::vector<uint8_t>& point) {
   std::array<OSSL_PARAM, 3> params = {
       OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, const_cast<char*>(group), 0),
-      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
-                                        const_cast<uint8_t*>(point.data()), point.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, const_cast<uint8_t*>(point.data()),
+                                        point.size()),
       OSSL_PARAM_construct_end(),
   };
   return pkey_from_data("EC", params.data());
@@ -78,7 +78,8 @@ bool ecdsa_der(Bytes ssh_sig, size_t max_scalar, std::vector<uint8_t>* der) {
   Ptr<ECDSA_SIG> sig(ECDSA_SIG_new());
   Ptr<BIGNUM> bn_r(BN_bin2bn(rb.data(), static_cast<int>(rb.size()), nullptr));
   Ptr<BIGNUM> bn_s(BN_bin2bn(sb.data(), static_cast<int>(sb.size()), nullptr));
-  if (!sig || !bn_r || !bn_s || ECDSA_SIG_set0(sig.get(), bn_r.get(), bn_s.get()) != 1) return false;
+  if (!sig || !bn_r || !bn_s || ECDSA_SIG_set0(sig.get(), bn_r.get(), bn_s.get()) != 1)
+    return false;
   bn_r.release();  // owned by sig now
   bn_s.release();
   int len = i2d_ECDSA_SIG(sig.get(), nullptr);
@@ -115,7 +116,8 @@ Result<void> verify_signature(const PublicKey& key, Bytes sig_blob, Bytes data,
   switch (key.type) {
     case KeyType::kEd25519: {
       if (alg != "ssh-ed25519") return mismatch();
-      if (sig.size() != kEd25519SigSize) return fail("sig_malformed", "ed25519 signature has a bad length");
+      if (sig.size() != kEd25519SigSize)
+        return fail("sig_malformed", "ed25519 signature has a bad length");
       Ptr<EVP_PKEY> pkey(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, key.ed25519.data(),
                                                      key.ed25519.size()));
       if (!pkey) return fail("sig_invalid", "ed25519 key is unusable");
@@ -139,7 +141,8 @@ Result<void> verify_signature(const PublicKey& key, Bytes sig_blob, Bytes data,
         scalar = 66;
       }
       std::vector<uint8_t> der;
-      if (!ecdsa_der(sig, scalar, &der)) return fail("sig_malformed", "ECDSA signature is malformed");
+      if (!ecdsa_der(sig, scalar, &der))
+        return fail("sig_malformed", "ECDSA signature is malformed");
       Ptr<EVP_PKEY> pkey = ec_pkey(group, key.ecdsa_point);
       if (!pkey) return fail("sig_invalid", "ECDSA key is unusable");
       if (!digest_verify(pkey.get(), md, der, data)) return invalid();

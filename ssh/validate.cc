@@ -107,19 +107,19 @@ Result<VerifiedCertificate> validate_certificate(Bytes cert_blob, const TrustPol
   sig_options.allow_ssh_rsa_sha1 = trust.allow_ssh_rsa_sha1;
   if (auto ok = verify_signature(ca->key, cert.signature, cert.signed_data(), sig_options); !ok) {
     if (ok.error().code == "sig_sha1_refused") {
-      return fail("cert_sha1_signature",
-                  fmt::format("certificate is signed by CA {} with SHA-1 (ssh-rsa), which is refused",
-                              ca->name));
+      return fail(
+          "cert_sha1_signature",
+          fmt::format("certificate is signed by CA {} with SHA-1 (ssh-rsa), which is refused",
+                      ca->name));
     }
-    return fail("cert_bad_signature",
-                fmt::format("certificate signature by CA {} is invalid ({})", ca->name,
-                            ok.error().message));
+    return fail("cert_bad_signature", fmt::format("certificate signature by CA {} is invalid ({})",
+                                                  ca->name, ok.error().message));
   }
 
   if (trust.revoked) {
     if (trust.revoked->key_revoked(cert.signature_key)) {
-      return fail("cert_ca_revoked",
-                  fmt::format("certificate signed by a revoked CA {} ({})", ca->name, ca_fingerprint));
+      return fail("cert_ca_revoked", fmt::format("certificate signed by a revoked CA {} ({})",
+                                                 ca->name, ca_fingerprint));
     }
     if (trust.revoked->cert_revoked(cert.signature_key, cert.serial, cert.key_id) ||
         trust.revoked->key_revoked(cert.key.blob)) {
@@ -132,7 +132,8 @@ Result<VerifiedCertificate> validate_certificate(Bytes cert_blob, const TrustPol
                 fmt::format("certificate not valid before {}", format_utc(cert.valid_after)));
   }
   if (ctx.now >= saturating_add(cert.valid_before, trust.clock_skew_seconds)) {
-    return fail("cert_expired", fmt::format("certificate expired at {}", format_utc(cert.valid_before)));
+    return fail("cert_expired",
+                fmt::format("certificate expired at {}", format_utc(cert.valid_before)));
   }
   if (trust.max_lifetime_seconds != 0) {
     const std::string limit = format_duration(trust.max_lifetime_seconds);
@@ -189,9 +190,10 @@ Result<VerifiedCertificate> validate_certificate(Bytes cert_blob, const TrustPol
     auto command = option_string(*opt);
     if (!command) return tl::unexpected(command.error());
     if (!trust.permit_force_command) {
-      return fail("cert_force_command",
-                  fmt::format("certificate forces the command \"{}\", which this gateway does not permit",
-                              printable(*command)));
+      return fail(
+          "cert_force_command",
+          fmt::format("certificate forces the command \"{}\", which this gateway does not permit",
+                      printable(*command)));
     }
     v.force_command_ = std::move(*command);
   }

@@ -71,7 +71,9 @@ std::vector<uint8_t> encode(const Certificate& c) {
   return w.take();
 }
 
-std::vector<uint8_t> one_string(std::string_view s) { return Writer().string(s).take(); }
+std::vector<uint8_t> one_string(std::string_view s) {
+  return Writer().string(s).take();
+}
 
 Error parse_error(const std::vector<uint8_t>& blob) {
   auto r = parse_certificate(blob);
@@ -129,9 +131,9 @@ TEST(CertificateTest, ParsesEveryKeyTypeFromSshKeygen) {
 
 TEST(CertificateTest, ParsesEveryCaType) {
   const std::pair<const char*, const char*> cases[] = {
-      {"cert_by_ecdsa256", "ca_ecdsa256.pub"},   {"cert_by_ecdsa384", "ca_ecdsa384.pub"},
-      {"cert_by_ecdsa521", "ca_ecdsa521.pub"},   {"cert_by_rsa_sha256", "ca_rsa.pub"},
-      {"cert_by_rsa_sha512", "ca_rsa.pub"},      {"cert_by_rsa_sha1", "ca_rsa.pub"},
+      {"cert_by_ecdsa256", "ca_ecdsa256.pub"}, {"cert_by_ecdsa384", "ca_ecdsa384.pub"},
+      {"cert_by_ecdsa521", "ca_ecdsa521.pub"}, {"cert_by_rsa_sha256", "ca_rsa.pub"},
+      {"cert_by_rsa_sha512", "ca_rsa.pub"},    {"cert_by_rsa_sha1", "ca_rsa.pub"},
       {"cert_rsa_by_rsa", "ca_rsa.pub"},
   };
   for (const auto& [name, ca] : cases) {
@@ -248,11 +250,11 @@ TEST(CertificateTest, OptionsMustBeSortedAndUnique) {
 
 TEST(CertificateTest, OptionDataMustBeFullyConsumed) {
   const std::vector<std::vector<CertOption>> bad_critical = {
-      {{"force-command", {}}},                                     // missing string
-      {{"force-command", one_string("/bin/true")}},                // (ok, replaced below)
-      {{"source-address", {0, 0, 0, 9, '1'}}},                     // truncated string
-      {{"verify-required", one_string("")}},                       // flag with data
-      {{"zzz@example.com", {1, 2, 3}}},                            // not a string
+      {{"force-command", {}}},                       // missing string
+      {{"force-command", one_string("/bin/true")}},  // (ok, replaced below)
+      {{"source-address", {0, 0, 0, 9, '1'}}},       // truncated string
+      {{"verify-required", one_string("")}},         // flag with data
+      {{"zzz@example.com", {1, 2, 3}}},              // not a string
   };
   Certificate c = read_cert("cert_ed25519");
   for (size_t i = 0; i < bad_critical.size(); ++i) {
@@ -305,11 +307,7 @@ TEST(CertificateTest, CertifiedKeyIsValidated) {
   ASSERT_TRUE(r.string(&type) && r.string(&curve) && r.string(&point));
   std::vector<uint8_t> p(point.begin(), point.end());
   p.back() ^= 1;
-  c.key.blob = Writer()
-                   .string(type)
-                   .string(curve)
-                   .string(std::span<const uint8_t>(p))
-                   .take();
+  c.key.blob = Writer().string(type).string(curve).string(std::span<const uint8_t>(p)).take();
   EXPECT_EQ(parse_error(encode(c)).code, "cert_malformed");
 }
 

@@ -54,11 +54,16 @@ struct KeyFile {
 };
 
 const KeyFile kKeyFiles[] = {
-    {"user_ed25519.pub", KeyType::kEd25519},       {"user_ecdsa256.pub", KeyType::kEcdsaP256},
-    {"user_ecdsa384.pub", KeyType::kEcdsaP384},    {"user_ecdsa521.pub", KeyType::kEcdsaP521},
-    {"user_rsa.pub", KeyType::kRsa},               {"user_ecdsa_sk.pub", KeyType::kSkEcdsaP256},
-    {"user_ed25519_sk.pub", KeyType::kSkEd25519},  {"ca_rsa.pub", KeyType::kRsa},
-    {"ca_ed25519.pub", KeyType::kEd25519},         {"ca_ecdsa521.pub", KeyType::kEcdsaP521},
+    {"user_ed25519.pub", KeyType::kEd25519},
+    {"user_ecdsa256.pub", KeyType::kEcdsaP256},
+    {"user_ecdsa384.pub", KeyType::kEcdsaP384},
+    {"user_ecdsa521.pub", KeyType::kEcdsaP521},
+    {"user_rsa.pub", KeyType::kRsa},
+    {"user_ecdsa_sk.pub", KeyType::kSkEcdsaP256},
+    {"user_ed25519_sk.pub", KeyType::kSkEd25519},
+    {"ca_rsa.pub", KeyType::kRsa},
+    {"ca_ed25519.pub", KeyType::kEd25519},
+    {"ca_ecdsa521.pub", KeyType::kEcdsaP521},
 };
 
 TEST(KeyTest, ParsesEveryKeyTypeFromSshKeygen) {
@@ -100,8 +105,9 @@ TEST(KeyTest, FieldsHoldTheKeyMaterial) {
 }
 
 TEST(KeyTest, TypeNamesRoundTrip) {
-  for (KeyType t : {KeyType::kEd25519, KeyType::kEcdsaP256, KeyType::kEcdsaP384, KeyType::kEcdsaP521,
-                    KeyType::kRsa, KeyType::kSkEcdsaP256, KeyType::kSkEd25519}) {
+  for (KeyType t :
+       {KeyType::kEd25519, KeyType::kEcdsaP256, KeyType::kEcdsaP384, KeyType::kEcdsaP521,
+        KeyType::kRsa, KeyType::kSkEcdsaP256, KeyType::kSkEd25519}) {
     KeyType back;
     ASSERT_TRUE(key_type_from_name(key_type_name(t), &back));
     EXPECT_EQ(back, t);
@@ -256,13 +262,13 @@ TEST(KeyLineTest, RefusesMalformedLines) {
       "   ",
       "# ssh-ed25519 " + b64,
       "ssh-ed25519",
-      "ssh-ed25519 " + b64.substr(1),              // invalid base64
-      "ssh-ed25519 " + b64 + "!",                  // invalid base64 character
-      "ecdsa-sha2-nistp256 " + b64,                // type does not match the blob
-      "ssh-ed25519-cert-v01@openssh.com " + b64,   // ditto
+      "ssh-ed25519 " + b64.substr(1),             // invalid base64
+      "ssh-ed25519 " + b64 + "!",                 // invalid base64 character
+      "ecdsa-sha2-nistp256 " + b64,               // type does not match the blob
+      "ssh-ed25519-cert-v01@openssh.com " + b64,  // ditto
       "ssh-dss " + base64_encode(Writer().string(std::string_view("ssh-dss")).take()),
       "ssh-ed25519 " + base64_encode(Bytes(blob).first(10)),  // type string cut short
-      "from=\"10.0.0.1\" ssh-ed25519 " + b64,      // authorized_keys options are not key lines
+      "from=\"10.0.0.1\" ssh-ed25519 " + b64,  // authorized_keys options are not key lines
   };
   for (const auto& l : bad) {
     auto r = parse_key_line(l);

@@ -52,8 +52,8 @@ std::vector<uint8_t> join(std::string_view alg, const std::vector<uint8_t>& sig)
   return Writer().string(alg).string(std::span<const uint8_t>(sig)).take();
 }
 
-const char* const kGood[] = {"cert_ed25519",       "cert_by_ecdsa256",   "cert_by_ecdsa384",
-                             "cert_by_ecdsa521",   "cert_by_rsa_sha256", "cert_by_rsa_sha512",
+const char* const kGood[] = {"cert_ed25519",     "cert_by_ecdsa256",   "cert_by_ecdsa384",
+                             "cert_by_ecdsa521", "cert_by_rsa_sha256", "cert_by_rsa_sha512",
                              "cert_rsa_by_rsa"};
 
 TEST(SignatureTest, VerifiesSshKeygenSignaturesOfEveryCaType) {
@@ -145,11 +145,13 @@ TEST(SignatureTest, EcdsaInnerEncodingIsChecked) {
   Bytes rr;
   Bytes ss;
   ASSERT_TRUE(r.mpint(&rr) && r.mpint(&ss) && r.finish());
-  auto with = [&](std::vector<uint8_t> inner) { return verify_signature(s.key, join(alg, inner), s.data); };
+  auto with = [&](std::vector<uint8_t> inner) {
+    return verify_signature(s.key, join(alg, inner), s.data);
+  };
   auto trailing = raw;
   trailing.push_back(0);
   EXPECT_EQ(with(trailing).error().code, "sig_malformed");
-  EXPECT_EQ(with(Writer().mpint(rr).take()).error().code, "sig_malformed");           // s missing
+  EXPECT_EQ(with(Writer().mpint(rr).take()).error().code, "sig_malformed");            // s missing
   EXPECT_EQ(with(Writer().mpint(rr).mpint({}).take()).error().code, "sig_malformed");  // s == 0
   std::vector<uint8_t> big(33, 0x7f);
   EXPECT_EQ(with(Writer().mpint(rr).mpint(big).take()).error().code, "sig_malformed");

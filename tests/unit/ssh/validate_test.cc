@@ -35,7 +35,9 @@ std::vector<uint8_t> read_blob(const std::string& name) {
   return line ? line->blob : std::vector<uint8_t>{};
 }
 
-std::vector<uint8_t> cert(const std::string& name) { return read_blob(name + "-cert.pub"); }
+std::vector<uint8_t> cert(const std::string& name) {
+  return read_blob(name + "-cert.pub");
+}
 
 std::map<std::string, std::string> fingerprints() {
   std::map<std::string, std::string> out;
@@ -207,9 +209,11 @@ TEST_F(ValidateTest, TamperedCertificateFailsTheSignature) {
     for (const auto& p : edited.principals) principals.string(p);
     w.string(principals.bytes()).u64(edited.valid_after).u64(edited.valid_before);
     Writer ext;
-    for (const auto& o : edited.extensions) ext.string(o.name).string(std::span<const uint8_t>(o.data));
+    for (const auto& o : edited.extensions)
+      ext.string(o.name).string(std::span<const uint8_t>(o.data));
     w.string(std::string_view()).string(ext.bytes()).string(std::string_view());
-    w.string(std::span<const uint8_t>(edited.signature_key)).string(std::span<const uint8_t>(edited.signature));
+    w.string(std::span<const uint8_t>(edited.signature_key))
+        .string(std::span<const uint8_t>(edited.signature));
     ctx_.login = "root";
     refused(w.take(), "cert_bad_signature");
     ctx_.login = "alice";

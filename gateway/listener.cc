@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
+#include <utility>
+
 #include <fmt/format.h>
 
 namespace touchgate::gateway {
@@ -20,16 +22,20 @@ Result<BindPtr> open_listener(const policy::ListenAddress& address,
   };
   unsigned int port = address.port;
   int verbosity = SSH_LOG_NOLOG;
-  for (auto r : {set(SSH_BIND_OPTIONS_BINDADDR, address.host.c_str(), "address"),
-                 set(SSH_BIND_OPTIONS_BINDPORT, &port, "port"),
-                 set(SSH_BIND_OPTIONS_LOG_VERBOSITY, &verbosity, "log level"),
-                 set(SSH_BIND_OPTIONS_KEY_EXCHANGE, kKexAlgorithms, "key exchange algorithms"),
-                 set(SSH_BIND_OPTIONS_CIPHERS_C_S, kCiphers, "ciphers"),
-                 set(SSH_BIND_OPTIONS_CIPHERS_S_C, kCiphers, "ciphers"),
-                 set(SSH_BIND_OPTIONS_HMAC_C_S, kMacs, "MACs"),
-                 set(SSH_BIND_OPTIONS_HMAC_S_C, kMacs, "MACs"),
-                 set(SSH_BIND_OPTIONS_HOSTKEY_ALGORITHMS, kHostKeyAlgorithms, "host key algorithms"),
-                 set(SSH_BIND_OPTIONS_PUBKEY_ACCEPTED_KEY_TYPES, kPubkeyTypes, "public key types")}) {
+  const std::pair<enum ssh_bind_options_e, std::pair<const void*, const char*>> options[] = {
+      {SSH_BIND_OPTIONS_BINDADDR, {address.host.c_str(), "address"}},
+      {SSH_BIND_OPTIONS_BINDPORT, {&port, "port"}},
+      {SSH_BIND_OPTIONS_LOG_VERBOSITY, {&verbosity, "log level"}},
+      {SSH_BIND_OPTIONS_KEY_EXCHANGE, {kKexAlgorithms, "key exchange algorithms"}},
+      {SSH_BIND_OPTIONS_CIPHERS_C_S, {kCiphers, "ciphers"}},
+      {SSH_BIND_OPTIONS_CIPHERS_S_C, {kCiphers, "ciphers"}},
+      {SSH_BIND_OPTIONS_HMAC_C_S, {kMacs, "MACs"}},
+      {SSH_BIND_OPTIONS_HMAC_S_C, {kMacs, "MACs"}},
+      {SSH_BIND_OPTIONS_HOSTKEY_ALGORITHMS, {kHostKeyAlgorithms, "host key algorithms"}},
+      {SSH_BIND_OPTIONS_PUBKEY_ACCEPTED_KEY_TYPES, {kPubkeyTypes, "public key types"}},
+  };
+  for (const auto& [opt, value] : options) {
+    auto r = set(opt, value.first, value.second);
     if (!r) return tl::unexpected(r.error());
   }
   for (const auto& key : host_keys) {

@@ -22,8 +22,10 @@ namespace touchgate::gateway {
 namespace {
 // Client bytes we hold ourselves when the target socket fills up mid-chunk.
 constexpr size_t kPendingMax = 64 * 1024;
-// Target reads per readiness event before giving other channels a turn.
+// Target reads per readiness event before giving other channels a turn, and their size (libssh
+// buffers what it has not sent and never shrinks its buffers: small reads keep them small).
 constexpr int kMaxReadsPerEvent = 8;
+constexpr size_t kMaxRead = 64 * 1024;
 }  // namespace
 
 // A name lookup running on a helper thread; the result is delivered on the worker thread.
@@ -256,8 +258,30 @@ void Forward::drain_channel_buffer() {
   in_drain_ = false;
 }
 
+bool Forward::flush_down() {
+  while (!down_pending_.empty()) {
+    if (ssh_channel_window_size(channel_) == 0) return false;
+    int w = ssh_channel_write(channel_, down_pending_.data(),
+                              static_cast<uint32_t>(down_pending_.size()));
+    if (w == SSH_ERROR) {
+      fail("client_write_failed", "writing to the client failed");
+      return false;
+    }
+    if (w <= 0) return false;
+    bytes_down_ += static_cast<uint64_t>(w);
+    down_pending_.erase(down_pending_.begin(), down_pending_.begin() + w);
+  }
+  down_pending_.shrink_to_fit();
+  return true;
+}
+
 void Forward::read_target() {
   if (state_ != State::kRelaying || target_eof_ || channel_ == nullptr) return;
+  if (!down_pending_.empty() && !flush_down()) {
+    down_blocked_ = true;
+    set_interest(interest_ & ~static_cast<uint32_t>(EPOLLIN));
+    return;
+  }
   ssh_session session = conn_.session();
   uint8_t* buf = conn_.worker().scratch();
   for (int i = 0; i < kMaxReadsPerEvent; ++i) {
@@ -271,7 +295,7 @@ void Forward::read_target() {
       down_blocked_ = true;
       break;
     }
-    size_t want = std::min<size_t>(window, conn_.worker().scratch_size());
+    size_t want = std::min<size_t>(window, kMaxRead);
     ssize_t n = ::recv(fd_, buf, want, MSG_DONTWAIT);
     if (n > 0) {
       int w = ssh_channel_write(channel_, buf, static_cast<uint32_t>(n));
@@ -279,7 +303,13 @@ void Forward::read_target() {
         fail("client_write_failed", "writing to the client failed");
         return;
       }
-      bytes_down_ += static_cast<uint64_t>(n);
+      bytes_down_ += static_cast<uint64_t>(w);
+      if (w < n) {
+        // libssh holds writes during a key re-exchange: keep the rest, read nothing more.
+        down_pending_.assign(buf + w, buf + n);
+        down_blocked_ = true;
+        break;
+      }
       continue;
     }
     if (n == 0) {
@@ -306,7 +336,8 @@ void Forward::pump() {
   if (channel_ == nullptr) return;
   if (state_ == State::kRelaying) {
     if (!up_blocked_ && pending_.empty() && channel_buffered_ > 0) drain_channel_buffer();
-    if (down_blocked_ && !target_eof_) {
+    if (!down_pending_.empty()) flush_down();
+    if (down_blocked_ && !target_eof_ && down_pending_.empty() && live()) {
       bool can = ssh_channel_window_size(channel_) > 0 &&
                  !(ssh_get_status(conn_.session()) & SSH_WRITE_PENDING);
       if (can) {
@@ -338,7 +369,8 @@ void Forward::maybe_finish() {
     ::shutdown(fd_, SHUT_WR);
     target_shut_ = true;
   }
-  if (target_eof_ && !eof_sent_ && !(ssh_get_status(conn_.session()) & SSH_WRITE_PENDING)) {
+  if (target_eof_ && !eof_sent_ && down_pending_.empty() &&
+      !(ssh_get_status(conn_.session()) & SSH_WRITE_PENDING)) {
     ssh_channel_send_eof(channel_);
     eof_sent_ = true;
   }
@@ -412,6 +444,8 @@ void Forward::release_socket() {
   }
   pending_.clear();
   pending_.shrink_to_fit();
+  down_pending_.clear();
+  down_pending_.shrink_to_fit();
 }
 
 }  // namespace touchgate::gateway

@@ -9,7 +9,8 @@
 //     does not take stays there, so the SSH window is not replenished and the client slows down.
 //     At most kPendingMax bytes are held by us.
 //   target→client: we read the target only while the channel window is open and libssh has no
-//     unsent output, and never more than the window.
+//     unsent output, and never more than the window. What libssh does not take (it writes nothing
+//     while a key re-exchange runs) is kept, at most one read, and sent before reading again.
 #pragma once
 
 #include <libssh/callbacks.h>
@@ -73,6 +74,8 @@ class Forward : public Pollable {
   bool flush_pending();
   void drain_channel_buffer();
   void read_target();
+  // flush_down retries target bytes libssh refused earlier; true once none are left.
+  bool flush_down();
   void maybe_finish();
   void set_interest(uint32_t events);
   void release_socket();
@@ -92,6 +95,7 @@ class Forward : public Pollable {
   Clock::time_point connect_deadline_{};
 
   std::vector<uint8_t> pending_;        // client bytes taken from libssh but not yet sent
+  std::vector<uint8_t> down_pending_;   // target bytes libssh did not take (e.g. during a rekey)
   uint32_t channel_buffered_ = 0;       // client bytes left in libssh's channel buffer
   bool up_blocked_ = false;             // target socket is full
   bool down_blocked_ = false;           // window closed or libssh output pending

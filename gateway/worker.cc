@@ -14,7 +14,7 @@
 namespace touchgate::gateway {
 
 namespace {
-constexpr size_t kScratchSize = 256 * 1024;
+constexpr size_t kScratchSize = 64 * 1024;
 constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr auto kTick = std::chrono::milliseconds(250);
 }  // namespace

@@ -127,7 +127,18 @@ void Connection::after_poll() {
   }
   int status = ssh_get_status(session_);
   if (status & (SSH_CLOSED | SSH_CLOSED_ERROR)) {
-    teardown((status & SSH_CLOSED_ERROR) ? "connection_error" : "client_closed");
+    // libssh reports a client's ordinary close (DISCONNECT or EOF) as an error too; tell them
+    // apart by what libssh says.
+    const char* err = ssh_get_error(session_);
+    std::string why = err != nullptr ? err : "";
+    bool ordinary = why.empty() || why.find("disconnect") != std::string::npos ||
+                    why.find("closed") != std::string::npos || why.find("EOF") != std::string::npos;
+    if (ordinary) {
+      teardown("client_closed");
+    } else {
+      log_event(Level::kInfo, "connection_error", {{"conn", id_}, {"error", why}});
+      teardown("connection_error");
+    }
     return;
   }
   for (auto& f : forwards_) f->pump();

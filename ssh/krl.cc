@@ -92,7 +92,7 @@ class KrlParser {
   Status charge(size_t n, std::string_view where);
 
   Krl krl_;
-  std::map<std::vector<uint8_t>, size_t> ca_index_;  // CA key blob ("" = any) -> cert_sections_
+  std::map<std::vector<uint8_t>, size_t, BlobLess> ca_index_;  // CA key blob ("" = any) -> cert_sections_
   size_t entries_ = 0;
 };
 

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <set>
@@ -26,13 +27,22 @@ struct KrlCertSection {
   std::set<std::string> key_ids;
 };
 
+// Orders byte strings by length, then content. (std::less on vectors trips a false g++ 12
+// -Wstringop-overread at -O3.)
+struct BlobLess {
+  bool operator()(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) const {
+    if (a.size() != b.size()) return a.size() < b.size();
+    return a.empty() ? false : std::memcmp(a.data(), b.data(), a.size()) < 0;
+  }
+};
+
 struct Krl {
   uint64_t version = 0;
   uint64_t generated_date = 0;
   uint64_t flags = 0;
   std::string comment;
   std::vector<KrlCertSection> cert_sections;
-  std::set<std::vector<uint8_t>> explicit_keys;           // plain key blobs
+  std::set<std::vector<uint8_t>, BlobLess> explicit_keys;  // plain key blobs
   std::set<std::array<uint8_t, 20>> sha1_fingerprints;    // SHA1 of plain key blobs
   std::set<std::array<uint8_t, 32>> sha256_fingerprints;  // SHA256 of plain key blobs
 };

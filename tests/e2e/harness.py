@@ -133,6 +133,10 @@ class Cert:
         self.key = key  # the UserKey it certifies
 
 
+SANITIZER_RE = re.compile(r"(ERROR: AddressSanitizer[^\n]*|ERROR: LeakSanitizer[^\n]*|"
+                          r"runtime error:[^\n]*)")
+
+
 class Process:
     """A long-running child with its log file; stopped by Env on exit."""
 
@@ -267,6 +271,20 @@ class Env:
         for proc in reversed(self.processes):
             proc.stop()
         failed = exc_type is not None
+        if not failed:
+            # Every gateway must have stopped cleanly on SIGTERM, and no sanitizer may have
+            # reported anything (the ASan+UBSan build runs these scenarios too).
+            for proc in self.processes:
+                if not isinstance(proc, Gateway):
+                    continue
+                text = proc.log_text()
+                reports = [m for m in SANITIZER_RE.findall(text)]
+                status = proc.popen.returncode
+                if reports or status not in (0, None):
+                    failed = True
+                    print(f"FAIL: {proc.name} exited with status {status}"
+                          f"{'; sanitizer: ' + reports[0] if reports else ''}", file=sys.stderr)
+                    exc = AssertionError(f"{proc.name} did not stop cleanly")
         if failed:
             self.dump()
         keep = os.environ.get("TOUCHGATE_E2E_KEEP") == "1"
@@ -276,6 +294,8 @@ class Env:
             shutil.rmtree(self.dir, ignore_errors=True)
         if not failed:
             print(f"[{self.name}] PASS ({time.monotonic() - self.started:.1f} s)")
+        elif exc_type is None:
+            raise exc
         return False
 
     def dump(self):

@@ -2,7 +2,10 @@
 // callbacks; the certificate bytes are judged by ssh::validate_certificate alone.
 #include "gateway/connection.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +22,7 @@ namespace touchgate::gateway {
 namespace {
 
 constexpr int kMaxPollPasses = 64;
+constexpr int kQuickAckEvents = 32;
 
 bool is_certificate_type(enum ssh_keytypes_e t) {
   switch (t) {
@@ -114,15 +118,20 @@ void Connection::on_events(uint32_t events) {
     if (rc != SSH_OK) break;
     if (pending_disconnect_) break;
   }
+  if (quickack_events_ < kQuickAckEvents && fd_ >= 0) {
+    // The client's handshake runs with Nagle on: acknowledge at once so that no round of key
+    // exchange, authentication or channel setup waits for a delayed ACK.
+    ++quickack_events_;
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+  }
   after_poll();
 }
 
 void Connection::after_poll() {
   if (state_ == State::kClosed) return;
   if (pending_disconnect_) {
-    auto [code, message] = *pending_disconnect_;
-    pending_disconnect_.reset();
-    disconnect_now(code, message);
+    settle();
     return;
   }
   int status = ssh_get_status(session_);
@@ -142,20 +151,15 @@ void Connection::after_poll() {
     return;
   }
   for (auto& f : forwards_) f->pump();
-  if (pending_disconnect_) {
-    auto [code, message] = *pending_disconnect_;
-    pending_disconnect_.reset();
-    disconnect_now(code, message);
-    return;
-  }
-  update_interest();
-  if (std::any_of(forwards_.begin(), forwards_.end(), [](auto& f) { return f->done(); })) {
-    worker_.mark_dirty(this);
-  }
+  settle();
 }
 
 void Connection::after_forward_event() {
   if (state_ == State::kClosed) return;
+  settle();
+}
+
+void Connection::settle() {
   if (pending_disconnect_) {
     auto [code, message] = *pending_disconnect_;
     pending_disconnect_.reset();
@@ -192,16 +196,7 @@ void Connection::tick(Clock::time_point now) {
     return;
   }
   for (auto& f : forwards_) f->tick(now);
-  if (pending_disconnect_) {
-    auto [code, message] = *pending_disconnect_;
-    pending_disconnect_.reset();
-    disconnect_now(code, message);
-    return;
-  }
-  update_interest();
-  if (std::any_of(forwards_.begin(), forwards_.end(), [](auto& f) { return f->done(); })) {
-    worker_.mark_dirty(this);
-  }
+  settle();
 }
 
 void Connection::begin_drain() {
@@ -212,7 +207,8 @@ void Connection::begin_drain() {
 
 void Connection::shutdown_now() {
   if (state_ == State::kClosed) return;
-  disconnect_now("shutting_down", "the gateway is shutting down");
+  // At the drain deadline many connections may close at once: do not wait on slow clients.
+  disconnect_now("shutting_down", "the gateway is shutting down", 0);
 }
 
 void Connection::reap() {
@@ -424,7 +420,8 @@ void Connection::schedule_disconnect(std::string code, std::string message) {
   if (!pending_disconnect_) pending_disconnect_.emplace(std::move(code), std::move(message));
 }
 
-void Connection::disconnect_now(const std::string& code, const std::string& message) {
+void Connection::disconnect_now(const std::string& code, const std::string& message,
+                                int flush_ms) {
   if (state_ == State::kClosed) return;
   log_event(Level::kInfo, "disconnect",
             {{"conn", id_}, {"peer", peer_}, {"user", login_}, {"code", code}, {"reason", message}});
@@ -436,7 +433,7 @@ void Connection::disconnect_now(const std::string& code, const std::string& mess
   for (auto& f : forwards_) f->abandon();
   // libssh writes the DISCONNECT only if the socket is known writable; flush what is queued and
   // poll once so that it is, then the DISCONNECT leaves before the socket closes.
-  ssh_blocking_flush(session_, 50);
+  ssh_blocking_flush(session_, flush_ms);
   if (event_ != nullptr) ssh_event_dopoll(event_, 0);
   ssh_disconnect(session_);
   teardown(code);

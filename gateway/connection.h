@@ -79,10 +79,14 @@ class Connection : public Pollable {
   int refuse_open(const std::string& code, const std::string& message);
   void after_poll();
   void update_interest();
+  // settle carries out a scheduled disconnect, or else refreshes the epoll interest and hands
+  // finished channels to the worker for reaping. The last step of every event.
+  void settle();
   // disconnect schedules (from callbacks) or performs the closing of the connection with a reason
   // the client will print.
   void schedule_disconnect(std::string code, std::string message);
-  void disconnect_now(const std::string& code, const std::string& message);
+  // flush_ms bounds how long queued output may delay the worker (0: write what fits now).
+  void disconnect_now(const std::string& code, const std::string& message, int flush_ms = 50);
   void teardown(const std::string& reason);
   size_t live_forwards() const;
 
@@ -105,6 +109,7 @@ class Connection : public Pollable {
   std::string login_;
   std::optional<ssh::VerifiedCertificate> cert_;
   int auth_failures_ = 0;
+  int quickack_events_ = 0;
   bool banner_sent_ = false;
   std::optional<std::pair<std::string, std::string>> pending_disconnect_;
 

@@ -2,6 +2,8 @@
 // nothing is parsed.
 #include "gateway/direct_tcpip.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,6 +28,8 @@ constexpr size_t kPendingMax = 64 * 1024;
 // buffers what it has not sent and never shrinks its buffers: small reads keep them small).
 constexpr int kMaxReadsPerEvent = 8;
 constexpr size_t kMaxRead = 64 * 1024;
+// Bytes from the target during which its segments are acknowledged immediately (TCP_QUICKACK).
+constexpr uint64_t kQuickAckBytes = 64 * 1024;
 }  // namespace
 
 // A name lookup running on a helper thread; the result is delivered on the worker thread.
@@ -297,6 +301,12 @@ void Forward::read_target() {
     }
     size_t want = std::min<size_t>(window, kMaxRead);
     ssize_t n = ::recv(fd_, buf, want, MSG_DONTWAIT);
+    if (n > 0 && bytes_down_ < kQuickAckBytes) {
+      // The target's SSH handshake runs with Nagle on; a delayed ACK from us would stall each of
+      // its rounds for up to 40 ms. Acknowledge at once until the handshake is surely over.
+      int one = 1;
+      setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
     if (n > 0) {
       int w = ssh_channel_write(channel_, buf, static_cast<uint32_t>(n));
       if (w == SSH_ERROR) {

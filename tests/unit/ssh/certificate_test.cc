@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/ssh/cert_data.h"
+
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -14,36 +16,17 @@
 namespace touchgate::ssh {
 namespace {
 
-const std::string kCertDir = std::string(TOUCHGATE_TEST_DATA) + "/certs/";
+using testdata::fingerprints;
+using testdata::kCertDir;
+using testdata::read_blob;
+using testdata::read_text;
 constexpr uint64_t k20200101 = 1577836800;
 constexpr uint64_t k20990101 = 4070908800;
-
-std::string read_text(const std::string& name) {
-  std::ifstream in(kCertDir + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<uint8_t> read_blob(const std::string& name) {
-  auto line = parse_key_line(read_text(name));
-  EXPECT_TRUE(line.has_value()) << name;
-  return line ? line->blob : std::vector<uint8_t>{};
-}
 
 Certificate read_cert(const std::string& name) {
   auto c = parse_certificate(read_blob(name + "-cert.pub"));
   EXPECT_TRUE(c.has_value()) << name << ": " << (c ? "" : c.error().message);
   return c ? *c : Certificate{};
-}
-
-std::map<std::string, std::string> fingerprints() {
-  std::map<std::string, std::string> out;
-  std::istringstream in(read_text("fingerprints.txt"));
-  std::string file;
-  std::string fp;
-  while (in >> file >> fp) out[file] = fp;
-  return out;
 }
 
 Writer& put_options(Writer& w, const std::vector<CertOption>& opts) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/ssh/cert_data.h"
+
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -14,30 +16,10 @@
 namespace touchgate::ssh {
 namespace {
 
-const std::string kCertDir = std::string(TOUCHGATE_TEST_DATA) + "/certs/";
-
-std::string read_text(const std::string& name) {
-  std::ifstream in(kCertDir + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<uint8_t> read_blob(const std::string& name) {
-  auto line = parse_key_line(read_text(name));
-  EXPECT_TRUE(line.has_value()) << name << ": " << line.error().message;
-  return line ? line->blob : std::vector<uint8_t>{};
-}
-
-// ssh-keygen -lf output recorded by generate.sh: file name -> fingerprint.
-std::map<std::string, std::string> fingerprints() {
-  std::map<std::string, std::string> out;
-  std::istringstream in(read_text("fingerprints.txt"));
-  std::string file;
-  std::string fp;
-  while (in >> file >> fp) out[file] = fp;
-  return out;
-}
+using testdata::fingerprints;
+using testdata::kCertDir;
+using testdata::read_blob;
+using testdata::read_text;
 
 // key_fields returns a key blob without its leading type string.
 std::vector<uint8_t> key_fields(const std::vector<uint8_t>& blob) {

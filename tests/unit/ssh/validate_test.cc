@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/unit/ssh/cert_data.h"
+
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -19,33 +21,16 @@ namespace {
 
 using ::testing::HasSubstr;
 
-const std::string kCertDir = std::string(TOUCHGATE_TEST_DATA) + "/certs/";
+using testdata::fingerprints;
+using testdata::kCertDir;
+using testdata::read_blob;
+using testdata::read_text;
 constexpr uint64_t kNow = 1700000000;  // 2023-11-14, inside 20200101:20990101
 constexpr uint64_t k20300101 = 1893456000;
 constexpr uint64_t kForever = std::numeric_limits<uint64_t>::max();
 
-std::string read_text(const std::string& name) {
-  std::ifstream in(kCertDir + name, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-std::vector<uint8_t> read_blob(const std::string& name) {
-  auto line = parse_key_line(read_text(name));
-  EXPECT_TRUE(line.has_value()) << name;
-  return line ? line->blob : std::vector<uint8_t>{};
-}
-
 std::vector<uint8_t> cert(const std::string& name) {
   return read_blob(name + "-cert.pub");
-}
-
-std::map<std::string, std::string> fingerprints() {
-  std::map<std::string, std::string> out;
-  std::istringstream in(read_text("fingerprints.txt"));
-  std::string file;
-  std::string fp;
-  while (in >> file >> fp) out[file] = fp;
-  return out;
 }
 
 TrustedCa trusted(const std::string& name) {

@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -216,6 +217,16 @@ int run_daemon(const DaemonOptions& options) {
   auto deadline = std::chrono::steady_clock::now() + cfg->server.drain_timeout;
   for (auto& w : workers) w->drain(deadline);
   for (auto& w : workers) w->join();
+  if (runtime.resolving.load() > 0) {
+    // A name lookup thread may still post to a worker: keep the workers (and the runtime they
+    // point to) alive until the process exits rather than free them under it.
+    log_event(Level::kInfo, "exit_with_lookups_running", {{"lookups", runtime.resolving.load()}});
+    for (auto& w : workers) (void)w.release();
+    ::close(sfd);
+    ::close(ep);
+    log_event(Level::kInfo, "stopped", {});
+    std::_Exit(0);
+  }
   workers.clear();
   ::close(sfd);
   ::close(ep);

@@ -61,7 +61,8 @@ void Forward::authorized() {
   connect_deadline_ = Clock::now() + conn_.worker().runtime().snapshot().config->server.connect_timeout;
   SocketAddress addr;
   if (resolve_numeric(target_.host, target_.port, &addr)) {
-    begin_connect(addr);
+    candidates_ = {addr};
+    connect_next();
     return;
   }
   // DNS name: resolve on a helper thread, continue on the worker.
@@ -72,6 +73,9 @@ void Forward::authorized() {
   std::string host = target_.host;
   uint16_t port = target_.port;
   Forward* self = this;
+  // The lookup thread posts its result back to this worker; the daemon keeps workers alive at
+  // exit while any lookup still runs (Runtime::resolving).
+  worker->runtime().resolving.fetch_add(1);
   std::thread([worker, req, host, port, self] {
     auto result = resolve_blocking(host, port);
     worker->post([req, self, result = std::move(result)] {
@@ -83,21 +87,36 @@ void Forward::authorized() {
                                                     result.error().message));
         return;
       }
-      self->begin_connect(result->front());
+      self->candidates_ = std::move(*result);
+      self->connect_next();
     });
+    worker->runtime().resolving.fetch_sub(1);
   }).detach();
 }
 
-void Forward::begin_connect(const SocketAddress& addr) {
-  address_ = addr.to_string();
-  bool in_progress = false;
-  auto fd = start_connect(addr, &in_progress);
-  if (!fd) {
-    fail("target_connect_failed", fmt::format("cannot reach target {} ({}): {}", target_.name,
-                                              address_, fd.error().message));
+void Forward::connect_next() {
+  // Each resolved address in turn (a name may resolve to ::1 and 127.0.0.1, say); the error of
+  // the last one is the reason reported.
+  std::string last_error = "no address";
+  while (!candidates_.empty()) {
+    SocketAddress addr = candidates_.front();
+    candidates_.erase(candidates_.begin());
+    address_ = addr.to_string();
+    bool in_progress = false;
+    auto fd = start_connect(addr, &in_progress);
+    if (!fd) {
+      last_error = fd.error().message;
+      continue;
+    }
+    begin_connect(*fd, in_progress);
     return;
   }
-  fd_ = *fd;
+  fail("target_connect_failed",
+       fmt::format("cannot reach target {} ({}): {}", target_.name, address_, last_error));
+}
+
+void Forward::begin_connect(int fd, bool in_progress) {
+  fd_ = fd;
   state_ = State::kConnecting;
   interest_ = EPOLLOUT;
   if (!conn_.worker().watch(fd_, interest_, this)) {
@@ -191,6 +210,14 @@ void Forward::on_events(uint32_t events) {
   if (state_ == State::kConnecting) {
     int err = connect_result(fd_);
     if (err != 0 || (events & EPOLLERR)) {
+      if (!candidates_.empty()) {
+        conn_.worker().unwatch(fd_);
+        ::close(fd_);
+        fd_ = -1;
+        connect_next();
+        conn_.after_forward_event();
+        return;
+      }
       fail("target_connect_failed", fmt::format("cannot reach target {} ({}): {}", target_.name,
                                                 address_, std::strerror(err != 0 ? err : ECONNREFUSED)));
       return;

@@ -44,8 +44,9 @@ class Forward : public Pollable {
   void attach(ssh_channel channel);
   // authorized moves on to resolving/connecting (the second factor will call this once passed).
   void authorized();
-  // begin_connect starts the TCP connect to one resolved address.
-  void begin_connect(const SocketAddress& addr);
+  // connect_next starts a TCP connect to the next resolved address (begin_connect watches it).
+  void connect_next();
+  void begin_connect(int fd, bool in_progress);
 
   void on_events(uint32_t events) override;
   // pump runs after every poll pass of the connection: resumes blocked directions, propagates
@@ -90,6 +91,7 @@ class Forward : public Pollable {
   int fd_ = -1;
   uint32_t interest_ = 0;
   std::string address_;                 // the address connected to
+  std::vector<SocketAddress> candidates_;  // resolved addresses not yet tried
   std::shared_ptr<struct ResolveRequest> resolve_;
   Clock::time_point opened_at_;
   Clock::time_point connect_deadline_{};

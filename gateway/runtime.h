@@ -32,6 +32,7 @@ class Runtime {
   std::atomic<int> unauthenticated{0};  // connections not yet past authentication
   std::atomic<int> connections{0};      // all live connections
   std::atomic<bool> draining{false};
+  std::atomic<int> resolving{0};        // name lookups running on helper threads
 
  private:
   mutable std::mutex mu_;

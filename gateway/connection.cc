@@ -15,6 +15,8 @@
 
 #include "gateway/direct_tcpip.h"
 #include "gateway/log.h"
+#include "gateway/session_channel.h"
+#include "gateway/store_service.h"
 #include "ssh/digest.h"
 
 namespace touchgate::gateway {
@@ -150,7 +152,11 @@ void Connection::after_poll() {
     }
     return;
   }
+  // The agent dialog first: opening its channel may itself run a poll pass.
+  if (mfa_) mfa_->step();
+  pump_mfa();
   for (auto& f : forwards_) f->pump();
+  for (auto& s : sessions_) s->pump();
   settle();
 }
 
@@ -167,7 +173,8 @@ void Connection::settle() {
     return;
   }
   update_interest();
-  if (std::any_of(forwards_.begin(), forwards_.end(), [](auto& f) { return f->done(); })) {
+  if (std::any_of(forwards_.begin(), forwards_.end(), [](auto& f) { return f->done(); }) ||
+      std::any_of(sessions_.begin(), sessions_.end(), [](auto& c) { return c->done(); })) {
     worker_.mark_dirty(this);
   }
 }
@@ -195,7 +202,10 @@ void Connection::tick(Clock::time_point now) {
     disconnect_now("idle_timeout", fmt::format("no traffic for {} s", idle.count()));
     return;
   }
+  if (mfa_) mfa_->tick(now);
+  pump_mfa();
   for (auto& f : forwards_) f->tick(now);
+  for (auto& c : sessions_) c->pump();
   settle();
 }
 
@@ -215,11 +225,15 @@ void Connection::reap() {
   forwards_.erase(std::remove_if(forwards_.begin(), forwards_.end(),
                                  [](const std::unique_ptr<Forward>& f) { return f->done(); }),
                   forwards_.end());
+  sessions_.erase(std::remove_if(sessions_.begin(), sessions_.end(),
+                                 [](const std::unique_ptr<SessionChannel>& c) { return c->done(); }),
+                  sessions_.end());
 }
 
-size_t Connection::live_forwards() const {
+size_t Connection::live_channels() const {
   return static_cast<size_t>(
-      std::count_if(forwards_.begin(), forwards_.end(), [](auto& f) { return f->live(); }));
+      std::count_if(forwards_.begin(), forwards_.end(), [](auto& f) { return f->live(); }) +
+      std::count_if(sessions_.begin(), sessions_.end(), [](auto& c) { return c->live(); }));
 }
 
 // ---- authentication ---------------------------------------------------------------------------
@@ -333,12 +347,10 @@ int Connection::message(ssh_message msg) {
   if (type == SSH_REQUEST_CHANNEL_OPEN) {
     if (state_ != State::kAuthenticated || pending_disconnect_) return 1;
     if (subtype == SSH_CHANNEL_DIRECT_TCPIP) return open_direct_tcpip(msg);
-    if (subtype == SSH_CHANNEL_SESSION) {
-      return refuse_open("session_not_offered",
-                         "this gateway offers no shell or command sessions; use ssh -J <gateway> <target>");
-    }
+    if (subtype == SSH_CHANNEL_SESSION) return open_session(msg);
     return refuse_open("channel_type_refused", "this channel type is not offered by the gateway");
   }
+  if (type == SSH_REQUEST_CHANNEL) return channel_request(msg);
   if (type == SSH_REQUEST_GLOBAL) {
     log_event(Level::kDebug, "global_request_refused", {{"conn", id_}, {"subtype", subtype}});
   }
@@ -350,7 +362,7 @@ int Connection::message(ssh_message msg) {
 int Connection::refuse_open(const std::string& code, const std::string& message) {
   log_event(Level::kInfo, "channel_refused",
             {{"conn", id_}, {"user", login_}, {"code", code}, {"reason", message}});
-  if (live_forwards() == 0) {
+  if (live_channels() == 0) {
     // Nothing else runs on this connection: a disconnect is the one way the client prints why.
     schedule_disconnect(code, message);
     return 0;
@@ -372,7 +384,7 @@ int Connection::open_direct_tcpip(ssh_message msg) {
     return refuse_open("port_forwarding_not_permitted",
                        "the certificate does not permit port forwarding (permit-port-forwarding)");
   }
-  if (live_forwards() >= static_cast<size_t>(server.max_channels_per_connection)) {
+  if (live_channels() >= static_cast<size_t>(server.max_channels_per_connection)) {
     return refuse_open("too_many_channels",
                        fmt::format("at most {} channels per connection",
                                    server.max_channels_per_connection));
@@ -391,10 +403,155 @@ int Connection::open_direct_tcpip(ssh_message msg) {
   Forward* raw = fwd.get();
   forwards_.push_back(std::move(fwd));
   raw->attach(channel);
-  // The place for the second factor: until it passes, the channel stays in kAuthorizing and no
-  // byte moves. Without one configured, authorization is immediate.
-  raw->authorized();
+  // The second factor: until it passes, the channel stays in kAuthorizing and no byte moves,
+  // and no connection to the target is made. The challenge starts after this callback returns.
+  request_touch(raw->id(), fmt::format("{} {}", target->name, target->address()), true);
   return 0;
+}
+
+int Connection::open_session(ssh_message msg) {
+  const auto& server = snap_.config->server;
+  if (worker_.draining()) return refuse_open("shutting_down", "the gateway is shutting down");
+  if (live_channels() >= static_cast<size_t>(server.max_channels_per_connection)) {
+    return refuse_open("too_many_channels",
+                       fmt::format("at most {} channels per connection",
+                                   server.max_channels_per_connection));
+  }
+  ssh_channel channel = ssh_message_channel_request_open_reply_accept(msg);
+  if (channel == nullptr) {
+    log_event(Level::kWarn, "channel_accept_failed", {{"conn", id_}});
+    return 0;
+  }
+  sessions_.push_back(std::make_unique<SessionChannel>(*this, next_channel_id_++, channel));
+  return 0;
+}
+
+int Connection::channel_request(ssh_message msg) {
+  if (state_ != State::kAuthenticated) return 1;
+  ssh_channel channel = ssh_message_channel_request_channel(msg);
+  for (auto& c : sessions_) {
+    if (c->channel() == channel && channel != nullptr) return c->request(msg);
+  }
+  return 1;  // requests on direct-tcpip channels (none are defined) get the default refusal
+}
+
+// ---- the second factor -------------------------------------------------------------------------
+
+void Connection::request_touch(uint64_t channel_id, std::string target, bool reuse) {
+  touch_queue_.push_back(TouchWait{channel_id, std::move(target), reuse});
+  // Started from pump_mfa after the current callback (never inside one).
+}
+
+bool Connection::waiting_for_touch(uint64_t channel_id) const {
+  for (const auto& f : forwards_) {
+    if (f->id() == channel_id) return f->state() == Forward::State::kAuthorizing;
+  }
+  for (const auto& c : sessions_) {
+    if (c->id() == channel_id) return c->live();
+  }
+  return false;
+}
+
+void Connection::deliver_touch(uint64_t channel_id, const Result<TouchProof>& result) {
+  for (auto& f : forwards_) {
+    if (f->id() != channel_id) continue;
+    if (result) {
+      f->authorized();
+    } else {
+      f->refuse(result.error().code, result.error().message);
+    }
+    return;
+  }
+  for (auto& c : sessions_) {
+    if (c->id() == channel_id) c->touch_result(result);
+  }
+}
+
+void Connection::pump_mfa() {
+  if (state_ != State::kAuthenticated || pending_disconnect_) return;
+  if (mfa_) {
+    if (!mfa_->finished()) {
+      if (!touch_queue_.empty() && waiting_for_touch(touch_queue_.front().channel_id)) return;
+      mfa_->cancel("mfa_cancelled", "the channel closed before the touch");
+    }
+    Result<TouchProof> result = mfa_->result();
+    mfa_.reset();
+    if (!touch_queue_.empty()) {
+      uint64_t channel_id = touch_queue_.front().channel_id;
+      touch_queue_.pop_front();
+      if (result) last_touch_ = *result;
+      deliver_touch(channel_id, result);
+    }
+  }
+  const auto max_age = snap_.config->mfa.max_age;
+  while (!touch_queue_.empty() && !pending_disconnect_) {
+    TouchWait& w = touch_queue_.front();
+    if (!waiting_for_touch(w.channel_id)) {
+      touch_queue_.pop_front();
+      continue;
+    }
+    if (w.reuse && max_age.count() > 0 && last_touch_ &&
+        Clock::now() - last_touch_->at <= max_age) {
+      log_event(Level::kInfo, "mfa_reused",
+                {{"conn", id_},
+                 {"user", login_},
+                 {"target", w.target},
+                 {"key_fp", last_touch_->touch.fingerprint()}});
+      uint64_t channel_id = w.channel_id;
+      touch_queue_.pop_front();
+      deliver_touch(channel_id, *last_touch_);
+      continue;
+    }
+    ChallengeContext ctx;
+    ctx.gateway = snap_.config->server.name;
+    ctx.ns = snap_.config->mfa_namespace();
+    ctx.connection = fmt::format("{}-{}", worker_.runtime().instance, id_);
+    ctx.client = peer_;
+    ctx.principal = login_;
+    ctx.cert = &*cert_;
+    ctx.target = w.target;
+    mfa_ = std::make_unique<MfaDialog>(*this, std::move(ctx));
+    mfa_->start();
+    break;  // a challenge refused at once is delivered just below
+    break;
+  }
+  if (mfa_ && mfa_->finished()) pump_mfa();
+}
+
+void Connection::list_keys(uint64_t channel_id) {
+  StoreService* service = worker_.runtime().store;
+  Worker* worker = &worker_;
+  std::weak_ptr<int> alive = alive_;
+  Connection* self = this;
+  std::string principal = login_;
+  auto deliver = [worker, alive, self, channel_id](Result<std::vector<store::EnrolledKey>> keys) {
+    worker->post([alive, self, channel_id, keys = std::move(keys)]() mutable {
+      if (alive.expired()) return;
+      for (auto& c : self->sessions_) {
+        if (c->id() == channel_id) c->keys_result(std::move(keys));
+      }
+      self->after_mfa_event();
+    });
+  };
+  if (service == nullptr) {
+    deliver(tl::unexpected(Error{"store_io", "no key store"}));
+    return;
+  }
+  service->submit([deliver, principal](store::Store* st) {
+    if (st == nullptr) {
+      deliver(tl::unexpected(Error{"store_io", "the store is shut down"}));
+    } else {
+      deliver(st->list_keys(principal));
+    }
+  });
+}
+
+void Connection::after_mfa_event() {
+  if (state_ == State::kClosed) return;
+  pump_mfa();
+  for (auto& f : forwards_) f->pump();
+  for (auto& c : sessions_) c->pump();
+  settle();
 }
 
 void Connection::forward_failed(Forward* f, const std::string& code, const std::string& message) {
@@ -408,6 +565,9 @@ void Connection::forward_failed(Forward* f, const std::string& code, const std::
   size_t others = 0;
   for (auto& o : forwards_) {
     if (o.get() != f && o->live()) ++others;
+  }
+  for (auto& c : sessions_) {
+    if (c->live()) ++others;
   }
   // The failed channel closes itself on its next pump; when it was the only one, the client
   // learns the reason from the disconnect instead.
@@ -430,7 +590,9 @@ void Connection::disconnect_now(const std::string& code, const std::string& mess
   // Keep the socket past libssh's close so the client reads the DISCONNECT, not a reset.
   int keep = fd_ >= 0 ? ::dup(fd_) : -1;
   if (fd_ >= 0) worker_.unwatch(fd_);
+  if (mfa_) mfa_->abandon();
   for (auto& f : forwards_) f->abandon();
+  for (auto& c : sessions_) c->abandon();
   // libssh writes the DISCONNECT only if the socket is known writable; flush what is queued and
   // poll once so that it is, then the DISCONNECT leaves before the socket closes.
   ssh_blocking_flush(session_, flush_ms);
@@ -442,7 +604,10 @@ void Connection::disconnect_now(const std::string& code, const std::string& mess
 
 void Connection::teardown(const std::string& reason) {
   if (state_ == State::kClosed) return;
+  alive_.reset();
+  if (mfa_) mfa_->abandon();
   for (auto& f : forwards_) f->abandon();
+  for (auto& c : sessions_) c->abandon();
   if (fd_ >= 0) worker_.unwatch(fd_);
   fd_ = -1;
   if (event_ != nullptr) {

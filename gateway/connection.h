@@ -12,11 +12,13 @@
 #include <libssh/server.h>
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "gateway/mfa_dialog.h"
 #include "gateway/pollable.h"
 #include "gateway/runtime.h"
 #include "gateway/worker.h"
@@ -25,6 +27,7 @@
 namespace touchgate::gateway {
 
 class Forward;
+class SessionChannel;
 
 class Connection : public Pollable {
  public:
@@ -54,6 +57,19 @@ class Connection : public Pollable {
   uint64_t id() const { return id_; }
   const std::string& login() const { return login_; }
   const std::string& peer() const { return peer_; }
+  const policy::Config& config() const { return *snap_.config; }
+  // certificate is the verified first factor (authenticated connections only).
+  const ssh::VerifiedCertificate& certificate() const { return *cert_; }
+
+  // request_touch queues channel `channel_id` for the second factor. With reuse, a touch of this
+  // connection younger than [mfa] max_age is enough; else a new challenge runs. The answer comes
+  // through Forward::authorized / Forward::refuse or SessionChannel::touch_result. One challenge
+  // runs at a time per connection.
+  void request_touch(uint64_t channel_id, std::string target, bool reuse);
+  // list_keys reads the principal's enrolled keys for a session channel's whoami.
+  void list_keys(uint64_t channel_id);
+  // after_mfa_event runs after an answer from the store reached this connection.
+  void after_mfa_event();
   // forward_failed reports that a channel could not be served; the connection decides whether
   // the client learns the reason through a disconnect (sole channel) or a channel close.
   void forward_failed(Forward* f, const std::string& code, const std::string& message);
@@ -74,6 +90,12 @@ class Connection : public Pollable {
   int auth_request(ssh_message msg);
   int message(ssh_message msg);
   int open_direct_tcpip(ssh_message msg);
+  int open_session(ssh_message msg);
+  int channel_request(ssh_message msg);
+  // pump_mfa delivers a finished challenge and starts the next one.
+  void pump_mfa();
+  void deliver_touch(uint64_t channel_id, const Result<TouchProof>& result);
+  bool waiting_for_touch(uint64_t channel_id) const;
   // refuse_open declines a channel open from inside the message callback. Returns the value for
   // the callback: 1 = let libssh send the default refusal, 0 = no reply (a disconnect follows).
   int refuse_open(const std::string& code, const std::string& message);
@@ -88,7 +110,8 @@ class Connection : public Pollable {
   // flush_ms bounds how long queued output may delay the worker (0: write what fits now).
   void disconnect_now(const std::string& code, const std::string& message, int flush_ms = 50);
   void teardown(const std::string& reason);
-  size_t live_forwards() const;
+  // live_channels counts channels still in use (forwards and sessions).
+  size_t live_channels() const;
 
   Worker& worker_;
   ssh_session session_;
@@ -114,7 +137,18 @@ class Connection : public Pollable {
   std::optional<std::pair<std::string, std::string>> pending_disconnect_;
 
   std::vector<std::unique_ptr<Forward>> forwards_;
+  std::vector<std::unique_ptr<SessionChannel>> sessions_;
   uint64_t next_channel_id_ = 1;
+
+  struct TouchWait {
+    uint64_t channel_id;
+    std::string target;
+    bool reuse;
+  };
+  std::deque<TouchWait> touch_queue_;      // channels waiting, in order
+  std::unique_ptr<MfaDialog> mfa_;         // the challenge for touch_queue_.front()
+  std::optional<TouchProof> last_touch_;   // for reuse within [mfa] max_age
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // answers from other threads check it
 };
 
 // disconnect_text is the text a client prints after "Received disconnect from ...: 11: ".

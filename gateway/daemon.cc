@@ -15,9 +15,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <array>
 #include <cstring>
 #include <thread>
 #include <vector>
+
+#include <openssl/rand.h>
 
 #include <fmt/format.h>
 
@@ -25,6 +28,7 @@
 #include "gateway/listener.h"
 #include "gateway/log.h"
 #include "gateway/runtime.h"
+#include "gateway/store_service.h"
 #include "gateway/worker.h"
 #include "policy/config.h"
 #include "policy/trust.h"
@@ -110,8 +114,20 @@ int run_daemon(const DaemonOptions& options) {
     return 1;
   }
 
+  auto store = StoreService::start(store::default_database_path(config->server.state_dir.string()));
+  if (!store) {
+    print_error(fmt::format("{} ({})", store.error().message, store.error().code));
+    return 1;
+  }
+
   ssh_init();
   Runtime runtime;
+  runtime.store = store->get();
+  {
+    std::array<uint8_t, 8> id{};
+    RAND_bytes(id.data(), static_cast<int>(id.size()));
+    for (uint8_t b : id) runtime.instance += fmt::format("{:02x}", b);
+  }
   auto cfg = std::make_shared<const policy::Config>(std::move(*config));
   runtime.set_snapshot(
       Snapshot{cfg, std::make_shared<const ssh::TrustPolicy>(std::move(*trust))});
@@ -217,6 +233,8 @@ int run_daemon(const DaemonOptions& options) {
   auto deadline = std::chrono::steady_clock::now() + cfg->server.drain_timeout;
   for (auto& w : workers) w->drain(deadline);
   for (auto& w : workers) w->join();
+  // Answers still queued by the store are posted to the stopped workers and never run.
+  (*store)->stop();
   if (runtime.resolving.load() > 0) {
     // A name lookup thread may still post to a worker: keep the workers (and the runtime they
     // point to) alive until the process exits rather than free them under it.

@@ -42,8 +42,10 @@ class Forward : public Pollable {
 
   // attach takes ownership of the accepted channel and installs the callbacks.
   void attach(ssh_channel channel);
-  // authorized moves on to resolving/connecting (the second factor will call this once passed).
+  // authorized moves on to resolving/connecting, once the second factor has passed.
   void authorized();
+  // refuse ends a channel whose second factor failed, with the reason.
+  void refuse(const std::string& code, const std::string& message) { fail(code, message); }
   // connect_next starts a TCP connect to the next resolved address (begin_connect watches it).
   void connect_next();
   void begin_connect(int fd, bool in_progress);

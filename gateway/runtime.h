@@ -6,11 +6,14 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "policy/config.h"
 #include "ssh/validate.h"
 
 namespace touchgate::gateway {
+
+class StoreService;
 
 struct Snapshot {
   std::shared_ptr<const policy::Config> config;
@@ -33,6 +36,8 @@ class Runtime {
   std::atomic<int> connections{0};      // all live connections
   std::atomic<bool> draining{false};
   std::atomic<int> resolving{0};        // name lookups running on helper threads
+  StoreService* store = nullptr;        // enrolled keys and counters (set before workers start)
+  std::string instance;                 // random id of this gateway process (in challenges)
 
  private:
   mutable std::mutex mu_;

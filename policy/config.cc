@@ -8,6 +8,8 @@
 #include <system_error>
 #include <utility>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
@@ -17,6 +19,21 @@
 
 namespace touchgate::policy {
 namespace {
+
+bool valid_gateway_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '-' || c == '_';
+  });
+}
+
+// default_gateway_name is the host name, or "touchgate" if it is unusable as a name.
+std::string default_gateway_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) == 0 && valid_gateway_name(buf)) return buf;
+  return "touchgate";
+}
 
 constexpr const char* kCode = "config_invalid";
 constexpr size_t kMaxConfigSize = 16u << 20;
@@ -137,6 +154,7 @@ class Loader {
 
   Result<void> load_server(const toml::table& table, ServerConfig* out) const;
   Result<void> load_trust(const toml::table& table, TrustConfig* out) const;
+  Result<void> load_mfa(const toml::table& table, MfaConfig* out) const;
   Result<void> load_ca(const toml::node& node, TrustConfig* out,
                        std::map<std::string, const toml::node*>* names) const;
   Result<Target> load_target(const toml::table& table) const;
@@ -224,7 +242,15 @@ Result<void> Loader::load_server(const toml::table& table, ServerConfig* out) co
   for (auto&& [key, node] : table) {
     const std::string_view k = key.str();
     const std::string name = fmt::format("server.{}", k);
-    if (k == "listen") {
+    if (k == "name") {
+      auto v = get_string(node, name);
+      if (!v) return tl::unexpected(v.error());
+      if (!valid_gateway_name(*v)) {
+        return error_at(node, "server.name must be 1-64 characters of letters, digits, '.', '-' "
+                              "and '_'");
+      }
+      out->name = std::move(*v);
+    } else if (k == "listen") {
       auto a = get_array(node, name, false);
       if (!a) return tl::unexpected(a.error());
       for (const toml::node& item : **a) {
@@ -287,7 +313,7 @@ Result<void> Loader::load_server(const toml::table& table, ServerConfig* out) co
       return error_at(
           key.source(),
           fmt::format("unknown key \"{}\" in [server]{}", k,
-                      suggestion(k, {"listen", "host_keys", "state_dir", "login_grace_time",
+                      suggestion(k, {"name", "listen", "host_keys", "state_dir", "login_grace_time",
                                      "max_auth_tries", "max_startups", "max_sessions",
                                      "max_channels_per_connection", "workers", "connect_timeout",
                                      "drain_timeout", "idle_timeout"})));
@@ -295,6 +321,7 @@ Result<void> Loader::load_server(const toml::table& table, ServerConfig* out) co
   }
   if (!have_listen) return error_at(table, "[server] is missing the required key \"listen\"");
   if (!have_state_dir) out->state_dir = "/var/lib/touchgate";
+  if (out->name.empty()) out->name = default_gateway_name();
   if (host_keys != nullptr) {
     auto a = get_array(*host_keys, "server.host_keys", false);
     if (!a) return tl::unexpected(a.error());
@@ -471,16 +498,61 @@ Result<Target> Loader::load_target(const toml::table& table) const {
   return out;
 }
 
+Result<void> Loader::load_mfa(const toml::table& table, MfaConfig* out) const {
+  for (auto&& [key, node] : table) {
+    const std::string_view k = key.str();
+    const std::string name = fmt::format("mfa.{}", k);
+    if (k == "touch_timeout") {
+      auto d = get_duration(node, name, 1, 600);
+      if (!d) return tl::unexpected(d.error());
+      out->touch_timeout = *d;
+    } else if (k == "max_age") {
+      auto d = get_duration(node, name, 0, 86400);
+      if (!d) return tl::unexpected(d.error());
+      out->max_age = *d;
+    } else if (k == "require_pin") {
+      auto b = get_bool(node, name);
+      if (!b) return tl::unexpected(b.error());
+      out->require_pin = *b;
+    } else if (k == "prefer") {
+      auto a = get_array(node, name, false);
+      if (!a) return tl::unexpected(a.error());
+      std::vector<std::string> kinds;
+      for (const toml::node& item : **a) {
+        auto s = get_string(item, name + " entries");
+        if (!s) return tl::unexpected(s.error());
+        if (*s != "fido2" && *s != "piv") {
+          return error_at(item, fmt::format("unknown key kind \"{}\" in mfa.prefer (allowed: "
+                                            "fido2, piv)",
+                                            *s));
+        }
+        if (std::find(kinds.begin(), kinds.end(), *s) != kinds.end()) {
+          return error_at(item, fmt::format("duplicate key kind \"{}\" in mfa.prefer", *s));
+        }
+        kinds.push_back(std::move(*s));
+      }
+      out->prefer = std::move(kinds);
+    } else {
+      return error_at(key.source(),
+                      fmt::format("unknown key \"{}\" in [mfa]{}", k,
+                                  suggestion(k, {"touch_timeout", "max_age", "require_pin",
+                                                 "prefer"})));
+    }
+  }
+  return {};
+}
+
 Result<Config> Loader::load(const toml::table& root) {
   Config config;
   const toml::table* server = nullptr;
   const toml::table* trust = nullptr;
+  const toml::table* mfa = nullptr;
   for (auto&& [key, node] : root) {
     const std::string_view k = key.str();
-    if (k == "server" || k == "trust") {
+    if (k == "server" || k == "trust" || k == "mfa") {
       const auto* t = node.as_table();
       if (t == nullptr) return error_at(key.source(), fmt::format("{} must be a table [{}]", k, k));
-      (k == "server" ? server : trust) = t;
+      (k == "server" ? server : k == "trust" ? trust : mfa) = t;
     } else if (k == "target") {
       const auto* a = node.as_array();
       if (a == nullptr || !a->is_array_of_tables()) {
@@ -502,7 +574,7 @@ Result<Config> Loader::load(const toml::table& root) {
         seen.emplace_back(target->name, &t);
         config.targets.push_back(std::move(*target));
       }
-    } else if (k == "mfa" || k == "audit" || k == "group" || k == "rule") {
+    } else if (k == "audit" || k == "group" || k == "rule") {
       const bool array = k == "group" || k == "rule";
       return error_at(
           key.source(),
@@ -512,13 +584,16 @@ Result<Config> Loader::load(const toml::table& root) {
     } else {
       return error_at(key.source(),
                       fmt::format("unknown {} \"{}\"{}", node.is_table() ? "section" : "key", k,
-                                  suggestion(k, {"server", "trust", "target"})));
+                                  suggestion(k, {"server", "trust", "mfa", "target"})));
     }
   }
   if (server == nullptr) return error_at(root, "missing required section [server]");
   if (trust == nullptr) return error_at(root, "missing required section [trust]");
   if (auto r = load_server(*server, &config.server); !r) return tl::unexpected(r.error());
   if (auto r = load_trust(*trust, &config.trust); !r) return tl::unexpected(r.error());
+  if (mfa != nullptr) {
+    if (auto r = load_mfa(*mfa, &config.mfa); !r) return tl::unexpected(r.error());
+  }
   return config;
 }
 

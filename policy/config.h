@@ -20,6 +20,7 @@ struct ListenAddress {
 };
 
 struct ServerConfig {
+  std::string name;                                   // gateway name; default: the host name
   std::vector<ListenAddress> listen;                  // required, at least one
   std::vector<std::filesystem::path> host_keys;       // default: [state_dir/ssh_host_ed25519_key]
   std::filesystem::path state_dir;                    // default: /var/lib/touchgate
@@ -50,6 +51,15 @@ struct TrustConfig {
   bool permit_force_command = false;
 };
 
+// The second factor (a touch of an enrolled hardware key through the forwarded agent).
+struct MfaConfig {
+  std::chrono::seconds touch_timeout{60};  // how long to wait for the agent's answer, 1..600 s
+  std::chrono::seconds max_age{0};         // reuse a touch on one connection this long (0: never)
+  bool require_pin = false;                // FIDO2 keys must report user verification (PIN)
+  std::vector<std::string> prefer{"fido2", "piv"};  // key kinds, most preferred first
+
+};
+
 struct Target {
   std::string name;
   std::string host;  // as written (DNS name or numeric)
@@ -62,7 +72,11 @@ struct Config {
   std::filesystem::path source;  // the file it was loaded from (absolute)
   ServerConfig server;
   TrustConfig trust;
+  MfaConfig mfa;
   std::vector<Target> targets;
+
+  // mfa_namespace is the SSHSIG namespace of touch challenges: "touchgate-mfa@<server.name>".
+  std::string mfa_namespace() const { return "touchgate-mfa@" + server.name; }
 
   // find_target matches by name, or by exact "host:port" of a target (also host alone when the
   // requested port equals the target's port). nullptr if none.

@@ -57,6 +57,33 @@ def touchgated_path():
     return path
 
 
+def touchgate_path():
+    """The admin CLI: $TOUCHGATE (set by meson), else build/cli/touchgate."""
+    path = os.environ.get("TOUCHGATE")
+    if not path:
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        path = os.path.join(root, "build", "cli", "touchgate")
+    if not os.access(path, os.X_OK):
+        raise HarnessError(f"touchgate not found or not executable: {path}")
+    return path
+
+
+def test_sk_path():
+    """Our test authenticator (an OpenSSH SecurityKeyProvider): $TOUCHGATE_TEST_SK, else the
+    build tree's copy."""
+    path = os.environ.get("TOUCHGATE_TEST_SK")
+    if not path:
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        path = os.path.join(root, "build", "tests", "authenticator", "tg-test-sk.so")
+    if not os.path.exists(path):
+        raise HarnessError(f"test authenticator not found: {path}")
+    return os.path.realpath(path)
+
+
+SK_DUMMY = "/usr/lib/openssh/regress/misc/sk-dummy/sk-dummy.so"
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+
 def free_port(host="127.0.0.1"):
     """A TCP port that was free a moment ago (bind port 0, read it, close)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -192,10 +219,19 @@ class Target(Process):
 class Agent(Process):
     """A private ssh-agent (ssh-agent -D -a SOCK)."""
 
-    def __init__(self, name, popen, log, sock, env):
+    def __init__(self, name, popen, log, sock, env, provider=None, agent_env=None):
         super().__init__(name, popen, log)
         self.sock = sock
         self.env = env
+        self.provider = provider
+        self.agent_env = agent_env or {}
+
+    def add_sk(self, key):
+        """ssh-add -S PROVIDER an sk key (made with this agent's provider)."""
+        r = self.env.run(["ssh-add", "-S", self.provider, key.key],
+                         extra_env={"SSH_AUTH_SOCK": self.sock, **self.agent_env})
+        if r.returncode != 0:
+            raise HarnessError(f"ssh-add -S failed:\n{r}")
 
     def add(self, key, cert=None):
         """ssh-add the key, with `cert` beside it when given (ssh-add loads KEY-cert.pub)."""
@@ -250,6 +286,7 @@ class Env:
         self.login = pwd.getpwuid(os.getuid()).pw_name  # the account on the target
         self.dir = None
         self._certs = 0
+        self.default_touch_agent = None  # forwarded to the gateway by client_config
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -436,18 +473,114 @@ class Env:
         self.run(argv, check=True)
         return krl
 
-    def start_agent(self, name="agent"):
+    def start_agent(self, name="agent", provider=None, agent_env=None):
+        """A private ssh-agent; with `provider` (a real path) it may load that PKCS#11 module
+        or SecurityKeyProvider (-P), and runs with agent_env (e.g. SOFTHSM2_CONF)."""
         sock = self.path(name, "agent.sock")
         log = self.path(name, "agent.log")
+        argv = ["ssh-agent", "-D", "-a", sock]
+        if provider:
+            argv += ["-P", provider]
         with open(log, "w") as err:
-            popen = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdin=subprocess.DEVNULL,
+            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=err,
-                                     start_new_session=True)
-        agent = Agent(name, popen, log, sock, self)
+                                     env=self.client_env(agent_env), start_new_session=True)
+        agent = Agent(name, popen, log, sock, self, provider, agent_env)
         self.processes.append(agent)
         wait_until(lambda: os.path.exists(sock) or not agent.alive(), 5, "ssh-agent")
         if not agent.alive():
             raise HarnessError(f"ssh-agent exited:\n{agent.log_text()}")
+        return agent
+
+    # -- second factor: keys, agents, enrollment ------------------------------------------
+
+    def make_sk_key(self, name, key_type="ecdsa-sk", provider=SK_DUMMY, options=(),
+                    provider_env=None):
+        """A FIDO2 key (ssh-keygen -t ecdsa-sk|ed25519-sk -w PROVIDER)."""
+        key = self.path("keys", f"sk-{name}")
+        argv = [SSH_KEYGEN, "-q", "-t", key_type, "-w", provider, "-N", "", "-C", name,
+                "-f", key]
+        for opt in options:
+            argv += ["-O", opt]
+        self.run(argv, check=True, extra_env=provider_env)
+        return UserKey(name, key)
+
+    def start_sk_agent(self, name, key, provider=SK_DUMMY, control=None):
+        """An ssh-agent holding the sk key `key` through `provider`; with `control`, the test
+        authenticator's control file (its environment reaches ssh-sk-helper)."""
+        agent_env = {"TG_TEST_SK_CONTROL": control} if control else None
+        agent = self.start_agent(name, provider=os.path.realpath(provider), agent_env=agent_env)
+        agent.add_sk(key)
+        return agent
+
+    def start_piv_agent(self, name="piv", key_type="EC:prime256v1", pin="123456"):
+        """A SoftHSM2 token as the PIV card: one key pair generated on it, the token loaded into
+        a private ssh-agent with ssh-add -s (the PIN fed through SSH_ASKPASS). Returns
+        (agent, pub_path)."""
+        d = self.path(name, "softhsm", "x")
+        d = os.path.dirname(d)
+        tokens = os.path.join(d, "tokens")
+        os.makedirs(tokens, exist_ok=True)
+        conf = os.path.join(d, "softhsm2.conf")
+        with open(conf, "w") as f:
+            f.write(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n"
+                    "log.level = ERROR\n")
+        hsm_env = {"SOFTHSM2_CONF": conf}
+        self.run(["softhsm2-util", "--init-token", "--free", "--label", name, "--so-pin",
+                  "87654321", "--pin", pin], check=True, extra_env=hsm_env)
+        self.run(["pkcs11-tool", "--module", SOFTHSM_MODULE, "--login", "--pin", pin,
+                  "--keypairgen", "--key-type", key_type, "--id", "01", "--label", "piv-auth"],
+                 check=True, extra_env=hsm_env)
+        module = os.path.realpath(SOFTHSM_MODULE)
+        agent = self.start_agent(name, provider=module, agent_env=hsm_env)
+        askpass = os.path.join(d, "askpass.sh")
+        with open(askpass, "w") as f:
+            f.write(f"#!/bin/sh\necho {pin}\n")
+        os.chmod(askpass, 0o700)
+        r = self.run(["ssh-add", "-s", module],
+                     extra_env={"SSH_AUTH_SOCK": agent.sock, "SSH_ASKPASS": askpass,
+                                "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0", **hsm_env})
+        if r.returncode != 0:
+            raise HarnessError(f"ssh-add -s failed:\n{r}")
+        r = self.run(["ssh-add", "-L"], extra_env={"SSH_AUTH_SOCK": agent.sock}, check=True)
+        pub = os.path.join(d, "piv.pub")
+        with open(pub, "w") as f:
+            f.write(r.stdout.splitlines()[0] + "\n")
+        return agent, pub
+
+    def touchgate(self, gateway, *args, timeout=30, input=None):
+        """Runs the admin CLI `touchgate -f <gateway's config> ARGS`; returns a Result."""
+        config = gateway.config if isinstance(gateway, Gateway) else gateway
+        return self.run([touchgate_path(), "-f", config, *args], timeout=timeout, input=input)
+
+    def enroll(self, gateway, user, pub, kind, label=None, pin_required=False):
+        """touchgate keys add; raises unless it succeeds."""
+        pub = pub.pub if isinstance(pub, UserKey) else pub
+        args = ["keys", "add", "--user", user, "--kind", kind]
+        if label:
+            args += ["--label", label]
+        if pin_required:
+            args.append("--pin-required")
+        args.append(pub)
+        r = self.touchgate(gateway, *args)
+        if r.returncode != 0:
+            raise HarnessError(f"touchgate keys add failed:\n{r}")
+        return r
+
+    def keys_json(self, gateway, user=None):
+        args = ["keys", "list", "--json"] + (["--user", user] if user else [])
+        r = self.touchgate(gateway, *args)
+        if r.returncode != 0:
+            raise HarnessError(f"touchgate keys list failed:\n{r}")
+        return json.loads(r.stdout)
+
+    def touch_agent(self, gateway, user="alice", name="touch"):
+        """The default second factor of a scenario: a plain ed25519 key in a private ssh-agent,
+        enrolled for `user` as a PIV-kind key (no counter, no provider)."""
+        key = self.make_user_key(f"{name}-{user}")
+        agent = self.start_agent(name)
+        agent.add(key)
+        self.enroll(gateway, user, key, "piv", label=name)
         return agent
 
     # -- the target: a real sshd -----------------------------------------------------------
@@ -505,7 +638,7 @@ LogLevel VERBOSE
     def write_gateway_config(self, cas, targets=(), revoked=None, max_cert_lifetime=None,
                              login_grace_time="30s", connect_timeout="10s",
                              drain_timeout="30s", clock_skew="60s", listen=(), extra="",
-                             name="gw", named_cas=False):
+                             name="gw", named_cas=False, mfa_extra=""):
         """Writes <name>/touchgate.toml; targets are Target objects or (name, address) pairs."""
         config = self.path(name, "touchgate.toml")
         lines = ["[server]",
@@ -532,6 +665,8 @@ LogLevel VERBOSE
             tname, address = (t.target_name, t.address) if isinstance(t, Target) else t
             lines += ["", "[[target]]", f"name = {toml_str(tname)}",
                       f"address = {toml_str(address)}", 'tags = ["e2e"]']
+        if mfa_extra:
+            lines += ["", "[mfa]", mfa_extra]
         if extra:
             lines += ["", extra]
         with open(config, "w") as f:
@@ -569,7 +704,7 @@ LogLevel VERBOSE
                                    f"{gw.popen.returncode}:\n{text}")
         raise HarnessError(f"touchgated: no free port after {attempts} attempts")
 
-    def world(self, cas=(), ipv6=False, **gateway_args):
+    def world(self, cas=(), ipv6=False, touch_agent=True, **gateway_args):
         """The usual world: CA "sso" (plus `cas`, also trusted), user key "alice" with a valid
         certificate (principals alice and the target login), sshd "db1" trusting all of them,
         touchgated trusting all of them with db1 as its only target, and a client config."""
@@ -579,9 +714,11 @@ LogLevel VERBOSE
         all_cas = [ca] + list(cas)
         target = self.start_target(all_cas)
         gw = self.start_gateway(all_cas, targets=[target], ipv6=ipv6, **gateway_args)
+        touch = self.touch_agent(gw) if touch_agent else None
+        self.default_touch_agent = touch
         config = self.client_config(gw, key, cert, target=target, name="ssh_config")
         return types.SimpleNamespace(ca=ca, key=key, cert=cert, target=target, gw=gw,
-                                     config=config)
+                                     config=config, touch=touch)
 
     def login_works(self, world, cert=None, dest="target"):
         """A real `ssh -J gw target` with `cert` (default: the world's valid one) runs a
@@ -596,7 +733,8 @@ LogLevel VERBOSE
     # -- the client ------------------------------------------------------------------------
 
     def client_config(self, gateway, key, cert=None, user="alice", target=None,
-                      target_key=None, target_cert=None, name=None, gw_extra="", agent=None):
+                      target_key=None, target_cert=None, name=None, gw_extra="", agent=None,
+                      forward_agent="default"):
         """Writes an ssh_config with `Host gw` (and `gw6` when the gateway listens on [::1]),
         `Host target` (the sshd's exact 127.0.0.1:port), `Host db1` (no HostName: the gateway
         resolves the name) and returns its path.
@@ -604,7 +742,14 @@ LogLevel VERBOSE
         The target login uses target_key/target_cert, by default the same key and certificate
         (end-to-end authentication through the jump; the certificate names the login). With
         `agent`, the gateway login uses only that agent's identities (key may then be None).
+        forward_agent: an Agent (or socket path) the gateway's Host block forwards
+        (ForwardAgent <socket>) for the touch; None for no forwarding; "default" for the
+        world's touch agent, if any.
         """
+        if forward_agent == "default":
+            forward_agent = self.default_touch_agent
+        if isinstance(forward_agent, Agent):
+            forward_agent = forward_agent.sock
         name = name or f"ssh_config-{len(os.listdir(self.dir))}"
         path = self.path(name)
         target_key = target_key or key
@@ -620,6 +765,8 @@ LogLevel VERBOSE
 
         text = f"Host gw\n  HostName {gateway.host}\n  Port {gateway.port}\n  User {user}\n"
         gw_identity = identity(None, None) if agent is not None else identity(key, cert)
+        if forward_agent:
+            gw_identity += f"  ForwardAgent {forward_agent}\n"
         text += gw_identity + gw_extra
         if getattr(gateway, "port6", None):
             text += f"\nHost gw6\n  HostName ::1\n  Port {gateway.port6}\n  User {user}\n"

@@ -1,0 +1,124 @@
+// The second factor: one challenge through the client's forwarded agent.
+// Trust boundary: every byte on the agent channel comes from the client.
+//
+// Steps (each non-blocking, driven from the worker's loop, never from inside a libssh callback):
+//   open auth-agent@openssh.com towards the client   (refused: no agent was forwarded)
+//   ∥ load the keys enrolled for the principal from the store (its own thread)
+//   REQUEST_IDENTITIES → pick the first active enrolled key in the agent, by [mfa] prefer
+//   SIGN_REQUEST over SSHSIG data (namespace touchgate-mfa@<gateway>) of a fresh challenge
+//   → close the agent channel → fido::verify_touch → store: counter compare-and-set
+//   → a VerifiedTouch, or a refusal with its reason code.
+// The whole dialog has one deadline, [mfa] touch_timeout. The agent channel is used for nothing
+// else and never relayed.
+#pragma once
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fido/touch.h"
+#include "ssh/agent.h"
+#include "ssh/error.h"
+#include "ssh/validate.h"
+#include "store/store.h"
+
+namespace touchgate::gateway {
+
+class Connection;
+
+// What a challenge binds, besides the nonce.
+struct ChallengeContext {
+  std::string gateway;      // [server] name
+  std::string ns;           // SSHSIG namespace
+  std::string connection;   // "<instance>-<connection id>"
+  std::string client;       // client address:port
+  std::string principal;
+  const ssh::VerifiedCertificate* cert = nullptr;
+  std::string target;       // "db1 127.0.0.1:22", or "mfa-test"
+};
+
+// A verified touch with its proof, as the connection keeps it.
+struct TouchProof {
+  fido::VerifiedTouch touch;
+  store::KeyKind kind;
+  std::string label;
+  std::string message;   // the challenge text that was signed (inside SSHSIG)
+  std::string sshsig;    // armoured SSHSIG: ssh-keygen -Y verify -n <ns> re-checks it
+  std::chrono::steady_clock::time_point at;
+};
+
+class MfaDialog {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  MfaDialog(Connection& conn, ChallengeContext ctx);
+  ~MfaDialog();
+  MfaDialog(const MfaDialog&) = delete;
+  MfaDialog& operator=(const MfaDialog&) = delete;
+
+  // start asks the store for the principal's keys and begins opening the agent channel.
+  void start();
+  // step carries the dialog forward after a poll pass or a store answer.
+  void step();
+  void tick(Clock::time_point now);
+  // cancel ends the dialog now (closing the agent channel) with the given refusal.
+  void cancel(const std::string& code, const std::string& message);
+  // abandon forgets the agent channel without sending anything (connection teardown).
+  void abandon();
+
+  bool finished() const { return phase_ == Phase::kDone; }
+  // After finished(): the proof, or the refusal.
+  const Result<TouchProof>& result() const { return result_; }
+  const std::string& target() const { return ctx_.target; }
+
+ private:
+  enum class Phase { kOpening, kIdentities, kSigning, kRecording, kDone };
+
+  static int on_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr, void* self);
+  static void on_eof(ssh_session, ssh_channel, void* self);
+  static void on_close(ssh_session, ssh_channel, void* self);
+
+  void on_keys(Result<std::vector<store::EnrolledKey>> keys);
+  void on_recorded(Result<store::TouchOutcome> outcome);
+  bool flush_out();
+  void handle_frame(std::vector<uint8_t> body);
+  void choose_and_sign(const std::vector<ssh::agent::Identity>& ids);
+  void verify(std::vector<uint8_t> signature);
+  void close_channel();
+  void finish(Result<TouchProof> result);
+  void refuse(const std::string& code, const std::string& message);
+  std::string enrolled_list() const;
+
+  Connection& conn_;
+  ChallengeContext ctx_;
+  Phase phase_ = Phase::kOpening;
+  Clock::time_point deadline_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // store answers check it
+  ssh_channel channel_ = nullptr;
+  ssh_channel_callbacks_struct cb_{};
+  bool channel_open_ = false;
+  bool agent_closed_ = false;
+  bool overflow_ = false;
+  ssh::agent::FrameBuffer in_;
+  std::vector<uint8_t> out_;
+  std::optional<std::vector<uint8_t>> pending_identities_;  // answer that arrived before the keys
+
+  std::optional<std::vector<store::EnrolledKey>> keys_;
+  const store::EnrolledKey* chosen_ = nullptr;
+  std::optional<ssh::PublicKey> chosen_key_;
+  std::string message_;
+  std::vector<uint8_t> signed_data_;
+  std::optional<fido::VerifiedTouch> touch_;
+  Result<TouchProof> result_ = tl::unexpected(Error{"mfa_incomplete", "the touch is not done"});
+};
+
+// challenge_message renders the text a challenge signs (one "key: value" per line, escaped).
+std::string challenge_message(const ChallengeContext& ctx, const std::array<uint8_t, 32>& nonce,
+                              uint64_t unix_time);
+
+}  // namespace touchgate::gateway

@@ -1,0 +1,225 @@
+// Trust boundary: channel requests from an authenticated client. The command string is compared
+// against a fixed list; nothing is executed.
+#include "gateway/session_channel.h"
+
+#include <libssh/server.h>
+
+#include <fmt/format.h>
+
+#include "gateway/connection.h"
+#include "gateway/log.h"
+#include "gateway/store_service.h"
+#include "gateway/worker.h"
+#include "ssh/digest.h"
+
+namespace touchgate::gateway {
+
+namespace {
+
+std::string flag_names(const fido::VerifiedTouch& t) {
+  if (t.kind() == fido::TouchKind::kPiv) return "PIV signature";
+  std::string out;
+  if (t.user_present()) out += "UP (touch)";
+  if (t.user_verified()) out += out.empty() ? "UV (PIN)" : ", UV (PIN)";
+  return out.empty() ? "none" : out;
+}
+
+std::string format_time(int64_t t) {
+  return t > 0 ? ssh::format_utc(static_cast<uint64_t>(t)) : "never";
+}
+
+}  // namespace
+
+SessionChannel::SessionChannel(Connection& conn, uint64_t id, ssh_channel channel)
+    : conn_(conn), id_(id), channel_(channel) {
+  cb_.userdata = this;
+  cb_.channel_close_function = &SessionChannel::on_close;
+  cb_.channel_data_function = &SessionChannel::on_data;
+  ssh_callbacks_init(&cb_);
+  ssh_set_channel_callbacks(channel_, &cb_);
+}
+
+SessionChannel::~SessionChannel() { abandon(); }
+
+void SessionChannel::on_close(ssh_session, ssh_channel, void* self) {
+  static_cast<SessionChannel*>(self)->client_closed_ = true;
+}
+
+int SessionChannel::on_data(ssh_session, ssh_channel, void*, uint32_t len, int, void*) {
+  return static_cast<int>(len);  // stdin is not read by any command: drop it
+}
+
+int SessionChannel::request(ssh_message msg) {
+  if (state_ != State::kWaitingCommand) return 1;
+  switch (ssh_message_subtype(msg)) {
+    case SSH_CHANNEL_REQUEST_PTY:
+      pty_ = true;
+      ssh_message_channel_request_reply_success(msg);
+      return 0;
+    case SSH_CHANNEL_REQUEST_ENV:
+    case SSH_CHANNEL_REQUEST_WINDOW_CHANGE:
+      ssh_message_channel_request_reply_success(msg);
+      return 0;
+    case SSH_CHANNEL_REQUEST_SHELL:
+      command_ = "";
+      ssh_message_channel_request_reply_success(msg);
+      return 0;
+    case SSH_CHANNEL_REQUEST_EXEC: {
+      const char* c = ssh_message_channel_request_command(msg);
+      command_ = c != nullptr ? c : "";
+      ssh_message_channel_request_reply_success(msg);
+      return 0;
+    }
+    default:
+      return 1;  // subsystems, X11, agent requests: refused (the agent channel needs no request)
+  }
+}
+
+std::string SessionChannel::nl(const std::string& text) const {
+  if (!pty_) return text;
+  std::string out;
+  for (char c : text) {
+    if (c == '\n') out += '\r';
+    out += c;
+  }
+  return out;
+}
+
+void SessionChannel::pump() {
+  if (state_ == State::kDone) return;
+  if (client_closed_) {
+    if (channel_ != nullptr) {
+      ssh_remove_channel_callbacks(channel_, &cb_);
+      ssh_channel_free(channel_);  // libssh answers the client's CLOSE
+      channel_ = nullptr;
+    }
+    state_ = State::kDone;
+    return;
+  }
+  if (state_ == State::kWaitingCommand && command_) {
+    state_ = State::kRunning;
+    run();
+  }
+}
+
+void SessionChannel::run() {
+  const std::string cmd = *command_;
+  const auto& config = conn_.config();
+  const std::string& gw = config.server.name;
+  log_event(Level::kInfo, "session_command",
+            {{"conn", conn_.id()}, {"channel", id_}, {"user", conn_.login()}, {"command", cmd}});
+  if (cmd.empty() || cmd == "help") {
+    finish(fmt::format("touchgate gateway {}: you are authenticated as {}.\n"
+                       "This gateway runs no shells. Reach a target through it with\n"
+                       "    ssh -J {} TARGET\n"
+                       "and, in ~/.ssh/config, the gateway's host block:\n"
+                       "    Host {}\n"
+                       "        ForwardAgent yes\n"
+                       "(ssh -J does not pass -A: the touch of your hardware key needs this line.)\n"
+                       "Commands: whoami (who the gateway thinks you are), mfa-test (try a touch), "
+                       "help.\n",
+                       gw, conn_.login(), gw, gw),
+           "", 0);
+    return;
+  }
+  if (cmd == "whoami") {
+    state_ = State::kWaitingResult;
+    conn_.list_keys(id_);
+    return;
+  }
+  if (cmd == "mfa-test") {
+    state_ = State::kWaitingResult;
+    conn_.request_touch(id_, "mfa-test", false);
+    return;
+  }
+  finish("", fmt::format("touchgate: unknown command \"{}\"; commands: whoami, mfa-test, help\n",
+                         cmd.size() > 64 ? cmd.substr(0, 64) + "..." : cmd),
+         2);
+}
+
+void SessionChannel::keys_result(Result<std::vector<store::EnrolledKey>> keys) {
+  if (state_ != State::kWaitingResult) return;
+  const ssh::VerifiedCertificate& c = conn_.certificate();
+  std::string out = fmt::format("principal:   {}\n", conn_.login());
+  out += fmt::format("certificate: key id \"{}\", serial {}, CA {} ({})\n", c.key_id(), c.serial(),
+                     c.ca_name(), c.ca_fingerprint());
+  out += fmt::format("             key {} ({}), valid until {}\n", c.key_fingerprint(),
+                     ssh::key_type_name(c.key_type()), ssh::format_utc(c.valid_before()));
+  std::vector<std::string> opts;
+  if (c.verify_required()) opts.push_back("verify-required");
+  if (c.permit_port_forwarding()) opts.push_back("permit-port-forwarding");
+  if (c.permit_agent_forwarding()) opts.push_back("permit-agent-forwarding");
+  if (c.force_command()) opts.push_back("force-command");
+  out += fmt::format("             options: {}\n", opts.empty() ? "none" : fmt::format("{}", fmt::join(opts, ", ")));
+  out += fmt::format("client:      {}\n", conn_.peer());
+  out += fmt::format("gateway:     {} (touch namespace {})\n", conn_.config().server.name,
+                     conn_.config().mfa_namespace());
+  if (!keys) {
+    finish(out, fmt::format("touchgate: the key store cannot be read ({})\n", keys.error().code), 1);
+    return;
+  }
+  if (keys->empty()) {
+    out += "enrolled keys: none (ask an admin to enroll one: touchgate keys add)\n";
+  } else {
+    out += "enrolled keys:\n";
+    for (const auto& k : *keys) {
+      out += fmt::format("  {} {} {}{}{} {}, last used {}{}\n", k.fingerprint, store::kind_name(k.kind),
+                         k.key_type, k.label.empty() ? "" : fmt::format(" \"{}\"", k.label),
+                         k.pin_required ? " pin-required" : "", store::status_name(k.status),
+                         format_time(k.last_used_at),
+                         k.last_counter ? fmt::format(", counter {}", *k.last_counter) : "");
+    }
+  }
+  finish(out, "", 0);
+}
+
+void SessionChannel::touch_result(const Result<TouchProof>& result) {
+  if (state_ != State::kWaitingResult) return;
+  if (!result) {
+    finish("", fmt::format("touchgate: {} ({})\n", result.error().message, result.error().code), 1);
+    return;
+  }
+  const TouchProof& p = *result;
+  const std::string ns = conn_.config().mfa_namespace();
+  std::string out = fmt::format("touch verified: key {} ({}, {}{}), flags {}, counter {}\n",
+                                p.touch.fingerprint(), store::kind_name(p.kind), p.touch.key_type(),
+                                p.label.empty() ? "" : ", " + p.label, flag_names(p.touch),
+                                p.touch.counter());
+  out += fmt::format("signed challenge (SSHSIG namespace {}):\n{}", ns, p.message);
+  out += fmt::format("proof (save the challenge as msg and this as msg.sig; then\n"
+                     "  ssh-keygen -Y verify -f allowed_signers -I {} -n {} -s msg.sig < msg):\n{}",
+                     conn_.login(), ns, p.sshsig);
+  finish(out, "", 0);
+}
+
+void SessionChannel::finish(const std::string& out, const std::string& err, int status) {
+  if (channel_ == nullptr) {
+    state_ = State::kDone;
+    return;
+  }
+  if (!out.empty()) {
+    std::string text = nl(out);
+    ssh_channel_write(channel_, text.data(), static_cast<uint32_t>(text.size()));
+  }
+  if (!err.empty()) {
+    std::string text = nl(err);
+    ssh_channel_write_stderr(channel_, text.data(), static_cast<uint32_t>(text.size()));
+  }
+  ssh_channel_request_send_exit_status(channel_, status);
+  ssh_channel_send_eof(channel_);
+  ssh_remove_channel_callbacks(channel_, &cb_);
+  ssh_channel_close(channel_);
+  ssh_channel_free(channel_);
+  channel_ = nullptr;
+  state_ = State::kDone;
+}
+
+void SessionChannel::abandon() {
+  if (channel_ != nullptr) {
+    ssh_remove_channel_callbacks(channel_, &cb_);
+    channel_ = nullptr;
+  }
+  state_ = State::kDone;
+}
+
+}  // namespace touchgate::gateway

@@ -133,15 +133,22 @@ class Lab:
             pub = f.read().split()
         expect(pub[0] == SK_TYPES[kind], f"enrol {kind}: public key type {pub[0]}")
         self.keys[kind] = key
+        # ssh-keygen -Y sign -f KEY.pub falls back to the private key beside it when the agent
+        # does not sign; a public key alone in its directory makes every signature the agent's.
+        os.makedirs(self.path("pub"), exist_ok=True)
+        shutil.copy(key + ".pub", self.path("pub"))
         with open(self.path("allowed_signers"), "a") as f:
             f.write(f"{kind}@test {pub[0]} {pub[1]}\n")
         return key
+
+    def agent_pub(self, kind):
+        return self.path(os.path.join("pub", os.path.basename(self.keys[kind]) + ".pub"))
 
     def sign(self, kind, message, env=None, use_agent_pub=False):
         """ssh-keygen -Y sign; (returncode, armoured signature or None, stderr)."""
         key = self.keys[kind]
         if use_agent_pub:
-            cmd = [SSH_KEYGEN, "-Y", "sign", "-n", NAMESPACE, "-f", key + ".pub"]
+            cmd = [SSH_KEYGEN, "-Y", "sign", "-n", NAMESPACE, "-f", self.agent_pub(kind)]
         else:
             cmd = [SSH_KEYGEN, "-Y", "sign", "-n", NAMESPACE, "-w", self.module, "-f", key]
         env = env or clean_env(TG_TEST_SK_CONTROL=self.control)
@@ -337,7 +344,7 @@ def check_agent(lab):
     lab.set_control("delay_ms=1500\ncounter=fixed:1\n")
     start = time.monotonic()
     slow = subprocess.Popen([SSH_KEYGEN, "-Y", "sign", "-n", NAMESPACE, "-f",
-                             lab.keys["ecdsa-sk"] + ".pub"], env=client, stdin=subprocess.PIPE,
+                             lab.agent_pub("ecdsa-sk")], env=client, stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     slow.stdin.write(b"slow agent\n")
     slow.stdin.close()

@@ -329,7 +329,8 @@ def check_agent(lab):
     expect(rc != 0, "agent: fail=1 did not fail the signature")
     lab.set_control("flags=0x05\n", counter_file=counter_file)
     _, f = lab.sign_ok("ed25519-sk", b"agent uv\n", env=client, use_agent_pub=True)
-    expect(f["flags"] == 0x05 and f["counter"] == 4, f"agent after fail: {f['flags']}/{f['counter']}")
+    expect(f["flags"] == 0x05 and f["counter"] == 4,
+           f"agent after fail: flags {f['flags']}, counter {f['counter']}")
 
     # An agent started WITHOUT the variable ignores the client's: module defaults (counter 1).
     lab.set_control("counter=fixed:4242\n")
@@ -353,7 +354,7 @@ def check_agent(lab):
     listed_after = time.monotonic() - start
     expect(slow.wait(timeout=STEP_TIMEOUT) == 0, "agent: delayed signature failed")
     expect(r.returncode == 0 and listed_after >= 1.2,
-           f"agent answered ssh-add -l {listed_after:.2f} s into a pending touch (expected to wait)")
+           f"agent answered ssh-add -l {listed_after:.2f} s into a pending touch (should wait)")
 
     # -P matches the provider's real path: an allowlist naming a symlink refuses the key.
     link = lab.path("link-to-module.so")

@@ -8,13 +8,12 @@
 // touch, no PIN, no attestation. Never install it outside a test.
 //
 // Use it wherever OpenSSH takes a provider, always by its real (absolute, symlink-free) path:
-//   ssh-keygen -t ecdsa-sk|ed25519-sk -w MODULE -f KEY    enrol a key (ECDSA P-256 or Ed25519)
-//   ssh-keygen -Y sign -n NS -f KEY -w MODULE FILE         sign directly (or
-//   SSH_SK_PROVIDER=MODULE) ssh-agent -P MODULE; ssh-add -S MODULE KEY             sign through an
-//   agent
+//   ssh-keygen -t ecdsa-sk|ed25519-sk -w MODULE -f KEY   enrol (ECDSA P-256 or Ed25519)
+//   ssh-keygen -Y sign -n NS -f KEY -w MODULE FILE        sign (or SSH_SK_PROVIDER=MODULE)
+//   ssh-agent -P MODULE; ssh-add -S MODULE KEY            sign through an agent
 // OpenSSH runs every provider call in a fresh ssh-sk-helper process that inherits the calling
 // tool's environment; for keys held by ssh-agent that is the AGENT's environment, which must
-// therefore carry TG_TEST_SK_CONTROL. ssh-agent changes to "/", so give absolute paths.
+// therefore carry TG_TEST_SK_CONTROL. A daemonised ssh-agent runs in "/": give absolute paths.
 //
 // Control file: $TG_TEST_SK_CONTROL, read again at every signature. Lines `key=value`; blank
 // lines and lines starting with '#' are ignored. Keys:
@@ -28,9 +27,12 @@
 //   counter_file=P   state of increment/sequence: the number of signatures they made so far
 //                    (default: the control file's path + ".counter"; relative to its directory)
 //   corrupt=1        flip one bit of the signature (flags and counter stay as reported)
-//   delay_ms=N       sleep N ms before answering (a slow or absent touch); at most 600000
+//   delay_ms=N       sleep N ms before answering (a slow or absent touch); at most 600000.
+//                    ssh-agent waits for its helper: meanwhile it answers no other request
 //   fail=1           sk_sign fails (SSH_SK_ERR_GENERAL); an agent then answers FAILURE
-//   log=P            append one line per signature: alg, application, flags, counter, outcome
+//   log=P            append one line per signature, e.g.
+//                    "sign alg=ecdsa application=ssh: flags=0x01 counter=3 result=ok"
+//                    (result=ok, corrupt, fail, or error (why))
 // Any error in the control file (unknown key, bad value, unreadable file) fails the signature
 // and is reported on stderr. Without TG_TEST_SK_CONTROL: flags 0x01 and a fixed counter of 1.
 // Enrolment is not controlled: it always succeeds, with an empty attestation.

@@ -230,7 +230,9 @@ class Proxy:
         kind, mode = request[0], self.mode
         if mode == "garbage":
             self.log(f"conn {n}: request {kind}: garbage")
-            client.sendall(struct.pack(">I", 0x7FFFFFFF) + bytes([IDENTITIES_ANSWER]) + b"\xff" * 64)
+            # A length no agent client accepts, a few bytes of "body", and the end.
+            client.sendall(struct.pack(">I", 0x7FFFFFFF)
+                           + bytes([IDENTITIES_ANSWER]) + b"\xff" * 64)
             return False
         if kind == SIGN_REQUEST and mode == "hang-sign":
             self.log(f"conn {n}: request {kind}: hanging")

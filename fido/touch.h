@@ -30,8 +30,8 @@ class VerifiedTouch {
  public:
   TouchKind kind() const { return kind_; }
   const std::string& fingerprint() const { return fingerprint_; }  // "SHA256:..."
-  const std::string& key_type() const { return key_type_; }        // e.g. "sk-ssh-ed25519@openssh.com"
-  uint8_t flags() const { return flags_; }      // FIDO2 authenticator flags (0 for PIV)
+  const std::string& key_type() const { return key_type_; }  // e.g. "sk-ssh-ed25519@openssh.com"
+  uint8_t flags() const { return flags_; }  // FIDO2 authenticator flags (0 for PIV)
   bool user_present() const { return (flags_ & 0x01) != 0; }
   bool user_verified() const { return (flags_ & 0x04) != 0; }
   uint32_t counter() const { return counter_; }  // FIDO2 signature counter (0 for PIV)

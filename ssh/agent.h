@@ -1,5 +1,6 @@
-// The ssh-agent protocol as the gateway speaks it towards a forwarded agent (draft-miller-ssh-agent).
-// Trust boundary: every byte read here comes from the client's agent, i.e. from the client.
+// The ssh-agent protocol as the gateway speaks it towards a forwarded agent
+// (draft-miller-ssh-agent). Trust boundary: every byte read here comes from the client's agent,
+// i.e. from the client.
 //
 // The gateway only ever sends REQUEST_IDENTITIES and SIGN_REQUEST, and only reads their answers.
 #pragma once
@@ -35,10 +36,12 @@ std::vector<uint8_t> encode_request_identities();
 // encode_sign_request returns a complete SIGN_REQUEST frame.
 std::vector<uint8_t> encode_sign_request(Bytes key_blob, Bytes data, uint32_t flags);
 
-// FrameBuffer reassembles frames from a byte stream. append() stores at most what one frame
-// needs beyond kMaxFrame; next() yields one whole message body (type byte + contents, without the
-// length) once complete, nullopt while more bytes are needed, or an error
-// ("agent_frame_malformed": zero length, or over kMaxFrame) after which the stream is unusable.
+// FrameBuffer reassembles frames from a byte stream. append() buffers at most one largest frame
+// (4 + kMaxFrame bytes); more unread bytes than that (an agent talking out of turn) break the
+// stream. next() yields one whole message body (type byte + contents, without the length) once
+// complete, nullopt while more bytes are needed, or an error ("agent_frame_malformed": zero
+// length, over kMaxFrame, or too much unread data) after which the stream is unusable: every
+// later next() fails too and nothing more is buffered.
 class FrameBuffer {
  public:
   void append(Bytes data);

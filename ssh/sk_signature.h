@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include "ssh/error.h"
@@ -21,7 +22,7 @@ struct SkSignature {
   KeyType type = KeyType::kSkEcdsaP256;  // kSkEcdsaP256 or kSkEd25519
   std::vector<uint8_t> ecdsa_r;          // magnitudes, big-endian, at most 32 bytes each
   std::vector<uint8_t> ecdsa_s;
-  std::vector<uint8_t> ed25519;          // 64 bytes
+  std::vector<uint8_t> ed25519;  // 64 bytes
   uint8_t flags = 0;
   uint32_t counter = 0;
 };

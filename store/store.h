@@ -22,24 +22,27 @@ namespace touchgate::store {
 enum class KeyKind { kFido2, kPiv };
 enum class KeyStatus { kActive, kPending, kRevoked, kSuspectedClone };
 
-std::string_view kind_name(KeyKind kind);        // "fido2" | "piv"
+// kind_name is "fido2" or "piv"; parse_kind is its inverse (false for anything else).
+std::string_view kind_name(KeyKind kind);
 bool parse_kind(std::string_view name, KeyKind* out);
-std::string_view status_name(KeyStatus status);  // "active" | "pending" | "revoked" | "suspected-clone"
+// status_name is "active", "pending", "revoked" or "suspected-clone".
+std::string_view status_name(KeyStatus status);
 
 struct EnrolledKey {
   int64_t id = 0;
   std::string principal;
-  std::vector<uint8_t> key_blob;   // plain public key blob
-  std::string fingerprint;         // "SHA256:..."
-  std::string key_type;            // e.g. "sk-ecdsa-sha2-nistp256@openssh.com"
+  std::vector<uint8_t> key_blob;  // plain public key blob
+  std::string fingerprint;        // "SHA256:..."
+  std::string key_type;           // e.g. "sk-ecdsa-sha2-nistp256@openssh.com"
   KeyKind kind = KeyKind::kFido2;
   std::string label;
   bool pin_required = false;
-  std::string touch_proven;        // what enrollment proved about touch ("" = nothing yet)
+  std::string touch_proven;  // what enrollment proved about touch ("" = nothing yet)
   KeyStatus status = KeyStatus::kActive;
-  std::string status_reason;       // e.g. why it is a suspected clone
-  int64_t created_at = 0;          // unix seconds
-  int64_t last_used_at = 0;        // 0 = never
+  std::string status_reason;      // e.g. why it is a suspected clone
+  int64_t status_changed_at = 0;  // unix seconds of the last status change (enrollment first)
+  int64_t created_at = 0;         // unix seconds
+  int64_t last_used_at = 0;       // 0 = never
   std::optional<uint32_t> last_counter;  // FIDO2: last accepted signature counter
 };
 
@@ -52,9 +55,9 @@ struct NewKey {
 };
 
 enum class TouchOutcome {
-  kAccepted,        // counter advanced (or the key never counts); last_used/last_counter updated
+  kAccepted,           // counter advanced (or the key never counts); last_used/last_counter updated
   kCounterRegression,  // counter repeated or went back: the key is now suspected-clone
-  kNotActive,       // the key is not active (revoked, suspected clone, pending) or gone
+  kNotActive,          // the key is not active (revoked, suspected clone, pending) or gone
 };
 
 class Store {
@@ -69,7 +72,9 @@ class Store {
 
   // add_key enrolls a key. The blob must parse as a plain public key; kFido2 needs an sk type,
   // kPiv a non-sk type (ed25519, ecdsa, rsa). A key (by fingerprint) can be enrolled once, for
-  // one principal. Codes: "store_bad_key", "store_kind_mismatch", "store_duplicate_key",
+  // one principal. The principal (1 to 256 bytes) and the label (at most 256 bytes) must not
+  // contain control characters. A new key is active. Codes: "store_bad_key",
+  // "store_kind_mismatch", "store_duplicate_key", "store_bad_principal", "store_bad_label",
   // "store_io".
   Result<EnrolledKey> add_key(const NewKey& key, int64_t now);
   // list_keys returns all keys (of one principal if given), ordered by principal, then id.
@@ -87,7 +92,8 @@ class Store {
   // that never count); any other counter must be greater than the stored one. On success the
   // counter and last_used_at are stored. On a repeat or regression the key becomes
   // suspected-clone (status_reason names both counters) and kCounterRegression is returned.
-  // kind kPiv ignores counter. Code "store_io" for database failures.
+  // kind kPiv ignores counter (and stores none). A kind other than the key's enrolled kind is
+  // "store_kind_mismatch" and changes nothing. Code "store_io" for database failures.
   Result<TouchOutcome> record_touch(std::string_view fingerprint, KeyKind kind, uint32_t counter,
                                     int64_t now);
 

@@ -1,0 +1,67 @@
+#include "cli/app.h"
+
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/context.h"
+#include "cli/keys.h"
+
+namespace touchgate::cli {
+namespace {
+
+// command_path is "touchgate keys add" for the deepest subcommand the parser reached.
+std::string command_path(const CLI::App& app) {
+  std::string path = app.get_name();
+  const CLI::App* at = &app;
+  for (;;) {
+    auto chosen = at->get_subcommands();
+    if (chosen.empty()) return path;
+    at = chosen.front();
+    path += " " + at->get_name();
+  }
+}
+
+// usage_error reports a wrong command line and returns kExitUsage.
+int usage_error(const CLI::App& app, const std::string& message) {
+  std::fprintf(stderr, "touchgate: %s\nRun '%s --help' for usage.\n", message.c_str(),
+               command_path(app).c_str());
+  return kExitUsage;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app("Administer the touchgate SSH gateway: enrolled hardware keys.", "touchgate");
+  app.fallthrough();  // global options are accepted after the command too
+  app.footer("See touchgate(8).");
+  app.get_formatter()->column_width(32);
+
+  std::string config = config_from_environment().string();
+  app.add_option("-f,--config", config,
+                 "Configuration file (default: $TOUCHGATE_CONFIG, else "
+                 "/etc/touchgate/touchgate.toml)")
+      ->option_text("FILE");
+  app.set_version_flag("-V,--version", "touchgate " TOUCHGATE_VERSION);
+  // At most one command; a missing one is reported below, after CLI11 has had its say about
+  // unknown arguments (which would otherwise be hidden behind "a command is required").
+  app.require_subcommand(0, 1);
+
+  KeysCommand keys(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help, --version
+  } catch (const CLI::ParseError& e) {
+    return usage_error(app, e.what());
+  }
+  if (keys.selected()) {
+    if (!keys.command_chosen()) return usage_error(app, keys.missing_command_message());
+    return keys.run(config);
+  }
+  return usage_error(app, "a command is required: keys");
+}
+
+}  // namespace touchgate::cli

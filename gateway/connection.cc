@@ -155,8 +155,11 @@ void Connection::after_poll() {
   // The agent dialog first: opening its channel may itself run a poll pass.
   if (mfa_) mfa_->step();
   pump_mfa();
-  for (auto& f : forwards_) f->pump();
-  for (auto& s : sessions_) s->pump();
+  // A refusal that disconnects must reach the client before any channel close.
+  if (!pending_disconnect_) {
+    for (auto& f : forwards_) f->pump();
+    for (auto& s : sessions_) s->pump();
+  }
   settle();
 }
 
@@ -204,8 +207,10 @@ void Connection::tick(Clock::time_point now) {
   }
   if (mfa_) mfa_->tick(now);
   pump_mfa();
-  for (auto& f : forwards_) f->tick(now);
-  for (auto& c : sessions_) c->pump();
+  if (!pending_disconnect_) {
+    for (auto& f : forwards_) f->tick(now);
+    for (auto& c : sessions_) c->pump();
+  }
   settle();
 }
 
@@ -549,8 +554,10 @@ void Connection::list_keys(uint64_t channel_id) {
 void Connection::after_mfa_event() {
   if (state_ == State::kClosed) return;
   pump_mfa();
-  for (auto& f : forwards_) f->pump();
-  for (auto& c : sessions_) c->pump();
+  if (!pending_disconnect_) {
+    for (auto& f : forwards_) f->pump();
+    for (auto& c : sessions_) c->pump();
+  }
   settle();
 }
 

@@ -153,7 +153,8 @@ void MfaDialog::step() {
       refuse("mfa_no_agent",
              "this gateway needs a touch of your enrolled hardware key through a forwarded agent, "
              "and none was forwarded; add 'ForwardAgent yes' under 'Host " + ctx_.gateway +
-                 "' in ~/.ssh/config (ssh -J does not pass -A to the jump host)");
+                 "' (your name for this gateway) in ~/.ssh/config; ssh -J does not pass -A to the "
+                 "jump host");
       return;
     }
     if (rc != SSH_OK) return;  // SSH_AGAIN: the client has not answered the open yet

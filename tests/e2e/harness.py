@@ -286,7 +286,11 @@ class Env:
         self.login = pwd.getpwuid(os.getuid()).pw_name  # the account on the target
         self.dir = None
         self._certs = 0
-        self.default_touch_agent = None  # forwarded to the gateway by client_config
+        # The second factor by default: client_config forwards, for each gateway and user, an
+        # agent holding a key enrolled for that user (made on first use); world(touch_agent=
+        # False) turns this off for scenarios that bring their own keys.
+        self.auto_touch = True
+        self._touch_agents = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -583,6 +587,15 @@ class Env:
         self.enroll(gateway, user, key, "piv", label=name)
         return agent
 
+    def touch_agent_for(self, gateway, user):
+        """The default touch agent of `user` at `gateway` (see auto_touch)."""
+        key = (gateway.config, user)
+        if key not in self._touch_agents:
+            gw_name = os.path.basename(os.path.dirname(gateway.config))
+            self._touch_agents[key] = self.touch_agent(gateway, user,
+                                                       name=f"touch-{gw_name}-{user}")
+        return self._touch_agents[key]
+
     # -- the target: a real sshd -----------------------------------------------------------
 
     def start_target(self, cas, name="db1", attempts=3):
@@ -642,6 +655,7 @@ LogLevel VERBOSE
         """Writes <name>/touchgate.toml; targets are Target objects or (name, address) pairs."""
         config = self.path(name, "touchgate.toml")
         lines = ["[server]",
+                 f"name = {toml_str(name)}",
                  "listen = [" + ", ".join(toml_str(a) for a in listen) + "]",
                  'host_keys = ["hostkey"]',
                  'state_dir = "state"',
@@ -714,8 +728,8 @@ LogLevel VERBOSE
         all_cas = [ca] + list(cas)
         target = self.start_target(all_cas)
         gw = self.start_gateway(all_cas, targets=[target], ipv6=ipv6, **gateway_args)
-        touch = self.touch_agent(gw) if touch_agent else None
-        self.default_touch_agent = touch
+        self.auto_touch = touch_agent
+        touch = self.touch_agent_for(gw, "alice") if touch_agent else None
         config = self.client_config(gw, key, cert, target=target, name="ssh_config")
         return types.SimpleNamespace(ca=ca, key=key, cert=cert, target=target, gw=gw,
                                      config=config, touch=touch)
@@ -734,7 +748,7 @@ LogLevel VERBOSE
 
     def client_config(self, gateway, key, cert=None, user="alice", target=None,
                       target_key=None, target_cert=None, name=None, gw_extra="", agent=None,
-                      forward_agent="default"):
+                      forward_agent="default", target_extra=""):
         """Writes an ssh_config with `Host gw` (and `gw6` when the gateway listens on [::1]),
         `Host target` (the sshd's exact 127.0.0.1:port), `Host db1` (no HostName: the gateway
         resolves the name) and returns its path.
@@ -744,10 +758,10 @@ LogLevel VERBOSE
         `agent`, the gateway login uses only that agent's identities (key may then be None).
         forward_agent: an Agent (or socket path) the gateway's Host block forwards
         (ForwardAgent <socket>) for the touch; None for no forwarding; "default" for the
-        world's touch agent, if any.
+        user's default touch agent at this gateway (unless auto_touch is off).
         """
         if forward_agent == "default":
-            forward_agent = self.default_touch_agent
+            forward_agent = self.touch_agent_for(gateway, user) if self.auto_touch else None
         if isinstance(forward_agent, Agent):
             forward_agent = forward_agent.sock
         name = name or f"ssh_config-{len(os.listdir(self.dir))}"
@@ -773,7 +787,7 @@ LogLevel VERBOSE
             text += gw_identity + gw_extra
         if target is not None:
             text += (f"\nHost target\n  HostName {target.host}\n  Port {target.port}\n"
-                     f"  User {self.login}\n" + identity(target_key, target_cert))
+                     f"  User {self.login}\n" + identity(target_key, target_cert) + target_extra)
         text += f"\nHost db1 db2 nosuch\n  User {self.login}\n" + identity(target_key, target_cert)
         # LogLevel ERROR hides "Permanently added ... to the list of known hosts" (INFO) but
         # still shows "Received disconnect from ...: 11: <reason>" (logged at ERROR).
@@ -804,10 +818,11 @@ Host *
             argv.append(command)
         return argv
 
-    def ssh(self, config, dest, command, jump="gw", timeout=30, input=None, binary=False):
+    def ssh(self, config, dest, command, jump="gw", timeout=30, input=None, binary=False,
+            extra_env=None):
         """`ssh -F config -J jump dest command`; returns a Result."""
         return self.run(self.ssh_argv(config, dest, command, jump), timeout=timeout,
-                        input=input, binary=binary)
+                        input=input, binary=binary, extra_env=extra_env)
 
 
 # -- assertions on what the user sees --------------------------------------------------------

@@ -235,7 +235,9 @@ def main():
         with open(config) as f, open(bad, "w") as out:
             out.write(f.read().replace('state_dir = "state"', 'state_dir = "state"\nstate = 1'))
         r = env.run([tg, "-f", bad, "keys", "list"])
-        assert_error(r, "config_invalid", rf"{re.escape(bad)}:5:")
+        with open(bad) as f:
+            line = f.read().splitlines().index("state = 1") + 1
+        assert_error(r, "config_invalid", rf"{re.escape(bad)}:{line}:")
         check(not os.path.exists(env.path("bad", "state")),
               "an invalid configuration must not create a state directory")
 

@@ -4,6 +4,8 @@ ssh-agent: increasing counters pass; a repeated or lower counter is refused and 
 key (suspected clone, loud log line, visible in `touchgate keys list`); after `keys clear-clone`
 a key that never counts (counter 0) is accepted repeatedly until it reports a real counter."""
 
+import re
+
 import harness
 from harness import assert_ok, assert_refused, check
 
@@ -33,7 +35,7 @@ def main():
         r = env.ssh(config, "target", "echo must-not-run")  # 15 after 20: went back
         assert_refused(r, "mfa_counter_regression", w.gw)
         check("15 after 20" in r.stderr, "expected both counters in the message", r)
-        w.gw.wait_for_log(rf"level=error event=suspected_clone .*key_fp={fp}")
+        w.gw.wait_for_log(rf"level=error event=suspected_clone .*key_fp={re.escape(fp)}")
         key = env.keys_json(w.gw, "alice")[0]
         check(key["status"] == "suspected-clone", f"expected suspected-clone: {key}")
 

@@ -6,6 +6,8 @@ block reaches the real sshd. sk-dummy reports the same signature counter every t
 second touch of one key is a repeated counter: refused, and the key is suspended as a suspected
 clone until an admin clears it."""
 
+import re
+
 import harness
 from harness import assert_ok, assert_refused, check
 
@@ -22,14 +24,14 @@ def main():
             r = env.ssh(config, "target", "echo touched")
             assert_ok(r, "touched\n")
             fp = env.run(["ssh-keygen", "-lf", sk.pub], check=True).stdout.split()[1]
-            w.gw.wait_for_log(rf"event=mfa_verified .*key_fp={fp}.*kind=fido2 flags=0x01 "
+            w.gw.wait_for_log(rf"event=mfa_verified .*key_fp={re.escape(fp)}.*kind=fido2 flags=0x01 "
                               rf"counter=305419896")
 
         # The same ed25519-sk key again: sk-dummy's counter did not advance.
         r = env.ssh(config, "target", "echo again")
         assert_refused(r, "mfa_counter_regression", w.gw)
         check("may be cloned" in r.stderr, "expected the clone warning", r)
-        w.gw.wait_for_log(rf"event=suspected_clone .*key_fp={fp}")
+        w.gw.wait_for_log(rf"event=suspected_clone .*key_fp={re.escape(fp)}")
         keys = {k["fingerprint"]: k for k in env.keys_json(w.gw, "alice")}
         check(keys[fp]["status"] == "suspected-clone", f"expected suspected-clone: {keys[fp]}")
 

@@ -39,6 +39,9 @@ def main():
         config = env.client_config(w.gw, w.key, w.cert, target=w.target, forward_agent=agent,
                                    name="ssh_config-proof")
         fp = env.run(["ssh-keygen", "-lf", sk.pub], check=True).stdout.split()[1]
+        # On a session channel ssh forwards the agent only when it has one itself
+        # (SSH_AUTH_SOCK), as a user's shell does; `ssh -W` (ProxyJump) needs no such variable.
+        agent_env = {"SSH_AUTH_SOCK": agent.sock}
 
         r = env.ssh(config, "gw", "help", jump=None)
         assert_ok(r)
@@ -53,7 +56,7 @@ def main():
         r = env.ssh(config, "gw", "no-such-command", jump=None)
         check(r.returncode == 2 and "unknown command" in r.stderr, "unknown command", r)
 
-        r = env.ssh(config, "gw", "mfa-test", jump=None)
+        r = env.ssh(config, "gw", "mfa-test", jump=None, extra_env=agent_env)
         assert_ok(r)
         check(f"touch verified: key {fp} (fido2" in r.stdout, "mfa-test reports the key", r)
         m = re.search(r"signed challenge \(SSHSIG namespace (\S+)\):\n(.*?)proof \(",

@@ -28,7 +28,7 @@ def main():
         bob = env.make_user_key("bob")
         bob_cert = env.sign(bob, w.ca)
         config = env.client_config(w.gw, bob, bob_cert, user="bob", target=w.target,
-                                   name="ssh_config-bob")
+                                   forward_agent=other, name="ssh_config-bob")
         r = env.ssh(config, "target", "echo must-not-run")
         assert_refused(r, "mfa_no_enrolled_key", w.gw)
         check("no hardware key is enrolled for bob" in r.stderr, "expected 'none enrolled'", r)

@@ -9,47 +9,14 @@ through SSH_AUTH_SOCK=proxy, plus a few raw frames. Exits 0 when every check pas
 import os
 import select
 import shutil
-import signal
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
-SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
-SSH_AGENT = shutil.which("ssh-agent") or "/usr/bin/ssh-agent"
-SSH_ADD = shutil.which("ssh-add") or "/usr/bin/ssh-add"
-STEP_TIMEOUT = 20
-DEADLINE = 100
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(condition, what):
-    if not condition:
-        raise CheckFailed(what)
-
-
-def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SSH_AUTH_SOCK", "SSH_AGENT_PID", "SSH_SK_PROVIDER", "SSH_ASKPASS")}
-    env.update(extra)
-    return env
-
-
-def run(cmd, env, stdin=b"", timeout=STEP_TIMEOUT):
-    return subprocess.run(cmd, env=env, input=stdin, capture_output=True, timeout=timeout)
-
-
-def wait_for_socket(path, proc, what):
-    deadline = time.monotonic() + 10
-    while not os.path.exists(path):
-        expect(proc.poll() is None, f"{what} exited with {proc.returncode}")
-        expect(time.monotonic() < deadline, f"{what} did not listen")
-        time.sleep(0.02)
+import selftest
+from selftest import SSH_ADD, SSH_KEYGEN, STEP_TIMEOUT, clean_env, expect, run
 
 
 def request(sock_path, body, timeout=5):
@@ -67,10 +34,10 @@ def request(sock_path, body, timeout=5):
         return s.recv(n, socket.MSG_WAITALL)
 
 
-class Lab:
-    def __init__(self, proxy_script, work):
-        self.proxy_script, self.work = proxy_script, work
-        self.procs = []
+class ProxyLab(selftest.Lab):
+    def __init__(self, proxy_script):
+        super().__init__("tg-agent-proxy-")
+        self.proxy_script = proxy_script
         self.key = self.path("id_ed25519")
 
     def setup(self):
@@ -89,18 +56,9 @@ class Lab:
         os.mkdir(self.path("pub"))
         self.pub = shutil.copy(self.key + ".pub", self.path("pub"))
 
-        self.agent = self.path("agent.sock")
-        log = open(self.path("agent.log"), "wb")
-        agent = subprocess.Popen([SSH_AGENT, "-D", "-a", self.agent], env=clean_env(),
-                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        log.close()
-        self.procs.append(agent)
-        wait_for_socket(self.agent, agent, "ssh-agent")
+        self.agent = self.start_agent("agent")
         r = run([SSH_ADD, self.key], clean_env(SSH_AUTH_SOCK=self.agent))
         expect(r.returncode == 0, f"ssh-add: {r.stderr.decode()}")
-
-    def path(self, name):
-        return os.path.join(self.work, name)
 
     def start_proxy(self, mode):
         sock = self.path(f"proxy-{mode}.sock")
@@ -131,17 +89,6 @@ class Lab:
         r = run([SSH_KEYGEN, "-Y", "verify", "-n", "test", "-f", self.path("allowed_signers"),
                  "-I", "plain@test", "-s", sig_file], clean_env(), stdin=message)
         return r.returncode == 0
-
-    def stop_all(self):
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
-        self.procs = []
 
 
 def check_pass(lab):
@@ -238,34 +185,9 @@ def check_garbage(lab):
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: agent_proxy_check.py PATH/TO/agent_proxy.py")
-
-    def on_alarm(_signum, _frame):
-        raise CheckFailed(f"deadline of {DEADLINE} s exceeded")
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(DEADLINE)
-    work = tempfile.mkdtemp(prefix="tg-agent-proxy-")
-    lab = Lab(os.path.abspath(sys.argv[1]), work)
     checks = [check_pass, check_refuse_sign, check_no_identities, check_extra_identities,
               check_corrupt_sign, check_hang_sign, check_garbage]
-    try:
-        lab.setup()
-        for check in checks:
-            check(lab)
-            print(f"ok   {check.__name__}")
-    except (CheckFailed, subprocess.TimeoutExpired, OSError) as e:
-        print(f"FAIL {e}")
-        for name in sorted(os.listdir(work)):
-            if name.endswith(".log"):
-                with open(os.path.join(work, name), errors="replace") as f:
-                    print(f"--- {name}\n{f.read()}")
-        return 1
-    finally:
-        signal.alarm(0)
-        lab.stop_all()
-        shutil.rmtree(work, ignore_errors=True)
-    print("all agent proxy checks passed")
-    return 0
+    return selftest.run_checks(ProxyLab(os.path.abspath(sys.argv[1])), checks, "agent proxy")
 
 
 if __name__ == "__main__":

@@ -11,34 +11,21 @@ show that the control file is read in the agent's environment. Exits 0 when ever
 import base64
 import os
 import shutil
-import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
-SSH_AGENT = shutil.which("ssh-agent") or "/usr/bin/ssh-agent"
-SSH_ADD = shutil.which("ssh-add") or "/usr/bin/ssh-add"
+import selftest
+from selftest import SSH_ADD, SSH_KEYGEN, STEP_TIMEOUT, CheckFailed, clean_env, expect, run
+
 NAMESPACE = "test"
-STEP_TIMEOUT = 30  # seconds, for every subprocess
-DEADLINE = 100  # seconds, for the whole run (meson gives 120)
 
 SK_TYPES = {
     "ecdsa-sk": "sk-ecdsa-sha2-nistp256@openssh.com",
     "ed25519-sk": "sk-ssh-ed25519@openssh.com",
 }
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(condition, what):
-    if not condition:
-        raise CheckFailed(what)
 
 
 # --- SSH wire format and SSHSIG --------------------------------------------------------------
@@ -88,33 +75,22 @@ def parse_sshsig(armoured):
             "alg": alg, "sig": inner, "flags": flags, "counter": counter}
 
 
-# --- Running the tools ----------------------------------------------------------------------
+# --- The lab ---------------------------------------------------------------------------------
 
 
-def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SSH_AUTH_SOCK", "SSH_AGENT_PID", "SSH_SK_PROVIDER", "TG_TEST_SK_CONTROL",
-                        "SSH_ASKPASS", "DISPLAY")}
-    env.update({k: v for k, v in extra.items() if v is not None})
-    return env
+class SkLab(selftest.Lab):
+    """Keys of both sk types, an allowed_signers file and a control file for the module."""
 
-
-def run(cmd, env, stdin=None, timeout=STEP_TIMEOUT):
-    return subprocess.run(cmd, env=env, input=stdin, capture_output=True, timeout=timeout)
-
-
-class Lab:
-    """A temp dir with keys, an allowed_signers file and a control file for the module."""
-
-    def __init__(self, module, work):
-        self.module, self.work = module, work
-        self.control = os.path.join(work, "control")
+    def __init__(self, module):
+        super().__init__("tg-test-sk-")
+        self.module = module
+        self.control = self.path("control")
         self.keys = {}
         self.serial = 0
-        self.agents = []
 
-    def path(self, name):
-        return os.path.join(self.work, name)
+    def setup(self):
+        for kind in SK_TYPES:
+            self.enrol(kind)
 
     def set_control(self, text, counter_file=None):
         """Rewrites the control file; a fresh counter file unless one is named."""
@@ -127,7 +103,7 @@ class Lab:
     def enrol(self, kind):
         key = self.path(f"id_{kind.replace('-', '_')}")
         r = run([SSH_KEYGEN, "-q", "-t", kind, "-w", self.module, "-N", "", "-C", kind, "-f", key],
-                clean_env(), stdin=b"")
+                clean_env())
         expect(r.returncode == 0, f"enrol {kind}: {r.stderr.decode()}")
         with open(key + ".pub") as f:
             pub = f.read().split()
@@ -173,30 +149,9 @@ class Lab:
         expect(fields["namespace"] == NAMESPACE, "signature namespace")
         return sig, fields
 
-    def start_agent(self, name, allow, env):
-        sock = self.path(f"{name}.sock")
-        log = open(self.path(f"{name}.log"), "wb")
-        proc = subprocess.Popen([SSH_AGENT, "-D", "-a", sock, "-P", allow], env=env,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        log.close()
-        self.agents.append(proc)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(sock):
-            expect(proc.poll() is None, f"ssh-agent {name} exited with {proc.returncode}")
-            expect(time.monotonic() < deadline, f"ssh-agent {name} did not listen")
-            time.sleep(0.02)
-        return sock
-
-    def stop_agents(self):
-        for proc in self.agents:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
-        self.agents = []
+    def start_sk_agent(self, name, allow, env):
+        """ssh-agent -P ALLOW: it accepts sk keys whose provider's real path matches ALLOW."""
+        return self.start_agent(name, ["-P", allow], env)
 
 
 # --- Checks ---------------------------------------------------------------------------------
@@ -305,10 +260,10 @@ def check_agent(lab):
     """ssh-agent -P MODULE runs the module in ssh-sk-helper with the AGENT's environment."""
     counter_file = lab.set_control("counter=increment\n")
     env = clean_env(TG_TEST_SK_CONTROL=lab.control)
-    sock = lab.start_agent("agent", lab.module, env)
+    sock = lab.start_sk_agent("agent", lab.module, env)
     client = clean_env(SSH_AUTH_SOCK=sock)
     for kind in SK_TYPES:
-        r = run([SSH_ADD, "-S", lab.module, lab.keys[kind]], client, stdin=b"")
+        r = run([SSH_ADD, "-S", lab.module, lab.keys[kind]], client)
         expect(r.returncode == 0, f"ssh-add -S {kind}: {r.stderr.decode()}")
     r = run([SSH_ADD, "-l"], client)
     listed = r.stdout.decode()
@@ -334,9 +289,9 @@ def check_agent(lab):
 
     # An agent started WITHOUT the variable ignores the client's: module defaults (counter 1).
     lab.set_control("counter=fixed:4242\n")
-    bare = lab.start_agent("bare-agent", lab.module, clean_env())
+    bare = lab.start_sk_agent("bare-agent", lab.module, clean_env())
     bare_client = clean_env(SSH_AUTH_SOCK=bare, TG_TEST_SK_CONTROL=lab.control)
-    r = run([SSH_ADD, "-S", lab.module, lab.keys["ecdsa-sk"]], bare_client, stdin=b"")
+    r = run([SSH_ADD, "-S", lab.module, lab.keys["ecdsa-sk"]], bare_client)
     expect(r.returncode == 0, f"ssh-add -S to bare agent: {r.stderr.decode()}")
     _, f = lab.sign_ok("ecdsa-sk", b"bare\n", env=bare_client, use_agent_pub=True)
     expect(f["counter"] == 1, f"agent used the client's environment (counter {f['counter']})")
@@ -359,9 +314,8 @@ def check_agent(lab):
     # -P matches the provider's real path: an allowlist naming a symlink refuses the key.
     link = lab.path("link-to-module.so")
     os.symlink(lab.module, link)
-    via_link = lab.start_agent("link-agent", link, env)
-    r = run([SSH_ADD, "-S", link, lab.keys["ecdsa-sk"]], clean_env(SSH_AUTH_SOCK=via_link),
-            stdin=b"")
+    via_link = lab.start_sk_agent("link-agent", link, env)
+    r = run([SSH_ADD, "-S", link, lab.keys["ecdsa-sk"]], clean_env(SSH_AUTH_SOCK=via_link))
     expect(r.returncode != 0, "ssh-agent -P SYMLINK accepted a key (expected a refusal)")
 
 
@@ -371,35 +325,9 @@ def main():
     module = os.path.realpath(sys.argv[1])
     if not os.path.isfile(module):
         sys.exit(f"module not found: {module}")
-
-    def on_alarm(_signum, _frame):
-        raise CheckFailed(f"deadline of {DEADLINE} s exceeded")
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(DEADLINE)
-    work = tempfile.mkdtemp(prefix="tg-test-sk-")
-    lab = Lab(module, work)
     checks = [check_counters, check_concurrent_increment, check_no_touch, check_faults,
               check_defaults, check_log, check_agent]
-    try:
-        for kind in SK_TYPES:
-            lab.enrol(kind)
-        for check in checks:
-            check(lab)
-            print(f"ok   {check.__name__}")
-    except (CheckFailed, subprocess.TimeoutExpired) as e:
-        print(f"FAIL {e}")
-        for name in sorted(os.listdir(work)):
-            if name.endswith(".log"):
-                with open(os.path.join(work, name), errors="replace") as f:
-                    print(f"--- {name}\n{f.read()}")
-        return 1
-    finally:
-        signal.alarm(0)
-        lab.stop_agents()
-        shutil.rmtree(work, ignore_errors=True)
-    print("all test authenticator checks passed")
-    return 0
+    return selftest.run_checks(SkLab(module), checks, "test authenticator")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 #include <fido.h>
 #include <fido/eddsa.h>
 #include <fido/es256.h>
+#include <fmt/format.h>
 #include <openssl/bn.h>
 #include <openssl/ecdsa.h>
 
@@ -123,8 +124,8 @@ Result<void> verify_fido2(const ssh::PublicKey& key, const ssh::SkSignature& sig
   // libfido2 parses the flags: extension data announced (0x80) but absent makes it refuse.
   rc = fido_assert_set_authdata_raw(assert.get(), 0, authdata.data(), authdata.size());
   if (rc != FIDO_OK) {
-    return invalid("authenticator data with flags " + std::to_string(sig.flags) +
-                   " is refused by libfido2: " + fido_strerr(rc));
+    return invalid(fmt::format("authenticator data with flags 0x{:02x} is refused by libfido2: {}",
+                               sig.flags, fido_strerr(rc)));
   }
   rc = fido_assert_verify(assert.get(), 0, cose, pk);
   if (rc == FIDO_ERR_INVALID_SIG) return invalid("security-key signature does not verify");

@@ -4,8 +4,7 @@
 #include <fido.h>
 #include <fido/eddsa.h>
 #include <fido/es256.h>
-#include <openssl/bn.h>
-#include <openssl/ecdsa.h>
+#include <fmt/format.h>
 
 #include <array>
 #include <cstring>
@@ -20,13 +19,11 @@
 namespace touchgate::fido {
 namespace {
 
-// Owners of libfido2 and OpenSSL handles.
+// Owners of libfido2 handles.
 struct Deleter {
   void operator()(fido_assert_t* p) const { fido_assert_free(&p); }
   void operator()(es256_pk_t* p) const { es256_pk_free(&p); }
   void operator()(eddsa_pk_t* p) const { eddsa_pk_free(&p); }
-  void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
-  void operator()(BIGNUM* p) const { BN_free(p); }
 };
 template <class T>
 using Ptr = std::unique_ptr<T, Deleter>;
@@ -44,24 +41,6 @@ void init_libfido2() {
 
 tl::unexpected<Error> invalid(const std::string& message) {
   return fail("touch_sig_invalid", message);
-}
-
-// ecdsa_der encodes r and s (big-endian magnitudes) as a DER ECDSA-Sig-Value.
-bool ecdsa_der(const std::vector<uint8_t>& r, const std::vector<uint8_t>& s,
-               std::vector<uint8_t>* der) {
-  Ptr<ECDSA_SIG> sig(ECDSA_SIG_new());
-  Ptr<BIGNUM> bn_r(BN_bin2bn(r.data(), static_cast<int>(r.size()), nullptr));
-  Ptr<BIGNUM> bn_s(BN_bin2bn(s.data(), static_cast<int>(s.size()), nullptr));
-  if (!sig || !bn_r || !bn_s || ECDSA_SIG_set0(sig.get(), bn_r.get(), bn_s.get()) != 1) {
-    return false;
-  }
-  bn_r.release();  // owned by sig now
-  bn_s.release();
-  const int len = i2d_ECDSA_SIG(sig.get(), nullptr);
-  if (len <= 0) return false;
-  der->resize(static_cast<size_t>(len));
-  uint8_t* out = der->data();
-  return i2d_ECDSA_SIG(sig.get(), &out) == len;
 }
 
 // verify_fido2 checks an sk signature with libfido2 as an assertion whose authenticator data is
@@ -86,7 +65,7 @@ Result<void> verify_fido2(const ssh::PublicKey& key, const ssh::SkSignature& sig
   const std::vector<uint8_t>* raw_sig = &sig.ed25519;
   if (key.type == ssh::KeyType::kSkEcdsaP256) {
     if (key.ecdsa_point.size() != 1 + kP256CoordinatesSize ||
-        !ecdsa_der(sig.ecdsa_r, sig.ecdsa_s, &der)) {
+        !ssh::ecdsa_der(sig.ecdsa_r, sig.ecdsa_s, &der)) {
       return fail("touch_sig_malformed", "ECDSA security-key signature cannot be encoded");
     }
     es256.reset(es256_pk_new());
@@ -123,8 +102,8 @@ Result<void> verify_fido2(const ssh::PublicKey& key, const ssh::SkSignature& sig
   // libfido2 parses the flags: extension data announced (0x80) but absent makes it refuse.
   rc = fido_assert_set_authdata_raw(assert.get(), 0, authdata.data(), authdata.size());
   if (rc != FIDO_OK) {
-    return invalid("authenticator data with flags " + std::to_string(sig.flags) +
-                   " is refused by libfido2: " + fido_strerr(rc));
+    return invalid(fmt::format("authenticator data with flags 0x{:02x} is refused by libfido2: {}",
+                               sig.flags, fido_strerr(rc)));
   }
   rc = fido_assert_verify(assert.get(), 0, cose, pk);
   if (rc == FIDO_ERR_INVALID_SIG) return invalid("security-key signature does not verify");

@@ -53,7 +53,10 @@ class VerifiedTouch {
 // verify_touch checks sig_blob by key over signed_data. kind kFido2 needs an sk key type and is
 // verified with libfido2 (rp id = key.application, user presence always required, user
 // verification when req says so); kind kPiv needs a non-sk key (ed25519, ecdsa P-256/384/521,
-// rsa with rsa-sha2-256/512 only) and is verified with OpenSSL. Codes:
+// rsa with rsa-sha2-256/512 only) and is verified with OpenSSL. FIDO2 flags are checked before
+// the signature, so a missing touch or PIN is named as such even if the signature is also bad;
+// flag bits other than UP and UV are covered by the signature and reported as they are, except
+// 0x80 (extension data follows), which an SSH signature cannot carry: libfido2 refuses it. Codes:
 //   touch_kind_mismatch   key type does not belong to kind
 //   touch_sig_malformed   signature blob unreadable or of another algorithm
 //   touch_not_present     FIDO2 flags lack user presence (no touch)

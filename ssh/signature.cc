@@ -68,28 +68,33 @@ bool digest_verify(EVP_PKEY* pkey, const EVP_MD* md, Bytes sig, Bytes data) {
   return EVP_DigestVerify(ctx.get(), sig.data(), sig.size(), data.data(), data.size()) == 1;
 }
 
-// ecdsa_der converts the SSH `mpint r, mpint s` encoding into a DER ECDSA-Sig-Value.
-bool ecdsa_der(Bytes ssh_sig, size_t max_scalar, std::vector<uint8_t>* der) {
+// ssh_ecdsa_der converts the SSH `mpint r, mpint s` encoding into a DER ECDSA-Sig-Value.
+bool ssh_ecdsa_der(Bytes ssh_sig, size_t max_scalar, std::vector<uint8_t>* der) {
   Reader r(ssh_sig);
   Bytes rb;
   Bytes sb;
   if (!r.mpint(&rb) || !r.mpint(&sb) || !r.finish()) return false;
   if (rb.empty() || sb.empty() || rb.size() > max_scalar || sb.size() > max_scalar) return false;
+  return ecdsa_der(rb, sb, der);
+}
+
+}  // namespace
+
+bool ecdsa_der(Bytes r, Bytes s, std::vector<uint8_t>* der) {
   Ptr<ECDSA_SIG> sig(ECDSA_SIG_new());
-  Ptr<BIGNUM> bn_r(BN_bin2bn(rb.data(), static_cast<int>(rb.size()), nullptr));
-  Ptr<BIGNUM> bn_s(BN_bin2bn(sb.data(), static_cast<int>(sb.size()), nullptr));
-  if (!sig || !bn_r || !bn_s || ECDSA_SIG_set0(sig.get(), bn_r.get(), bn_s.get()) != 1)
+  Ptr<BIGNUM> bn_r(BN_bin2bn(r.data(), static_cast<int>(r.size()), nullptr));
+  Ptr<BIGNUM> bn_s(BN_bin2bn(s.data(), static_cast<int>(s.size()), nullptr));
+  if (!sig || !bn_r || !bn_s || ECDSA_SIG_set0(sig.get(), bn_r.get(), bn_s.get()) != 1) {
     return false;
+  }
   bn_r.release();  // owned by sig now
   bn_s.release();
-  int len = i2d_ECDSA_SIG(sig.get(), nullptr);
+  const int len = i2d_ECDSA_SIG(sig.get(), nullptr);
   if (len <= 0) return false;
   der->resize(static_cast<size_t>(len));
   uint8_t* out = der->data();
   return i2d_ECDSA_SIG(sig.get(), &out) == len;
 }
-
-}  // namespace
 
 std::string signature_algorithm(Bytes sig_blob) {
   Reader r(sig_blob);
@@ -141,7 +146,7 @@ Result<void> verify_signature(const PublicKey& key, Bytes sig_blob, Bytes data,
         scalar = 66;
       }
       std::vector<uint8_t> der;
-      if (!ecdsa_der(sig, scalar, &der))
+      if (!ssh_ecdsa_der(sig, scalar, &der))
         return fail("sig_malformed", "ECDSA signature is malformed");
       Ptr<EVP_PKEY> pkey = ec_pkey(group, key.ecdsa_point);
       if (!pkey) return fail("sig_invalid", "ECDSA key is unusable");

@@ -2,6 +2,9 @@
 // sk (security-key) signatures are NOT handled here: they need FIDO semantics (fido/).
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "ssh/error.h"
 #include "ssh/key.h"
 #include "ssh/reader.h"
@@ -23,5 +26,9 @@ Result<void> verify_signature(const PublicKey& key, Bytes sig_blob, Bytes data,
 
 // signature_algorithm returns the algorithm name at the head of sig_blob, or "" if unreadable.
 std::string signature_algorithm(Bytes sig_blob);
+
+// ecdsa_der encodes r and s (big-endian magnitudes, as read from SSH mpints) as the DER
+// ECDSA-Sig-Value that OpenSSL and libfido2 verify. False if OpenSSL cannot encode them.
+bool ecdsa_der(Bytes r, Bytes s, std::vector<uint8_t>* der);
 
 }  // namespace touchgate::ssh

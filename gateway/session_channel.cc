@@ -17,7 +17,7 @@ namespace touchgate::gateway {
 namespace {
 
 std::string flag_names(const fido::VerifiedTouch& t) {
-  if (t.kind() == fido::TouchKind::kPiv) return "PIV signature";
+  if (t.kind() == fido::TouchKind::kPiv) return "none (a PIV signature; the card's touch policy is not attested)";
   std::string out;
   if (t.user_present()) out += "UP (touch)";
   if (t.user_verified()) out += out.empty() ? "UV (PIN)" : ", UV (PIN)";
@@ -181,10 +181,10 @@ void SessionChannel::touch_result(const Result<TouchProof>& result) {
   }
   const TouchProof& p = *result;
   const std::string ns = conn_.config().mfa_namespace();
-  std::string out = fmt::format("touch verified: key {} ({}, {}{}), flags {}, counter {}\n",
+  std::string out = fmt::format("touch verified: key {} ({}, {}{}), flags {}",
                                 p.touch.fingerprint(), store::kind_name(p.kind), p.touch.key_type(),
-                                p.label.empty() ? "" : ", " + p.label, flag_names(p.touch),
-                                p.touch.counter());
+                                p.label.empty() ? "" : ", " + p.label, flag_names(p.touch));
+  out += p.kind == store::KeyKind::kFido2 ? fmt::format(", counter {}\n", p.touch.counter()) : "\n";
   out += fmt::format("signed challenge (SSHSIG namespace {}):\n{}", ns, p.message);
   out += fmt::format("proof (save the challenge as msg and this as msg.sig; then\n"
                      "  ssh-keygen -Y verify -f allowed_signers -I {} -n {} -s msg.sig < msg):\n{}",

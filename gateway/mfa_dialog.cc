@@ -35,6 +35,12 @@ std::string escape_value(std::string_view v) {
   return out;
 }
 
+int64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 std::string hex(std::span<const uint8_t> b) {
   std::string out;
   out.reserve(b.size() * 2);
@@ -51,6 +57,22 @@ std::string key_name(const store::EnrolledKey& k) {
 }
 
 }  // namespace
+
+// CpuSpan adds the worker thread's CPU time of the outermost dialog call to the dialog.
+class CpuSpan {
+ public:
+  explicit CpuSpan(MfaDialog* d) : d_(d), start_(d->cpu_depth_++ == 0 ? thread_cpu_ns() : -1) {}
+  ~CpuSpan() {
+    --d_->cpu_depth_;
+    if (start_ >= 0) d_->cpu_ns_ += thread_cpu_ns() - start_;
+  }
+  CpuSpan(const CpuSpan&) = delete;
+  CpuSpan& operator=(const CpuSpan&) = delete;
+
+ private:
+  MfaDialog* d_;
+  int64_t start_;
+};
 
 std::string challenge_message(const ChallengeContext& ctx, const std::array<uint8_t, 32>& nonce,
                               uint64_t unix_time) {
@@ -79,6 +101,7 @@ MfaDialog::MfaDialog(Connection& conn, ChallengeContext ctx) : conn_(conn), ctx_
 MfaDialog::~MfaDialog() { abandon(); }
 
 void MfaDialog::start() {
+  CpuSpan span(this);
   const auto& mfa = conn_.config().mfa;
   deadline_ = Clock::now() + mfa.touch_timeout;
 
@@ -93,12 +116,15 @@ void MfaDialog::start() {
   MfaDialog* self = this;
   std::string principal = ctx_.principal;
   service->submit([worker, alive, self, principal](store::Store* st) {
+    const int64_t t0 = thread_cpu_ns();
     Result<std::vector<store::EnrolledKey>> keys =
         st != nullptr ? st->list_keys(principal)
                       : Result<std::vector<store::EnrolledKey>>(
                             tl::unexpected(Error{"store_io", "the store is shut down"}));
-    worker->post([alive, self, keys = std::move(keys)]() mutable {
+    const int64_t store_ns = thread_cpu_ns() - t0;
+    worker->post([alive, self, store_ns, keys = std::move(keys)]() mutable {
       if (alive.expired()) return;
+      self->cpu_ns_ += store_ns;
       self->on_keys(std::move(keys));
       self->conn_.after_mfa_event();
     });
@@ -146,6 +172,7 @@ void MfaDialog::on_close(ssh_session, ssh_channel, void* self) {
 // ---- the dialog --------------------------------------------------------------------------------
 
 void MfaDialog::step() {
+  CpuSpan span(this);
   if (phase_ == Phase::kDone) return;
   if (phase_ == Phase::kOpening && channel_ != nullptr && !channel_open_) {
     int rc = ssh_channel_is_open(channel_) ? SSH_OK : ssh_channel_open_auth_agent(channel_);
@@ -401,12 +428,15 @@ void MfaDialog::verify(std::vector<uint8_t> signature) {
   uint32_t counter = touch_->counter();
   int64_t now = static_cast<int64_t>(std::time(nullptr));
   service->submit([worker, alive, self, fp, kind, counter, now](store::Store* st) {
+    const int64_t t0 = thread_cpu_ns();
     Result<store::TouchOutcome> outcome =
         st != nullptr ? st->record_touch(fp, kind, counter, now)
                       : Result<store::TouchOutcome>(
                             tl::unexpected(Error{"store_io", "the store is shut down"}));
-    worker->post([alive, self, outcome = std::move(outcome)]() mutable {
+    const int64_t store_ns = thread_cpu_ns() - t0;
+    worker->post([alive, self, store_ns, outcome = std::move(outcome)]() mutable {
       if (alive.expired()) return;
+      self->cpu_ns_ += store_ns;
       self->on_recorded(std::move(outcome));
       self->conn_.after_mfa_event();
     });
@@ -414,6 +444,7 @@ void MfaDialog::verify(std::vector<uint8_t> signature) {
 }
 
 void MfaDialog::on_keys(Result<std::vector<store::EnrolledKey>> keys) {
+  CpuSpan span(this);
   if (phase_ == Phase::kDone) return;
   if (!keys) {
     log_event(Level::kError, "store_error",
@@ -426,6 +457,7 @@ void MfaDialog::on_keys(Result<std::vector<store::EnrolledKey>> keys) {
 }
 
 void MfaDialog::on_recorded(Result<store::TouchOutcome> outcome) {
+  CpuSpan span(this);
   if (phase_ != Phase::kRecording) return;
   if (!outcome) {
     log_event(Level::kError, "store_error",
@@ -472,6 +504,7 @@ void MfaDialog::on_recorded(Result<store::TouchOutcome> outcome) {
              {"flags", fmt::format("0x{:02x}", touch_->flags())},
              {"counter", touch_->counter()},
              {"namespace", ctx_.ns},
+             {"cpu_us", cpu_ns_ / 1000},
              {"message", ssh::base64_encode(ssh::as_bytes(message_))},
              {"proof", ssh::base64_encode(blob)}});
   finish(std::move(proof));

@@ -115,6 +115,11 @@ class MfaDialog {
   std::vector<uint8_t> signed_data_;
   std::optional<fido::VerifiedTouch> touch_;
   Result<TouchProof> result_ = tl::unexpected(Error{"mfa_incomplete", "the touch is not done"});
+
+  // CPU time this dialog cost the gateway (worker and store thread), for the log.
+  friend class CpuSpan;
+  int64_t cpu_ns_ = 0;
+  int cpu_depth_ = 0;
 };
 
 // challenge_message renders the text a challenge signs (one "key: value" per line, escaped).

@@ -600,8 +600,11 @@ void Connection::disconnect_now(const std::string& code, const std::string& mess
   if (mfa_) mfa_->abandon();
   for (auto& f : forwards_) f->abandon();
   for (auto& c : sessions_) c->abandon();
-  // libssh writes the DISCONNECT only if the socket is known writable; flush what is queued and
-  // poll once so that it is, then the DISCONNECT leaves before the socket closes.
+  // libssh writes the DISCONNECT at once only if a poll saw the socket writable since its last
+  // write; otherwise it queues it and closes the socket with it unsent. So write something (an
+  // IGNORE packet re-arms libssh's writability check), flush, and poll once: the DISCONNECT then
+  // leaves before the socket closes.
+  ssh_send_ignore(session_, "");
   ssh_blocking_flush(session_, flush_ms);
   if (event_ != nullptr) ssh_event_dopoll(event_, 0);
   ssh_disconnect(session_);

@@ -157,8 +157,14 @@ void Connection::after_poll() {
   pump_mfa();
   // A refusal that disconnects must reach the client before any channel close.
   if (!pending_disconnect_) {
-    for (auto& f : forwards_) f->pump();
-    for (auto& s : sessions_) s->pump();
+    // By index: a write inside a pump may poll and accept a new channel (the vectors grow).
+    for (size_t i = 0; i < forwards_.size(); ++i) forwards_[i]->pump();
+    for (size_t i = 0; i < sessions_.size(); ++i) sessions_[i]->pump();
+    if (mfa_ && !pending_disconnect_) {
+      // Agent bytes a nested poll took in during the pumps.
+      mfa_->step();
+      pump_mfa();
+    }
   }
   settle();
 }
@@ -205,11 +211,14 @@ void Connection::tick(Clock::time_point now) {
     disconnect_now("idle_timeout", fmt::format("no traffic for {} s", idle.count()));
     return;
   }
-  if (mfa_) mfa_->tick(now);
+  if (mfa_) {
+    mfa_->step();
+    mfa_->tick(now);
+  }
   pump_mfa();
   if (!pending_disconnect_) {
-    for (auto& f : forwards_) f->tick(now);
-    for (auto& c : sessions_) c->pump();
+    for (size_t i = 0; i < forwards_.size(); ++i) forwards_[i]->tick(now);
+    for (size_t i = 0; i < sessions_.size(); ++i) sessions_[i]->pump();
   }
   settle();
 }
@@ -443,6 +452,15 @@ int Connection::channel_request(ssh_message msg) {
 // ---- the second factor -------------------------------------------------------------------------
 
 void Connection::request_touch(uint64_t channel_id, std::string target, bool reuse) {
+  // Channels that closed while waiting leave the queue now (the front one, whose challenge may
+  // be running, is settled by pump_mfa): the queue never outgrows the channel limit.
+  if (touch_queue_.size() > 1) {
+    touch_queue_.erase(std::remove_if(touch_queue_.begin() + 1, touch_queue_.end(),
+                                      [this](const TouchWait& w) {
+                                        return !waiting_for_touch(w.channel_id);
+                                      }),
+                       touch_queue_.end());
+  }
   touch_queue_.push_back(TouchWait{channel_id, std::move(target), reuse});
   // Started from pump_mfa after the current callback (never inside one).
 }
@@ -467,8 +485,11 @@ void Connection::deliver_touch(uint64_t channel_id, const Result<TouchProof>& re
     }
     return;
   }
-  for (auto& c : sessions_) {
-    if (c->id() == channel_id) c->touch_result(result);
+  for (size_t i = 0; i < sessions_.size(); ++i) {
+    if (sessions_[i]->id() == channel_id) {
+      sessions_[i]->touch_result(result);
+      return;
+    }
   }
 }
 
@@ -483,8 +504,10 @@ void Connection::pump_mfa() {
     mfa_.reset();
     if (!touch_queue_.empty()) {
       uint64_t channel_id = touch_queue_.front().channel_id;
+      const bool reusable = touch_queue_.front().reuse;
       touch_queue_.pop_front();
-      if (result) last_touch_ = *result;
+      // Only a touch for a target may be reused for later targets (not an mfa-test one).
+      if (result && reusable) last_touch_ = *result;
       deliver_touch(channel_id, result);
     }
   }
@@ -532,8 +555,11 @@ void Connection::list_keys(uint64_t channel_id) {
   auto deliver = [worker, alive, self, channel_id](Result<std::vector<store::EnrolledKey>> keys) {
     worker->post([alive, self, channel_id, keys = std::move(keys)]() mutable {
       if (alive.expired()) return;
-      for (auto& c : self->sessions_) {
-        if (c->id() == channel_id) c->keys_result(std::move(keys));
+      for (size_t i = 0; i < self->sessions_.size(); ++i) {
+        if (self->sessions_[i]->id() == channel_id) {
+          self->sessions_[i]->keys_result(std::move(keys));
+          break;
+        }
       }
       self->after_mfa_event();
     });
@@ -555,8 +581,8 @@ void Connection::after_mfa_event() {
   if (state_ == State::kClosed) return;
   pump_mfa();
   if (!pending_disconnect_) {
-    for (auto& f : forwards_) f->pump();
-    for (auto& c : sessions_) c->pump();
+    for (size_t i = 0; i < forwards_.size(); ++i) forwards_[i]->pump();
+    for (size_t i = 0; i < sessions_.size(); ++i) sessions_[i]->pump();
   }
   settle();
 }
@@ -590,6 +616,8 @@ void Connection::schedule_disconnect(std::string code, std::string message) {
 void Connection::disconnect_now(const std::string& code, const std::string& message,
                                 int flush_ms) {
   if (state_ == State::kClosed) return;
+  // From here on nothing new is accepted: the polls below may still deliver requests.
+  state_ = State::kClosing;
   log_event(Level::kInfo, "disconnect",
             {{"conn", id_}, {"peer", peer_}, {"user", login_}, {"code", code}, {"reason", message}});
   std::string text = disconnect_text(code, message);
@@ -607,6 +635,8 @@ void Connection::disconnect_now(const std::string& code, const std::string& mess
   ssh_send_ignore(session_, "");
   ssh_blocking_flush(session_, flush_ms);
   if (event_ != nullptr) ssh_event_dopoll(event_, 0);
+  for (auto& f : forwards_) f->abandon();
+  for (auto& c : sessions_) c->abandon();
   ssh_disconnect(session_);
   teardown(code);
   if (keep >= 0) worker_.linger(keep);

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "gateway/connection.h"
+#include "gateway/discard.h"
 #include "gateway/log.h"
 
 namespace touchgate::gateway {
@@ -176,7 +177,15 @@ void Forward::on_close(ssh_session, ssh_channel, void* self) {
 }
 
 int Forward::take_client_data(const uint8_t* data, uint32_t len) {
-  // libssh passes its whole channel buffer; what we do not take stays there.
+  // libssh passes its whole channel buffer; what we do not take stays there. libssh accepts
+  // data beyond the window it advertised: a client that ignores the window (here while the
+  // touch is pending or the target is slow) would grow that buffer without bound.
+  if (len > kMaxChannelBuffered) {
+    channel_buffered_ = len;
+    fail("channel_window_exceeded",
+         fmt::format("the client sent {} bytes beyond what the channel window allows", len));
+    return static_cast<int>(len);
+  }
   if (state_ != State::kRelaying || in_drain_ || up_blocked_ || !pending_.empty() || target_shut_) {
     channel_buffered_ = len;
     return 0;
@@ -428,9 +437,7 @@ void Forward::close(const std::string& reason) {
   if (close_reason_.empty()) close_reason_ = reason;
   release_socket();
   if (channel_ != nullptr) {
-    ssh_remove_channel_callbacks(channel_, &cb_);
-    if (!client_closed_ && ssh_channel_is_open(channel_)) ssh_channel_close(channel_);
-    ssh_channel_free(channel_);
+    retire_channel(channel_, &cb_, !client_closed_);
     channel_ = nullptr;
   }
   log_event(Level::kInfo, "channel_closed",

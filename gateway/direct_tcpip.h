@@ -32,6 +32,10 @@ class Connection;
 
 class Forward : public Pollable {
  public:
+  // Most client bytes libssh may hold for one channel: above its advertised window (1.28 MB),
+  // so only a client that ignores the window reaches it.
+  static constexpr uint32_t kMaxChannelBuffered = 4u << 20;
+
   using Clock = std::chrono::steady_clock;
   enum class State { kAuthorizing, kResolving, kConnecting, kRelaying, kClosing, kDone };
 

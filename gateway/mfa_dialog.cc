@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "gateway/connection.h"
+#include "gateway/discard.h"
 #include "gateway/log.h"
 #include "gateway/store_service.h"
 #include "gateway/worker.h"
@@ -554,9 +555,7 @@ void MfaDialog::finish(Result<TouchProof> result) {
 
 void MfaDialog::close_channel() {
   if (channel_ == nullptr) return;
-  ssh_remove_channel_callbacks(channel_, &cb_);
-  if (channel_open_ && !agent_closed_ && ssh_channel_is_open(channel_)) ssh_channel_close(channel_);
-  ssh_channel_free(channel_);
+  retire_channel(channel_, &cb_, channel_open_ && !agent_closed_);
   channel_ = nullptr;
 }
 

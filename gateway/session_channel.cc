@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "gateway/connection.h"
+#include "gateway/discard.h"
 #include "gateway/log.h"
 #include "gateway/store_service.h"
 #include "gateway/worker.h"
@@ -89,8 +90,7 @@ void SessionChannel::pump() {
   if (state_ == State::kDone) return;
   if (client_closed_) {
     if (channel_ != nullptr) {
-      ssh_remove_channel_callbacks(channel_, &cb_);
-      ssh_channel_free(channel_);  // libssh answers the client's CLOSE
+      retire_channel(channel_, &cb_, false);  // libssh answers the client's CLOSE
       channel_ = nullptr;
     }
     state_ = State::kDone;
@@ -207,9 +207,7 @@ void SessionChannel::finish(const std::string& out, const std::string& err, int 
   }
   ssh_channel_request_send_exit_status(channel_, status);
   ssh_channel_send_eof(channel_);
-  ssh_remove_channel_callbacks(channel_, &cb_);
-  ssh_channel_close(channel_);
-  ssh_channel_free(channel_);
+  retire_channel(channel_, &cb_, true);
   channel_ = nullptr;
   state_ = State::kDone;
 }

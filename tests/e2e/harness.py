@@ -46,38 +46,41 @@ class HarnessError(Exception):
     pass
 
 
-def touchgated_path():
-    """The daemon under test: $TOUCHGATED (set by meson), else build/gateway/touchgated."""
-    path = os.environ.get("TOUCHGATED")
+def built_program(env_var, *build_path, executable=True):
+    """A program under test: $ENV_VAR (meson sets it), else its place in the build tree."""
+    path = os.environ.get(env_var)
     if not path:
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        path = os.path.join(root, "build", "gateway", "touchgated")
-    if not os.access(path, os.X_OK):
-        raise HarnessError(f"touchgated not found or not executable: {path}")
-    return path
+        path = os.path.join(root, "build", *build_path)
+    ok = os.access(path, os.X_OK) if executable else os.path.exists(path)
+    if not ok:
+        raise HarnessError(f"{build_path[-1]} not found{' or not executable' if executable else ''}:"
+                           f" {path}")
+    return os.path.abspath(path)
+
+
+def touchgated_path():
+    """The daemon under test: $TOUCHGATED, else build/gateway/touchgated."""
+    return built_program("TOUCHGATED", "gateway", "touchgated")
 
 
 def touchgate_path():
-    """The admin CLI: $TOUCHGATE (set by meson), else build/cli/touchgate."""
-    path = os.environ.get("TOUCHGATE")
-    if not path:
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        path = os.path.join(root, "build", "cli", "touchgate")
-    if not os.access(path, os.X_OK):
-        raise HarnessError(f"touchgate not found or not executable: {path}")
-    return path
+    """The admin CLI: $TOUCHGATE, else build/cli/touchgate."""
+    return built_program("TOUCHGATE", "cli", "touchgate")
 
 
 def test_sk_path():
     """Our test authenticator (an OpenSSH SecurityKeyProvider): $TOUCHGATE_TEST_SK, else the
-    build tree's copy."""
-    path = os.environ.get("TOUCHGATE_TEST_SK")
-    if not path:
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        path = os.path.join(root, "build", "tests", "authenticator", "tg-test-sk.so")
-    if not os.path.exists(path):
-        raise HarnessError(f"test authenticator not found: {path}")
-    return os.path.realpath(path)
+    build tree's copy; its real path (ssh-agent -P wants it)."""
+    return os.path.realpath(built_program("TOUCHGATE_TEST_SK", "tests", "authenticator",
+                                          "tg-test-sk.so", executable=False))
+
+
+def write_sk_control(path, **values):
+    """Writes the test authenticator's control file (key=value lines, see test_sk.cc)."""
+    with open(path, "w") as f:
+        for k, v in values.items():
+            f.write(f"{k}={v}\n")
 
 
 SK_DUMMY = "/usr/lib/openssh/regress/misc/sk-dummy/sk-dummy.so"
@@ -516,6 +519,23 @@ class Env:
         agent = self.start_agent(name, provider=os.path.realpath(provider), agent_env=agent_env)
         agent.add_sk(key)
         return agent
+
+    def test_sk_setup(self, world, name, key_type="ecdsa-sk", user="alice", pin_required=False,
+                      **control):
+        """A FIDO2 key on our test authenticator in its own agent, enrolled for `user` at the
+        world's gateway, and an ssh_config forwarding that agent. Returns (control file path,
+        ssh_config path); rewrite the control file with write_sk_control to change what the
+        authenticator does next."""
+        provider = test_sk_path()
+        ctl = self.path(name, "control")
+        write_sk_control(ctl, **(control or {"flags": 1, "counter": "increment"}))
+        sk = self.make_sk_key(f"{user}-{name}", key_type, provider=provider,
+                              provider_env={"TG_TEST_SK_CONTROL": ctl})
+        agent = self.start_sk_agent(f"agent-{name}", sk, provider=provider, control=ctl)
+        self.enroll(world.gw, user, sk, "fido2", label=name, pin_required=pin_required)
+        config = self.client_config(world.gw, world.key, world.cert, target=world.target,
+                                    forward_agent=agent, name=f"ssh_config-{name}")
+        return ctl, config
 
     def start_piv_agent(self, name="piv", key_type="EC:prime256v1", pin="123456"):
         """A SoftHSM2 token as the PIV card: one key pair generated on it, the token loaded into

@@ -19,17 +19,6 @@ SK_PROVIDER = os.environ.get("SK_PROVIDER",
                              "/usr/lib/openssh/regress/misc/sk-dummy/sk-dummy.so")
 
 
-def touchgate_path():
-    """The CLI under test: $TOUCHGATE (set by meson), else build/cli/touchgate."""
-    path = os.environ.get("TOUCHGATE")
-    if not path:
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        path = os.path.join(root, "build", "cli", "touchgate")
-    if not os.access(path, os.X_OK):
-        raise harness.HarnessError(f"touchgate not found or not executable: {path}")
-    return os.path.abspath(path)
-
-
 def make_key(env, name, key_type):
     """A new key pair made by ssh-keygen; sk types through the sk-dummy authenticator. Returns
     (private key path, public key path)."""
@@ -74,7 +63,7 @@ def assert_usage(r, command):
 
 def main():
     with harness.Env("keys_cli") as env:
-        tg = touchgate_path()
+        tg = harness.touchgate_path()
         ca = env.make_ca("sso")
         # The daemon's own configuration file; state_dir = "state" beside it.
         config = env.write_gateway_config([ca], listen=["127.0.0.1:2222"])

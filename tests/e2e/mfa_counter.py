@@ -7,28 +7,15 @@ a key that never counts (counter 0) is accepted repeatedly until it reports a re
 import re
 
 import harness
-from harness import assert_ok, assert_refused, check
-
-
-def control(path, **values):
-    with open(path, "w") as f:
-        for k, v in values.items():
-            f.write(f"{k}={v}\n")
+from harness import assert_ok, assert_refused, check, write_sk_control
 
 
 def main():
     with harness.Env("mfa_counter") as env:
         w = env.world(touch_agent=False)
-        provider = harness.test_sk_path()
-        ctl = env.path("sk", "control")
-        control(ctl, flags=1, counter="sequence:10,20,15")
-        sk = env.make_sk_key("alice-ctr", "ed25519-sk", provider=provider,
-                             provider_env={"TG_TEST_SK_CONTROL": ctl})
-        agent = env.start_sk_agent("agent", sk, provider=provider, control=ctl)
-        env.enroll(w.gw, "alice", sk, "fido2")
+        ctl, config = env.test_sk_setup(w, "sk", "ed25519-sk", flags=1,
+                                        counter="sequence:10,20,15")
         fp = env.keys_json(w.gw, "alice")[0]["fingerprint"]
-        config = env.client_config(w.gw, w.key, w.cert, target=w.target, forward_agent=agent,
-                                   name="ssh_config-sk")
 
         assert_ok(env.ssh(config, "target", "echo ten"), "ten\n")
         assert_ok(env.ssh(config, "target", "echo twenty"), "twenty\n")
@@ -43,10 +30,10 @@ def main():
         assert_refused(r, "mfa_key_suspended", w.gw)
 
         check(env.touchgate(w.gw, "keys", "clear-clone", fp).returncode == 0, "clear-clone")
-        control(ctl, flags=1, counter="fixed:0")
+        write_sk_control(ctl, flags=1, counter="fixed:0")
         assert_ok(env.ssh(config, "target", "echo zero-1"), "zero-1\n")
         assert_ok(env.ssh(config, "target", "echo zero-2"), "zero-2\n")
-        control(ctl, flags=1, counter="fixed:7")
+        write_sk_control(ctl, flags=1, counter="fixed:7")
         assert_ok(env.ssh(config, "target", "echo seven"), "seven\n")
         r = env.ssh(config, "target", "echo must-not-run")  # 7 again: repeated
         assert_refused(r, "mfa_counter_regression", w.gw)

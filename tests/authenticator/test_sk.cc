@@ -433,10 +433,13 @@ std::optional<std::vector<uint8_t>> encode_handle(EVP_PKEY* key, uint32_t alg,
   unsigned char* der = nullptr;
   const int der_len = i2d_PrivateKey(key, &der);
   if (der_len <= 0) return std::nullopt;
-  std::vector<uint8_t> handle(kHandleMagic.begin(), kHandleMagic.end());
-  handle.push_back(static_cast<uint8_t>(alg));
-  handle.insert(handle.end(), app_hash.begin(), app_hash.end());
-  handle.insert(handle.end(), der, der + der_len);
+  // Sized once, then filled (g++ 12 misreads a vector grown step by step: -Warray-bounds).
+  std::vector<uint8_t> handle(kHandleMagic.size() + 1 + app_hash.size() +
+                              static_cast<size_t>(der_len));
+  auto at = std::copy(kHandleMagic.begin(), kHandleMagic.end(), handle.begin());
+  *at++ = static_cast<uint8_t>(alg);
+  at = std::copy(app_hash.begin(), app_hash.end(), at);
+  std::copy(der, der + der_len, at);
   OPENSSL_clear_free(der, static_cast<size_t>(der_len));
   return handle;
 }
@@ -474,11 +477,13 @@ PkeyPtr decode_handle(std::span<const uint8_t> handle, uint32_t alg, const Diges
 // || SHA256(data), the bytes a FIDO2 authenticator signs.
 std::vector<uint8_t> signed_bytes(const Digest& app_hash, uint8_t flags, uint32_t counter,
                                   const Digest& data_hash) {
-  std::vector<uint8_t> out(app_hash.begin(), app_hash.end());
-  out.push_back(flags);
-  for (int shift = 24; shift >= 0; shift -= 8)
-    out.push_back(static_cast<uint8_t>(counter >> shift));
-  out.insert(out.end(), data_hash.begin(), data_hash.end());
+  // Sized once, then filled (as encode_handle).
+  std::vector<uint8_t> out(app_hash.size() + 1 + 4 + data_hash.size());
+  std::copy(app_hash.begin(), app_hash.end(), out.begin());
+  size_t at = app_hash.size();
+  out[at++] = flags;
+  for (int shift = 24; shift >= 0; shift -= 8) out[at++] = static_cast<uint8_t>(counter >> shift);
+  std::copy(data_hash.begin(), data_hash.end(), out.begin() + static_cast<std::ptrdiff_t>(at));
   return out;
 }
 

@@ -120,10 +120,12 @@ void Connection::on_events(uint32_t events) {
     if (rc != SSH_OK) break;
     if (pending_disconnect_) break;
   }
-  if (quickack_events_ < kQuickAckEvents && fd_ >= 0) {
+  if ((quickack_events_ < kQuickAckEvents || mfa_ != nullptr) && fd_ >= 0) {
     // The client's handshake runs with Nagle on: acknowledge at once so that no round of key
-    // exchange, authentication or channel setup waits for a delayed ACK.
-    ++quickack_events_;
+    // exchange, authentication, channel setup or the agent dialog of the touch waits for a
+    // delayed ACK (the client's data for the target is held meanwhile and not answered). The
+    // events of the touch do not use up the budget meant for the target's handshake after it.
+    if (mfa_ == nullptr) ++quickack_events_;
     int one = 1;
     setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
   }

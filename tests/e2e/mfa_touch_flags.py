@@ -3,10 +3,11 @@
 signature without the touch flag is refused (touch_not_present); a key enrolled as PIN-required
 is refused without the user-verification flag (touch_pin_missing) and accepted with it; a
 corrupted signature is refused (touch_sig_invalid); an authenticator that fails makes the agent
-refuse (mfa_agent_refused). Counters that increase are accepted."""
+refuse (mfa_agent_refused); a certificate with the verify-required option demands the PIN of any
+FIDO2 key. Counters that increase are accepted."""
 
 import harness
-from harness import assert_ok, assert_refused, write_sk_control
+from harness import assert_ok, assert_refused, check, write_sk_control
 
 
 def main():
@@ -30,6 +31,20 @@ def main():
         write_sk_control(ctl, flags=1, counter="increment", fail=1)
         r = env.ssh(config, "target", "echo must-not-run")
         assert_refused(r, "mfa_agent_refused", w.gw)
+
+        # The SSO says verify-required: the same key (not enrolled as PIN-required) now needs UV.
+        write_sk_control(ctl, flags=1, counter="increment")
+        strict = env.sign(w.key, w.ca, options=("verify-required",))
+        with open(config) as f:
+            text = f.read()
+        strict_config = env.path("ssh_config-verify-required")
+        with open(strict_config, "w") as f:
+            f.write(text.replace(w.cert.path, strict.path, 1))
+        r = env.ssh(strict_config, "target", "echo must-not-run")
+        assert_refused(r, "touch_pin_missing", w.gw)
+        check("verify-required" in r.stderr, "expected the reason: the certificate's option", r)
+        write_sk_control(ctl, flags=5, counter="increment")
+        assert_ok(env.ssh(strict_config, "target", "echo verified"), "verified\n")
 
         # A second key, enrolled as PIN-required.
         ctl2, config2 = env.test_sk_setup(w, "pin", "ed25519-sk", pin_required=True, flags=1,

@@ -11,8 +11,10 @@ namespace {
 constexpr const char* kUsage =
     "usage: touchgated [-t] [-d] [-f FILE]\n"
     "\n"
-    "SSH gateway: accepts OpenSSH user certificates from trusted CAs and relays\n"
-    "`ssh -J user@gateway target` to configured targets.\n"
+    "SSH gateway: accepts OpenSSH user certificates from trusted CAs, demands a fresh touch\n"
+    "of a hardware key enrolled for the user (FIDO2 or PIV, through the forwarded agent;\n"
+    "enroll with `touchgate keys add`), then relays `ssh -J user@gateway target` to\n"
+    "configured targets. `ssh -A user@gateway help|whoami|mfa-test` on the gateway itself.\n"
     "\n"
     "  -f FILE  configuration file (default: $TOUCHGATE_CONFIG or /etc/touchgate/touchgate.toml)\n"
     "  -t       check the configuration and trust files, then exit (0 valid, 1 invalid)\n"

@@ -51,7 +51,9 @@ std::optional<std::vector<uint8_t>> key_blob(ssh_key key) {
   return blob;
 }
 
-uint64_t unix_now() { return static_cast<uint64_t>(std::time(nullptr)); }
+uint64_t unix_now() {
+  return static_cast<uint64_t>(std::time(nullptr));
+}
 
 }  // namespace
 
@@ -162,7 +164,7 @@ void Connection::after_poll() {
     // By index: a write inside a pump may poll and accept a new channel (the vectors grow).
     for (size_t i = 0; i < forwards_.size(); ++i) forwards_[i]->pump();
     for (size_t i = 0; i < sessions_.size(); ++i) sessions_[i]->pump();
-    if (mfa_ && !pending_disconnect_) {
+    if (mfa_ && mfa_->has_news() && !pending_disconnect_) {
       // Agent bytes a nested poll took in during the pumps.
       mfa_->step();
       pump_mfa();
@@ -241,9 +243,10 @@ void Connection::reap() {
   forwards_.erase(std::remove_if(forwards_.begin(), forwards_.end(),
                                  [](const std::unique_ptr<Forward>& f) { return f->done(); }),
                   forwards_.end());
-  sessions_.erase(std::remove_if(sessions_.begin(), sessions_.end(),
-                                 [](const std::unique_ptr<SessionChannel>& c) { return c->done(); }),
-                  sessions_.end());
+  sessions_.erase(
+      std::remove_if(sessions_.begin(), sessions_.end(),
+                     [](const std::unique_ptr<SessionChannel>& c) { return c->done(); }),
+      sessions_.end());
 }
 
 size_t Connection::live_channels() const {
@@ -275,7 +278,10 @@ int Connection::auth_request(ssh_message msg) {
     ++auth_failures_;
     const char* type_name = ssh_key_type_to_char(type);
     log_event(Level::kInfo, "auth_refused",
-              {{"conn", id_}, {"peer", peer_}, {"user", login}, {"code", "auth_not_certificate"},
+              {{"conn", id_},
+               {"peer", peer_},
+               {"user", login},
+               {"code", "auth_not_certificate"},
                {"key_type", type_name != nullptr ? type_name : "?"}});
     if (!banner_sent_) {
       // Shown by the OpenSSH client at its default log level, before "Permission denied".
@@ -393,22 +399,19 @@ int Connection::open_direct_tcpip(ssh_message msg) {
   int port_i = ssh_message_channel_request_open_destination_port(msg);
   std::string host = host_c != nullptr ? host_c : "";
   uint16_t port = (port_i > 0 && port_i <= 65535) ? static_cast<uint16_t>(port_i) : 0;
-  std::string requested = host.find(':') != std::string::npos
-                              ? fmt::format("[{}]:{}", host, port_i)
-                              : fmt::format("{}:{}", host, port_i);
+  std::string requested = host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port_i)
+                                                              : fmt::format("{}:{}", host, port_i);
   if (!cert_->permit_port_forwarding()) {
     return refuse_open("port_forwarding_not_permitted",
                        "the certificate does not permit port forwarding (permit-port-forwarding)");
   }
   if (live_channels() >= static_cast<size_t>(server.max_channels_per_connection)) {
-    return refuse_open("too_many_channels",
-                       fmt::format("at most {} channels per connection",
-                                   server.max_channels_per_connection));
+    return refuse_open("too_many_channels", fmt::format("at most {} channels per connection",
+                                                        server.max_channels_per_connection));
   }
   const policy::Target* target = port != 0 ? snap_.config->find_target(host, port) : nullptr;
   if (target == nullptr) {
-    return refuse_open("target_unknown",
-                       fmt::format("{} is not a configured target", requested));
+    return refuse_open("target_unknown", fmt::format("{} is not a configured target", requested));
   }
   ssh_channel channel = ssh_message_channel_request_open_reply_accept(msg);
   if (channel == nullptr) {
@@ -429,9 +432,8 @@ int Connection::open_session(ssh_message msg) {
   const auto& server = snap_.config->server;
   if (worker_.draining()) return refuse_open("shutting_down", "the gateway is shutting down");
   if (live_channels() >= static_cast<size_t>(server.max_channels_per_connection)) {
-    return refuse_open("too_many_channels",
-                       fmt::format("at most {} channels per connection",
-                                   server.max_channels_per_connection));
+    return refuse_open("too_many_channels", fmt::format("at most {} channels per connection",
+                                                        server.max_channels_per_connection));
   }
   ssh_channel channel = ssh_message_channel_request_open_reply_accept(msg);
   if (channel == nullptr) {
@@ -457,11 +459,10 @@ void Connection::request_touch(uint64_t channel_id, std::string target, bool reu
   // Channels that closed while waiting leave the queue now (the front one, whose challenge may
   // be running, is settled by pump_mfa): the queue never outgrows the channel limit.
   if (touch_queue_.size() > 1) {
-    touch_queue_.erase(std::remove_if(touch_queue_.begin() + 1, touch_queue_.end(),
-                                      [this](const TouchWait& w) {
-                                        return !waiting_for_touch(w.channel_id);
-                                      }),
-                       touch_queue_.end());
+    touch_queue_.erase(
+        std::remove_if(touch_queue_.begin() + 1, touch_queue_.end(),
+                       [this](const TouchWait& w) { return !waiting_for_touch(w.channel_id); }),
+        touch_queue_.end());
   }
   touch_queue_.push_back(TouchWait{channel_id, std::move(target), reuse});
   // Started from pump_mfa after the current callback (never inside one).
@@ -543,40 +544,23 @@ void Connection::pump_mfa() {
     mfa_ = std::make_unique<MfaDialog>(*this, std::move(ctx));
     mfa_->start();
     break;  // a challenge refused at once is delivered just below
-    break;
   }
   if (mfa_ && mfa_->finished()) pump_mfa();
 }
 
 void Connection::list_keys(uint64_t channel_id) {
-  StoreService* service = worker_.runtime().store;
-  Worker* worker = &worker_;
-  std::weak_ptr<int> alive = alive_;
-  Connection* self = this;
   std::string principal = login_;
-  auto deliver = [worker, alive, self, channel_id](Result<std::vector<store::EnrolledKey>> keys) {
-    worker->post([alive, self, channel_id, keys = std::move(keys)]() mutable {
-      if (alive.expired()) return;
-      for (size_t i = 0; i < self->sessions_.size(); ++i) {
-        if (self->sessions_[i]->id() == channel_id) {
-          self->sessions_[i]->keys_result(std::move(keys));
-          break;
+  ask_store<std::vector<store::EnrolledKey>>(
+      worker_, alive_, [principal](store::Store& st) { return st.list_keys(principal); },
+      [this, channel_id](Result<std::vector<store::EnrolledKey>> keys, int64_t) {
+        for (size_t i = 0; i < sessions_.size(); ++i) {
+          if (sessions_[i]->id() == channel_id) {
+            sessions_[i]->keys_result(std::move(keys));
+            break;
+          }
         }
-      }
-      self->after_mfa_event();
-    });
-  };
-  if (service == nullptr) {
-    deliver(tl::unexpected(Error{"store_io", "no key store"}));
-    return;
-  }
-  service->submit([deliver, principal](store::Store* st) {
-    if (st == nullptr) {
-      deliver(tl::unexpected(Error{"store_io", "the store is shut down"}));
-    } else {
-      deliver(st->list_keys(principal));
-    }
-  });
+        after_mfa_event();
+      });
 }
 
 void Connection::after_mfa_event() {
@@ -615,13 +599,13 @@ void Connection::schedule_disconnect(std::string code, std::string message) {
   if (!pending_disconnect_) pending_disconnect_.emplace(std::move(code), std::move(message));
 }
 
-void Connection::disconnect_now(const std::string& code, const std::string& message,
-                                int flush_ms) {
+void Connection::disconnect_now(const std::string& code, const std::string& message, int flush_ms) {
   if (state_ == State::kClosed) return;
   // From here on nothing new is accepted: the polls below may still deliver requests.
   state_ = State::kClosing;
-  log_event(Level::kInfo, "disconnect",
-            {{"conn", id_}, {"peer", peer_}, {"user", login_}, {"code", code}, {"reason", message}});
+  log_event(
+      Level::kInfo, "disconnect",
+      {{"conn", id_}, {"peer", peer_}, {"user", login_}, {"code", code}, {"reason", message}});
   std::string text = disconnect_text(code, message);
   ssh_session_set_disconnect_message(session_, text.c_str());
   // Keep the socket past libssh's close so the client reads the DISCONNECT, not a reset.
@@ -666,9 +650,13 @@ void Connection::teardown(const std::string& reason) {
     worker_.runtime().unauthenticated.fetch_sub(1);
     counted_unauthenticated_ = false;
   }
-  auto lifetime = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - accepted_at_);
+  auto lifetime =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - accepted_at_);
   log_event(Level::kInfo, "connection_closed",
-            {{"conn", id_}, {"peer", peer_}, {"user", login_}, {"reason", reason},
+            {{"conn", id_},
+             {"peer", peer_},
+             {"user", login_},
+             {"reason", reason},
              {"duration_ms", lifetime.count()}});
   state_ = State::kClosed;
   worker_.mark_dirty(this);

@@ -36,12 +36,6 @@ std::string escape_value(std::string_view v) {
   return out;
 }
 
-int64_t thread_cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 std::string hex(std::span<const uint8_t> b) {
   std::string out;
   out.reserve(b.size() * 2);
@@ -99,7 +93,9 @@ std::string challenge_message(const ChallengeContext& ctx, const std::array<uint
 
 MfaDialog::MfaDialog(Connection& conn, ChallengeContext ctx) : conn_(conn), ctx_(std::move(ctx)) {}
 
-MfaDialog::~MfaDialog() { abandon(); }
+MfaDialog::~MfaDialog() {
+  abandon();
+}
 
 void MfaDialog::start() {
   CpuSpan span(this);
@@ -107,29 +103,14 @@ void MfaDialog::start() {
   deadline_ = Clock::now() + mfa.touch_timeout;
 
   // The enrolled keys: read on the store thread, answered on this worker.
-  StoreService* service = conn_.worker().runtime().store;
-  if (service == nullptr) {
-    refuse("mfa_store_unavailable", "the gateway's key store is not available; access is refused");
-    return;
-  }
-  std::weak_ptr<int> alive = alive_;
-  Worker* worker = &conn_.worker();
-  MfaDialog* self = this;
   std::string principal = ctx_.principal;
-  service->submit([worker, alive, self, principal](store::Store* st) {
-    const int64_t t0 = thread_cpu_ns();
-    Result<std::vector<store::EnrolledKey>> keys =
-        st != nullptr ? st->list_keys(principal)
-                      : Result<std::vector<store::EnrolledKey>>(
-                            tl::unexpected(Error{"store_io", "the store is shut down"}));
-    const int64_t store_ns = thread_cpu_ns() - t0;
-    worker->post([alive, self, store_ns, keys = std::move(keys)]() mutable {
-      if (alive.expired()) return;
-      self->cpu_ns_ += store_ns;
-      self->on_keys(std::move(keys));
-      self->conn_.after_mfa_event();
-    });
-  });
+  ask_store<std::vector<store::EnrolledKey>>(
+      conn_.worker(), alive_, [principal](store::Store& st) { return st.list_keys(principal); },
+      [this](Result<std::vector<store::EnrolledKey>> keys, int64_t store_ns) {
+        cpu_ns_ += store_ns;
+        on_keys(std::move(keys));
+        conn_.after_mfa_event();
+      });
 
   channel_ = ssh_channel_new(conn_.session());
   if (channel_ == nullptr) {
@@ -153,11 +134,7 @@ int MfaDialog::on_data(ssh_session, ssh_channel, void* data, uint32_t len, int i
                        void* self) {
   auto* d = static_cast<MfaDialog*>(self);
   if (is_stderr || d->phase_ == Phase::kDone) return static_cast<int>(len);
-  // One frame is all we ever wait for: anything beyond the largest frame is a broken agent.
-  if (d->in_.buffered() + len > ssh::agent::kMaxFrame + 4) {
-    d->overflow_ = true;
-    return static_cast<int>(len);
-  }
+  // Bounded: beyond one whole frame the buffer breaks and step() refuses the agent.
   d->in_.append({static_cast<const uint8_t*>(data), len});
   return static_cast<int>(len);
 }
@@ -180,7 +157,8 @@ void MfaDialog::step() {
     if (rc == SSH_ERROR) {
       refuse("mfa_no_agent",
              "this gateway needs a touch of your enrolled hardware key through a forwarded agent, "
-             "and none was forwarded; add 'ForwardAgent yes' under 'Host " + ctx_.gateway +
+             "and none was forwarded; add 'ForwardAgent yes' under 'Host " +
+                 ctx_.gateway +
                  "' (your name for this gateway) in ~/.ssh/config; ssh -J does not pass -A to the "
                  "jump host");
       return;
@@ -191,10 +169,6 @@ void MfaDialog::step() {
     out_ = ssh::agent::encode_request_identities();
   }
   if (!flush_out()) return;
-  if (overflow_) {
-    refuse("mfa_agent_malformed", "your agent sent more than one answer's worth of data");
-    return;
-  }
   for (int i = 0; i < 4 && phase_ != Phase::kDone; ++i) {
     auto frame = in_.next();
     if (!frame) {
@@ -226,7 +200,8 @@ bool MfaDialog::flush_out() {
     refuse("mfa_agent_closed", "the agent channel failed while sending the request");
     return false;
   }
-  if (n > 0) out_.erase(out_.begin(), out_.begin() + std::min<size_t>(static_cast<size_t>(n), out_.size()));
+  if (n > 0)
+    out_.erase(out_.begin(), out_.begin() + std::min<size_t>(static_cast<size_t>(n), out_.size()));
   return true;
 }
 
@@ -287,30 +262,28 @@ std::string MfaDialog::enrolled_list() const {
 
 void MfaDialog::choose_and_sign(const std::vector<ssh::agent::Identity>& ids) {
   const auto& mfa = conn_.config().mfa;
+  // The first active enrolled key in the agent, by kind in [mfa] prefer order; else remember
+  // an enrolled key that is not active, or one of a kind not accepted, for the refusal.
   const store::EnrolledKey* inactive = nullptr;
   bool wrong_kind = false;
-  for (const std::string& kind_name : mfa.prefer) {
-    store::KeyKind kind;
-    if (!store::parse_kind(kind_name, &kind)) continue;
-    for (const auto& id : ids) {
-      for (const auto& k : *keys_) {
-        if (k.key_blob.size() != id.key_blob.size() ||
-            !std::equal(k.key_blob.begin(), k.key_blob.end(), id.key_blob.begin())) {
-          continue;
-        }
-        if (k.kind != kind) continue;
-        if (k.status != store::KeyStatus::kActive) {
-          if (inactive == nullptr) inactive = &k;
-          continue;
-        }
-        if (chosen_ == nullptr) chosen_ = &k;
+  for (const auto& id : ids) {
+    for (const auto& k : *keys_) {
+      if (k.key_blob != id.key_blob) continue;
+      if (k.status != store::KeyStatus::kActive) {
+        if (inactive == nullptr) inactive = &k;
+      } else if (std::find(mfa.prefer.begin(), mfa.prefer.end(), store::kind_name(k.kind)) ==
+                 mfa.prefer.end()) {
+        wrong_kind = true;
       }
     }
   }
-  if (chosen_ == nullptr) {
+  for (const std::string& kind_name : mfa.prefer) {
     for (const auto& id : ids) {
       for (const auto& k : *keys_) {
-        if (k.key_blob == id.key_blob && k.status == store::KeyStatus::kActive) wrong_kind = true;
+        if (chosen_ == nullptr && k.key_blob == id.key_blob &&
+            store::kind_name(k.kind) == kind_name && k.status == store::KeyStatus::kActive) {
+          chosen_ = &k;
+        }
       }
     }
   }
@@ -329,9 +302,8 @@ void MfaDialog::choose_and_sign(const std::vector<ssh::agent::Identity>& ids) {
                              inactive->fingerprint));
           return;
         default:
-          refuse("mfa_key_pending",
-                 fmt::format("key {} is not yet approved for {}", key_name(*inactive),
-                             ctx_.principal));
+          refuse("mfa_key_pending", fmt::format("key {} is not yet approved for {}",
+                                                key_name(*inactive), ctx_.principal));
           return;
       }
     }
@@ -370,7 +342,8 @@ void MfaDialog::choose_and_sign(const std::vector<ssh::agent::Identity>& ids) {
     return;
   }
   message_ = challenge_message(ctx_, nonce, static_cast<uint64_t>(std::time(nullptr)));
-  signed_data_ = ssh::sshsig_signed_data(ctx_.ns, ssh::SshsigHash::kSha512, ssh::as_bytes(message_));
+  signed_data_ =
+      ssh::sshsig_signed_data(ctx_.ns, ssh::SshsigHash::kSha512, ssh::as_bytes(message_));
   const uint32_t flags = chosen_key_->type == ssh::KeyType::kRsa ? ssh::agent::kSignRsaSha512 : 0;
   auto frame = ssh::agent::encode_sign_request(chosen_->key_blob, signed_data_, flags);
   out_.insert(out_.end(), frame.begin(), frame.end());
@@ -390,13 +363,16 @@ void MfaDialog::verify(std::vector<uint8_t> signature) {
   fido::TouchRequirements req;
   std::string why_uv;
   if (chosen_->kind == store::KeyKind::kFido2) {
-    if (ctx_.cert->verify_required()) why_uv = "your certificate says verify-required";
-    else if (chosen_->pin_required) why_uv = "the key was enrolled as PIN-required";
-    else if (mfa.require_pin) why_uv = "the gateway requires a PIN";
+    if (ctx_.cert->verify_required())
+      why_uv = "your certificate says verify-required";
+    else if (chosen_->pin_required)
+      why_uv = "the key was enrolled as PIN-required";
+    else if (mfa.require_pin)
+      why_uv = "the gateway requires a PIN";
     req.user_verification = !why_uv.empty();
   }
-  auto touch = fido::verify_touch(*chosen_key_, touch_kind(chosen_->kind), signature, signed_data_,
-                                  req);
+  auto touch =
+      fido::verify_touch(*chosen_key_, touch_kind(chosen_->kind), signature, signed_data_, req);
   if (!touch) {
     const std::string& code = touch.error().code;
     std::string fp = chosen_->fingerprint;
@@ -420,36 +396,29 @@ void MfaDialog::verify(std::vector<uint8_t> signature) {
   phase_ = Phase::kRecording;
 
   // The counter check and last-use update, atomically in the store.
-  StoreService* service = conn_.worker().runtime().store;
-  std::weak_ptr<int> alive = alive_;
-  Worker* worker = &conn_.worker();
-  MfaDialog* self = this;
   std::string fp = chosen_->fingerprint;
   store::KeyKind kind = chosen_->kind;
   uint32_t counter = touch_->counter();
   int64_t now = static_cast<int64_t>(std::time(nullptr));
-  service->submit([worker, alive, self, fp, kind, counter, now](store::Store* st) {
-    const int64_t t0 = thread_cpu_ns();
-    Result<store::TouchOutcome> outcome =
-        st != nullptr ? st->record_touch(fp, kind, counter, now)
-                      : Result<store::TouchOutcome>(
-                            tl::unexpected(Error{"store_io", "the store is shut down"}));
-    const int64_t store_ns = thread_cpu_ns() - t0;
-    worker->post([alive, self, store_ns, outcome = std::move(outcome)]() mutable {
-      if (alive.expired()) return;
-      self->cpu_ns_ += store_ns;
-      self->on_recorded(std::move(outcome));
-      self->conn_.after_mfa_event();
-    });
-  });
+  ask_store<store::TouchOutcome>(
+      conn_.worker(), alive_,
+      [fp, kind, counter, now](store::Store& st) {
+        return st.record_touch(fp, kind, counter, now);
+      },
+      [this](Result<store::TouchOutcome> outcome, int64_t store_ns) {
+        cpu_ns_ += store_ns;
+        on_recorded(std::move(outcome));
+        conn_.after_mfa_event();
+      });
 }
 
 void MfaDialog::on_keys(Result<std::vector<store::EnrolledKey>> keys) {
   CpuSpan span(this);
   if (phase_ == Phase::kDone) return;
   if (!keys) {
-    log_event(Level::kError, "store_error",
-              {{"conn", conn_.id()}, {"code", keys.error().code}, {"reason", keys.error().message}});
+    log_event(
+        Level::kError, "store_error",
+        {{"conn", conn_.id()}, {"code", keys.error().code}, {"reason", keys.error().message}});
     refuse("mfa_store_unavailable", "the gateway's key store cannot be read; access is refused");
     return;
   }
@@ -494,8 +463,8 @@ void MfaDialog::on_recorded(Result<store::TouchOutcome> outcome) {
   }
   auto blob = ssh::encode_sshsig(touch_->key_blob(), ctx_.ns, ssh::SshsigHash::kSha512,
                                  touch_->signature());
-  TouchProof proof{*touch_, chosen_->kind, chosen_->label, message_, ssh::armor_sshsig(blob),
-                   Clock::now()};
+  TouchProof proof{*touch_,  chosen_->kind,           chosen_->label,
+                   message_, ssh::armor_sshsig(blob), Clock::now()};
   log_event(Level::kInfo, "mfa_verified",
             {{"conn", conn_.id()},
              {"user", ctx_.principal},
@@ -516,8 +485,9 @@ void MfaDialog::tick(Clock::time_point now) {
   const auto secs = conn_.config().mfa.touch_timeout.count();
   switch (phase_) {
     case Phase::kSigning:
-      refuse("mfa_timeout",
-             fmt::format("no touch within {} s; touch your key when it blinks and try again", secs));
+      refuse(
+          "mfa_timeout",
+          fmt::format("no touch within {} s; touch your key when it blinks and try again", secs));
       break;
     case Phase::kRecording:
       refuse("mfa_store_unavailable",

@@ -33,13 +33,13 @@ class Connection;
 
 // What a challenge binds, besides the nonce.
 struct ChallengeContext {
-  std::string gateway;      // [server] name
-  std::string ns;           // SSHSIG namespace
-  std::string connection;   // "<instance>-<connection id>"
-  std::string client;       // client address:port
+  std::string gateway;     // [server] name
+  std::string ns;          // SSHSIG namespace
+  std::string connection;  // "<instance>-<connection id>"
+  std::string client;      // client address:port
   std::string principal;
   const ssh::VerifiedCertificate* cert = nullptr;
-  std::string target;       // "db1 127.0.0.1:22", or "mfa-test"
+  std::string target;  // "db1 127.0.0.1:22", or "mfa-test"
 };
 
 // A verified touch with its proof, as the connection keeps it.
@@ -47,8 +47,8 @@ struct TouchProof {
   fido::VerifiedTouch touch;
   store::KeyKind kind;
   std::string label;
-  std::string message;   // the challenge text that was signed (inside SSHSIG)
-  std::string sshsig;    // armoured SSHSIG: ssh-keygen -Y verify -n <ns> re-checks it
+  std::string message;  // the challenge text that was signed (inside SSHSIG)
+  std::string sshsig;   // armoured SSHSIG: ssh-keygen -Y verify -n <ns> re-checks it
   std::chrono::steady_clock::time_point at;
 };
 
@@ -72,6 +72,13 @@ class MfaDialog {
   void abandon();
 
   bool finished() const { return phase_ == Phase::kDone; }
+  // has_news is true when a poll pass left something for step() (agent bytes, the agent
+  // channel's confirmation or close), e.g. one nested inside a channel write.
+  bool has_news() const {
+    return phase_ != Phase::kDone &&
+           (in_.buffered() > 0 || agent_closed_ ||
+            (phase_ == Phase::kOpening && channel_ != nullptr && ssh_channel_is_open(channel_)));
+  }
   // After finished(): the proof, or the refusal.
   const Result<TouchProof>& result() const { return result_; }
   const std::string& target() const { return ctx_.target; }
@@ -103,7 +110,6 @@ class MfaDialog {
   ssh_channel_callbacks_struct cb_{};
   bool channel_open_ = false;
   bool agent_closed_ = false;
-  bool overflow_ = false;
   ssh::agent::FrameBuffer in_;
   std::vector<uint8_t> out_;
   std::optional<std::vector<uint8_t>> pending_identities_;  // answer that arrived before the keys

@@ -1,12 +1,22 @@
 #include "gateway/store_service.h"
 
+#include <time.h>
+
 #include <utility>
 
 namespace touchgate::gateway {
 
+int64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 StoreService::StoreService(std::unique_ptr<store::Store> store) : store_(std::move(store)) {}
 
-StoreService::~StoreService() { stop(); }
+StoreService::~StoreService() {
+  stop();
+}
 
 Result<std::unique_ptr<StoreService>> StoreService::start(const std::string& path) {
   auto store = store::Store::open(path);

@@ -44,6 +44,7 @@ void FrameBuffer::append(Bytes data) {
   if (broken_ || data.empty()) return;
   if (data.size() > kLengthSize + kMaxFrame - buf_.size()) {
     broken_ = true;  // more than one whole frame unread: the agent talks out of turn
+    why_broken_ = "agent sent more than one frame's worth of data at once";
     buf_.clear();
     return;
   }
@@ -56,7 +57,10 @@ Result<std::optional<std::vector<uint8_t>>> FrameBuffer::next() {
     buf_.clear();
     return fail("agent_frame_malformed", message);
   };
-  if (broken_) return broken("agent stream is unusable after an earlier error");
+  if (broken_) {
+    return broken(why_broken_.empty() ? "agent stream is unusable after an earlier error"
+                                      : why_broken_);
+  }
   if (buf_.size() < kLengthSize) return std::nullopt;
   const uint32_t len = peek_length(buf_);
   if (len == 0) return broken("agent sent an empty frame");

@@ -51,6 +51,7 @@ class FrameBuffer {
  private:
   std::vector<uint8_t> buf_;
   bool broken_ = false;
+  std::string why_broken_;
 };
 
 struct Identity {

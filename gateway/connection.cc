@@ -2,6 +2,7 @@
 // callbacks; the certificate bytes are judged by ssh::validate_certificate alone.
 #include "gateway/connection.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -80,7 +82,16 @@ Connection::~Connection() {
 }
 
 bool Connection::start() {
-  fd_ = ssh_get_fd(session_);
+  // The loop watches its own duplicate of the socket: libssh closes its descriptor when a poll
+  // (possibly one nested inside a channel write) meets the client's EOF or an error, and a closed
+  // descriptor would silently leave the epoll set (and its number could be reused by another
+  // socket). The duplicate keeps reporting the closed socket until teardown.
+  fd_ = ::fcntl(ssh_get_fd(session_), F_DUPFD_CLOEXEC, 0);
+  if (fd_ < 0) {
+    log_event(Level::kError, "event_setup_failed", {{"conn", id_}, {"error", std::strerror(errno)}});
+    teardown("internal_error");
+    return false;
+  }
   ssh_set_blocking(session_, 0);
 
   // Authentication and channel opens go through the message callback, which lets us leave a
@@ -140,22 +151,7 @@ void Connection::after_poll() {
     settle();
     return;
   }
-  int status = ssh_get_status(session_);
-  if (status & (SSH_CLOSED | SSH_CLOSED_ERROR)) {
-    // libssh reports a client's ordinary close (DISCONNECT or EOF) as an error too; tell them
-    // apart by what libssh says.
-    const char* err = ssh_get_error(session_);
-    std::string why = err != nullptr ? err : "";
-    bool ordinary = why.empty() || why.find("disconnect") != std::string::npos ||
-                    why.find("closed") != std::string::npos || why.find("EOF") != std::string::npos;
-    if (ordinary) {
-      teardown("client_closed");
-    } else {
-      log_event(Level::kInfo, "connection_error", {{"conn", id_}, {"error", why}});
-      teardown("connection_error");
-    }
-    return;
-  }
+  if (close_if_gone()) return;
   // The agent dialog first: opening its channel may itself run a poll pass.
   if (mfa_) mfa_->step();
   pump_mfa();
@@ -173,16 +169,43 @@ void Connection::after_poll() {
   settle();
 }
 
+bool Connection::close_if_gone() {
+  if (state_ == State::kClosed) return true;
+  int status = ssh_get_status(session_);
+  if (!(status & (SSH_CLOSED | SSH_CLOSED_ERROR))) return false;
+  // libssh reports a client's ordinary close (DISCONNECT or EOF) as an error too; tell them
+  // apart by what libssh says.
+  const char* err = ssh_get_error(session_);
+  std::string why = err != nullptr ? err : "";
+  bool ordinary = why.empty() || why.find("disconnect") != std::string::npos ||
+                  why.find("closed") != std::string::npos || why.find("EOF") != std::string::npos;
+  if (ordinary) {
+    teardown("client_closed");
+  } else {
+    log_event(Level::kInfo, "connection_error", {{"conn", id_}, {"error", why}});
+    teardown("connection_error");
+  }
+  return true;
+}
+
 void Connection::after_forward_event() {
   if (state_ == State::kClosed) return;
   settle();
 }
 
 void Connection::settle() {
+  if (state_ == State::kClosed) return;
   if (pending_disconnect_) {
     auto [code, message] = *pending_disconnect_;
     pending_disconnect_.reset();
     disconnect_now(code, message);
+    return;
+  }
+  // A poll nested in a channel write or open (target events, ticks) may have met the client's
+  // close: nothing else would report it.
+  if (close_if_gone()) return;
+  if (worker_.draining() && idle_for_drain()) {
+    disconnect_now("shutting_down", "the gateway is shutting down");
     return;
   }
   update_interest();
@@ -228,9 +251,17 @@ void Connection::tick(Clock::time_point now) {
 }
 
 void Connection::begin_drain() {
-  if (state_ == State::kHandshake) {
+  // Connections still authenticating, and authenticated ones with nothing running (an idle
+  // ControlMaster, say), have no session to finish: they close at once. The others close when
+  // their last channel does, or at the drain deadline.
+  if (state_ == State::kHandshake || idle_for_drain()) {
     disconnect_now("shutting_down", "the gateway is shutting down");
   }
+}
+
+bool Connection::idle_for_drain() const {
+  return state_ == State::kAuthenticated && !pending_disconnect_ && mfa_ == nullptr &&
+         live_channels() == 0;
 }
 
 void Connection::shutdown_now() {
@@ -634,7 +665,10 @@ void Connection::teardown(const std::string& reason) {
   if (mfa_) mfa_->abandon();
   for (auto& f : forwards_) f->abandon();
   for (auto& c : sessions_) c->abandon();
-  if (fd_ >= 0) worker_.unwatch(fd_);
+  if (fd_ >= 0) {
+    worker_.unwatch(fd_);
+    ::close(fd_);
+  }
   fd_ = -1;
   if (event_ != nullptr) {
     ssh_event_remove_session(event_, session_);

@@ -112,6 +112,10 @@ class Connection : public Pollable {
   void teardown(const std::string& reason);
   // live_channels counts channels still in use (forwards and sessions).
   size_t live_channels() const;
+  // close_if_gone tears the connection down if libssh saw the client go (true then).
+  bool close_if_gone();
+  // idle_for_drain: authenticated with no channel, touch or disconnect under way.
+  bool idle_for_drain() const;
 
   Worker& worker_;
   ssh_session session_;

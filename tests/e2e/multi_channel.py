@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Several ProxyJump channels share one gateway connection (OpenSSH connection multiplexing on the
 jump host): two sessions through the same connection run at once; a refused target on that
-connection is refused for its channel only, and the other channels and the connection survive."""
+connection is refused for its channel only, and the other channels and the connection survive.
+On SIGTERM the idle shared connection (no channel left) is closed at once with a reason, and the
+gateway exits without waiting for its drain timeout."""
 
 import os
 import re
+import signal
+import time
 
 import harness
 from harness import check
@@ -49,6 +53,19 @@ def main():
         check(re.search(r"event=channel_refused .*code=target_unknown", log) is not None,
               "expected the refusal in the gateway log")
         check(w.gw.alive(), "touchgated is no longer running")
+
+        # SIGTERM: the master holds no channel, so nothing is left to drain (the drain timeout is
+        # the default 30 s; the gateway must not wait for it).
+        signalled = time.monotonic()
+        w.gw.popen.send_signal(signal.SIGTERM)
+        status = w.gw.popen.wait(timeout=10)
+        check(status == 0, f"touchgated exited with status {status}")
+        check(time.monotonic() - signalled < 5, "the idle connection held up the shutdown")
+        master.wait(timeout=10)
+        err = master.stderr.read().decode(errors="replace")
+        check("shutting down" in err, f"the master was not told why it was closed: {err!r}")
+        check(re.search(r"event=disconnect conn=\d+ .*code=shutting_down", w.gw.log_text())
+              is not None, "expected the drain disconnect in the gateway log")
 
 
 if __name__ == "__main__":

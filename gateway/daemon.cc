@@ -65,22 +65,34 @@ PeerInfo peer_of(int fd) {
   return out;
 }
 
+}  // namespace
+
+Result<Snapshot> load_snapshot(const std::filesystem::path& file) {
+  auto config = policy::load_config(file);
+  if (!config) return tl::unexpected(config.error());
+  auto trust = policy::load_trust(config->trust);
+  if (!trust) return tl::unexpected(trust.error());
+  Snapshot snap;
+  snap.config = std::make_shared<const policy::Config>(std::move(*config));
+  snap.trust = std::make_shared<const ssh::TrustPolicy>(std::move(*trust));
+  snap.policy = policy::Policy::compile(snap.config);
+  return snap;
+}
+
+namespace {
+
 void print_error(const std::string& message) { std::fprintf(stderr, "touchgated: %s\n", message.c_str()); }
 
 }  // namespace
 
 int run_daemon(const DaemonOptions& options) {
   if (options.debug) set_log_level(Level::kDebug);
-  auto config = policy::load_config(options.config);
-  if (!config) {
-    print_error(config.error().message);
+  auto snap = load_snapshot(options.config);
+  if (!snap) {
+    print_error(snap.error().message);
     return 1;
   }
-  auto trust = policy::load_trust(config->trust);
-  if (!trust) {
-    print_error(trust.error().message);
-    return 1;
-  }
+  const policy::Config* config = snap->config.get();
   if (options.check_only) {
     for (const auto& key : config->server.host_keys) {
       std::error_code ec;
@@ -128,9 +140,8 @@ int run_daemon(const DaemonOptions& options) {
     RAND_bytes(id.data(), static_cast<int>(id.size()));
     for (uint8_t b : id) runtime.instance += fmt::format("{:02x}", b);
   }
-  auto cfg = std::make_shared<const policy::Config>(std::move(*config));
-  runtime.set_snapshot(
-      Snapshot{cfg, std::make_shared<const ssh::TrustPolicy>(std::move(*trust))});
+  auto cfg = snap->config;
+  runtime.set_snapshot(*snap);
 
   std::vector<BindPtr> binds;
   for (const auto& addr : cfg->server.listen) {

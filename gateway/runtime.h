@@ -9,16 +9,25 @@
 #include <string>
 
 #include "policy/config.h"
+#include "policy/engine.h"
 #include "ssh/validate.h"
 
 namespace touchgate::gateway {
 
 class StoreService;
 
+// Snapshot: one loaded configuration. Connections take the current one for each decision;
+// a reload replaces it atomically (running channels keep the one they were decided under).
 struct Snapshot {
   std::shared_ptr<const policy::Config> config;
   std::shared_ptr<const ssh::TrustPolicy> trust;
+  std::shared_ptr<const policy::Policy> policy;  // compiled from config
+  uint64_t generation = 1;                       // 1 at start, +1 per successful reload
 };
+
+// load_snapshot reads, checks and compiles a configuration file (config, trust, policy); the
+// error carries the line-numbered message. Used at start and by reload.
+Result<Snapshot> load_snapshot(const std::filesystem::path& file);
 
 class Runtime {
  public:

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/factor.h"
 #include "ssh/error.h"
 
 namespace touchgate::policy {
@@ -60,6 +61,46 @@ struct MfaConfig {
 
 };
 
+// [policy]
+struct PolicyConfig {
+  bool reevaluate = false;  // on reload, re-check running channels and close those now denied
+};
+
+// [[group]]: a named set of identities. Membership comes only from the verified certificate.
+struct GroupConfig {
+  std::string name;                     // [A-Za-z0-9._-]{1,64}, unique
+  std::vector<std::string> principals;  // the login (certificate principal) equals one of these
+  std::vector<std::string> key_ids;     // the certificate key id matches one glob (* ?)
+  std::string extension;                // a certificate extension holding a comma-separated list
+  std::string extension_value;          // ... that lists this value (default: the group name)
+  int line = 0;                         // where [[group]] starts
+};
+
+// [[rule]]: one access rule. Selectors left out match everything of their kind except where
+// noted; see touchgate-policy(5).
+struct RuleConfig {
+  std::string id;                        // [A-Za-z0-9._-]{1,64}, unique, required
+  bool allow = true;                     // effect = "allow" | "deny"
+  // Subjects (at least one of principals/groups is required; "*" in principals = everyone).
+  std::vector<std::string> principals;   // exact login names, or "*"
+  std::vector<std::string> groups;       // names of [[group]]s (must exist)
+  std::vector<std::string> cas;          // CA names of [trust] user_ca_keys; empty = any
+  // Targets (at least one of targets/hosts is required).
+  std::vector<std::string> targets;      // configured targets: "name", "glob*", "tag:T"
+  std::vector<std::string> hosts;        // destinations NOT configured as [[target]]: host-name
+                                         // globs ("*.prod.example.com") or CIDRs ("10.1.0.0/16")
+  std::vector<std::pair<uint16_t, uint16_t>> ports;  // inclusive ranges; empty = any (hosts: 22)
+  uint8_t actions = static_cast<uint8_t>(Action::kJump);  // mask of Action; default jump
+  uint8_t factors = static_cast<uint8_t>(Factor::kTouch);  // mask of Factor: any one suffices
+  std::optional<std::chrono::seconds> max_age;  // freshness; default [mfa] max_age
+  std::chrono::seconds max_session{0};   // 0 = no limit
+  std::vector<std::string> days;         // see timewindow.h
+  std::vector<std::string> hours;
+  std::string timezone;                  // IANA name; default UTC
+  std::vector<std::string> from;         // source networks (CIDR); empty = anywhere
+  int line = 0;                          // where [[rule]] starts
+};
+
 struct Target {
   std::string name;
   std::string host;  // as written (DNS name or numeric)
@@ -73,7 +114,10 @@ struct Config {
   ServerConfig server;
   TrustConfig trust;
   MfaConfig mfa;
+  PolicyConfig policy;
   std::vector<Target> targets;
+  std::vector<GroupConfig> groups;
+  std::vector<RuleConfig> rules;
 
   // mfa_namespace is the SSHSIG namespace of touch challenges: "touchgate-mfa@<server.name>".
   std::string mfa_namespace() const { return "touchgate-mfa@" + server.name; }

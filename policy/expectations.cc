@@ -283,6 +283,27 @@ std::string describe_decision(const Decision& d) {
   return out;
 }
 
+// why_not adds what the rules that select the destination made of the request to a failure
+// message: the expected rule's, else those of up to three rules.
+std::string why_not(const Decision& traced, const Expectation& c) {
+  constexpr size_t kMaxRules = 3;
+  std::string out;
+  size_t shown = 0;
+  for (const RuleTrace& t : traced.trace) {
+    if (c.rule_id ? t.rule_id != *c.rule_id
+                  : (t.rule_id == traced.rule_id || t.why.rfind("does not select", 0) == 0 ||
+                     t.why.rfind("selects only", 0) == 0)) {
+      continue;
+    }
+    if (shown++ == kMaxRules) {
+      out += "; ...";
+      break;
+    }
+    out += fmt::format("; rule {}: {}", t.rule_id, t.matched ? "matches" : t.why);
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<std::vector<Expectation>> parse_expectations(std::string_view text,
@@ -327,15 +348,17 @@ std::vector<CaseResult> run_expectations(const Policy& policy,
     }
     Request request = c.request;
     if (!c.at_given) request.at = now;
-    const Decision d = policy.decide(policy.resolve(std::move(identity)), request);
+    const ResolvedIdentity who = policy.resolve(std::move(identity));
+    const Decision d = policy.decide(who, request);
     bool ok = d.allowed() == c.expect_allow;
     if (c.rule_id) ok = ok && d.rule_id == *c.rule_id;
     if (c.factors) ok = ok && d.factors == *c.factors;
     if (c.code) ok = ok && d.code == *c.code;
     r.passed = ok;
     if (!ok) {
-      r.message = fmt::format("expected {}, got {} ({})", describe_expected(c),
-                              describe_decision(d), d.explanation);
+      r.message = fmt::format("expected {}, got {} ({}{})", describe_expected(c),
+                              describe_decision(d), d.explanation,
+                              why_not(policy.decide(who, request, /*explain=*/true), c));
     }
     out.push_back(std::move(r));
   }

@@ -111,7 +111,7 @@ class TargetIndex {
   explicit TargetIndex(const std::vector<Target>& targets) : targets_(targets) {
     for (size_t i = 0; i < targets.size(); ++i) {
       by_name_.emplace(lower(targets[i].name), i);
-      for (const auto& tag : targets[i].tags) by_tag_[lower(tag)].push_back(i);
+      for (const auto& tag : targets[i].tags) by_tag_[tag].push_back(i);
     }
   }
 
@@ -119,14 +119,8 @@ class TargetIndex {
     if (pattern == "*") {
       out->set_all(targets_.size());
     } else if (pattern.substr(0, 4) == "tag:") {
-      const std::string_view tag = pattern.substr(4);
-      if (is_glob(tag)) {
-        for (size_t i = 0; i < targets_.size(); ++i) {
-          for (const auto& t : targets_[i].tags) {
-            if (glob_match(tag, t)) out->set(i);
-          }
-        }
-      } else if (auto it = by_tag_.find(lower(tag)); it != by_tag_.end()) {
+      // Tags compare exactly, as the engine compares them.
+      if (auto it = by_tag_.find(std::string(pattern.substr(4))); it != by_tag_.end()) {
         for (size_t i : it->second) out->set(i);
       }
     } else if (is_glob(pattern)) {

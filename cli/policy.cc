@@ -81,6 +81,11 @@ std::string format_instant(std::chrono::system_clock::time_point t) {
   return ssh::format_utc(static_cast<uint64_t>(std::max<int64_t>(s, 0)));
 }
 
+// counted: "1 rule", "3 rules".
+std::string counted(size_t n, std::string_view noun) {
+  return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s");
+}
+
 std::string join(const std::vector<std::string>& v) {
   return v.empty() ? std::string("none") : fmt::format("{}", fmt::join(v, ", "));
 }
@@ -170,13 +175,13 @@ int PolicyCommand::check(const std::filesystem::path& config_file) const {
     out += fmt::format("{}:{}: {}: [{}] {} ({})\n", file, f.line, policy::severity_name(f.severity),
                        f.rule_id, f.message, f.code);
   }
-  out += fmt::format("{} rules, {} groups, {} targets: ", config->rules.size(),
-                     config->groups.size(), config->targets.size());
+  out += fmt::format("{}, {}, {}: ", counted(config->rules.size(), "rule"),
+                     counted(config->groups.size(), "group"),
+                     counted(config->targets.size(), "target"));
   if (errors == 0 && warnings == 0) {
     out += "ok\n";
   } else {
-    out += fmt::format("{} error{}, {} warning{}\n", errors, errors == 1 ? "" : "s", warnings,
-                       warnings == 1 ? "" : "s");
+    out += fmt::format("{}, {}\n", counted(errors, "error"), counted(warnings, "warning"));
   }
   print(out);
   return errors == 0 ? kExitOk : kExitError;
@@ -231,13 +236,13 @@ int PolicyCommand::explain(const std::filesystem::path& config_file) const {
     }
   }
   if (!view.trusted) view.ca_name = "untrusted";
-  // Would the gateway accept this certificate at login (signature, validity at --at,
-  // revocation, principal, source address)? The decision below is shown either way.
+  // Would the gateway accept this certificate at a login now (signature, validity, revocation,
+  // principal, source address)? The decision below is shown either way: --at asks about the
+  // policy at another time, not about this certificate's validity then.
   ssh::ValidationContext ctx;
   ctx.login = view.principal;
   ctx.client = from.value_or(ssh::IpAddress{});
-  ctx.now = static_cast<uint64_t>(std::max<int64_t>(
-      0, std::chrono::duration_cast<std::chrono::seconds>(request.at.time_since_epoch()).count()));
+  ctx.now = static_cast<uint64_t>(std::max<int64_t>(0, std::time(nullptr)));
   if (auto v = ssh::validate_certificate(cert->blob, *trust, ctx); !v) {
     view.login_refusal = v.error();
     if (v.error().code == "cert_untrusted_ca") {
@@ -312,7 +317,7 @@ int PolicyCommand::explain(const std::filesystem::path& config_file) const {
   out += fmt::format("identity:    {}, CA {}, groups: {}\n", view.principal, view.ca_name,
                      join(who.group_names));
   if (view.login_refusal) {
-    out += fmt::format("warning:     the gateway would refuse this certificate at login: {} ({})\n",
+    out += fmt::format("warning:     the gateway would refuse this certificate at a login now: {} ({})\n",
                        view.login_refusal->message, view.login_refusal->code);
   }
   out += fmt::format("request:     {} to {} port {} at {}{}\n", action, request.host, request.port,
@@ -359,8 +364,8 @@ int PolicyCommand::test(const std::filesystem::path& config_file) const {
       out += fmt::format("FAIL {}: {}\n", r.name, r.message);
     }
   }
-  out += fmt::format("{} case{}: {} passed, {} failed\n", results.size(),
-                     results.size() == 1 ? "" : "s", results.size() - failed, failed);
+  out += fmt::format("{}: {} passed, {} failed\n", counted(results.size(), "case"),
+                     results.size() - failed, failed);
   print(out);
   return failed == 0 ? kExitOk : kExitError;
 }

@@ -66,7 +66,8 @@ std::string generate(std::mt19937_64& rng) {
   }
   for (int g = 0; g < kTeams; ++g) {
     t += fmt::format("[[group]]\nname = \"team-{}\"\nprincipals = [", g);
-    for (int k = 0; k < 5; ++k) t += fmt::format("{}\"user-{}\"", k ? ", " : "", (g * 10 + k) % kUsers);
+    for (int k = 0; k < 5; ++k)
+      t += fmt::format("{}\"user-{}\"", k ? ", " : "", (g * 10 + k) % kUsers);
     t += "]\n";
     if (g % 2 == 0) t += "extension = \"groups@corp.example\"\n";
     if (g % 5 == 0) t += fmt::format("key_ids = [\"*@team-{}.corp.example\"]\n", g);
@@ -133,7 +134,8 @@ int main(int argc, char** argv) {
   const auto findings = policy::lint(*config);
   const double lint_s = seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
-  auto compiled = policy::Policy::compile(std::make_shared<const policy::Config>(std::move(*config)));
+  auto compiled =
+      policy::Policy::compile(std::make_shared<const policy::Config>(std::move(*config)));
   const double compile_s = seconds_since(t0);
   size_t errors = 0;
   std::map<std::string, size_t> by_code;
@@ -144,9 +146,10 @@ int main(int argc, char** argv) {
 
   std::printf("policy: %zu bytes of TOML, %d rules, %d targets, %d groups\n", text.size(), kRules,
               kTargets, kTeams);
-  std::printf("load+check: %.3f s (parse_config %.3f s, lint %.3f s with %zu findings, %zu errors; "
-              "compile %.3f s)\n",
-              parse_s + lint_s + compile_s, parse_s, lint_s, findings.size(), errors, compile_s);
+  std::printf(
+      "load+check: %.3f s (parse_config %.3f s, lint %.3f s with %zu findings, %zu errors; "
+      "compile %.3f s)\n",
+      parse_s + lint_s + compile_s, parse_s, lint_s, findings.size(), errors, compile_s);
   for (const auto& [code, n] : by_code) std::printf("  %zu %s\n", n, code.c_str());
 
   // Identities: users with and without group extensions, both CAs, a few source networks.
@@ -182,7 +185,8 @@ int main(int argc, char** argv) {
       r.host = target_name(target(rng));
     } else if (p < 90) {
       const int n = target(rng);
-      r.host = fmt::format("10.{}.{}.{}", n / 65536, (n / 256) % 256, n % 256 + 1 > 255 ? 254 : n % 256 + 1);
+      r.host = fmt::format("10.{}.{}.{}", n / 65536, (n / 256) % 256,
+                           n % 256 + 1 > 255 ? 254 : n % 256 + 1);
       r.port = n % 10 == 0 ? 2222 : 22;
     } else {
       r.host = fmt::format("h{}.lab-{}.example.com", p, team(rng));

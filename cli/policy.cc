@@ -42,7 +42,9 @@ int usage(const std::string& command, const std::string& message) {
   return kExitUsage;
 }
 
-void print(const std::string& text) { std::fwrite(text.data(), 1, text.size(), stdout); }
+void print(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+}
 
 // read_certificate_file parses the first key line of an OpenSSH certificate file
 // (NAME-cert.pub). Codes: cert_file_unreadable, key_file_private, cert_file_empty,
@@ -102,7 +104,7 @@ std::vector<std::string> factor_list(uint8_t mask) {
 struct CertView {
   std::string principal;
   bool trusted = false;
-  std::string ca_name;                // the trusted CA's name, or "untrusted"
+  std::string ca_name;                 // the trusted CA's name, or "untrusted"
   std::optional<Error> login_refusal;  // what the gateway would say at login, if it refuses
 };
 
@@ -129,8 +131,9 @@ PolicyCommand::PolicyCommand(CLI::App& app) {
   explain_->add_option("--target", target_, "A configured target, or HOST[:PORT]")
       ->required()
       ->option_text("T[:PORT]");
-  explain_->add_option("--user", user_,
-                       "The login (required when the certificate has several principals)")
+  explain_
+      ->add_option("--user", user_,
+                   "The login (required when the certificate has several principals)")
       ->option_text("PRINCIPAL");
   explain_->add_option("--from", from_, "The client's address")->option_text("ADDR");
   explain_->add_option("--at", at_, "The time, e.g. 2026-11-30T10:00:00+01:00 (default: now)")
@@ -148,9 +151,13 @@ PolicyCommand::PolicyCommand(CLI::App& app) {
       "fails or a file is invalid.");
 }
 
-bool PolicyCommand::selected() const { return policy_->parsed(); }
+bool PolicyCommand::selected() const {
+  return policy_->parsed();
+}
 
-bool PolicyCommand::command_chosen() const { return !policy_->get_subcommands().empty(); }
+bool PolicyCommand::command_chosen() const {
+  return !policy_->get_subcommands().empty();
+}
 
 std::string PolicyCommand::missing_command_message() const {
   return "a policy command is required: check, explain, test";
@@ -221,8 +228,8 @@ int PolicyCommand::explain(const std::filesystem::path& config_file) const {
   } else if (cert->principals.size() == 1) {
     view.principal = cert->principals.front();
   } else if (cert->principals.empty()) {
-    return report(Error{"cert_no_principals",
-                        fmt::format("{}: the certificate names no principal", cert_)});
+    return report(
+        Error{"cert_no_principals", fmt::format("{}: the certificate names no principal", cert_)});
   } else {
     return usage("explain",
                  fmt::format("the certificate has several principals ({}); choose one with --user",
@@ -275,10 +282,9 @@ int PolicyCommand::explain(const std::filesystem::path& config_file) const {
     c["principal"] = view.principal;
     c["ca"] = view.ca_name;
     c["trusted"] = view.trusted;
-    c["login_refused"] = view.login_refusal
-                             ? Json{{"code", view.login_refusal->code},
-                                    {"message", view.login_refusal->message}}
-                             : Json(nullptr);
+    c["login_refused"] = view.login_refusal ? Json{{"code", view.login_refusal->code},
+                                                   {"message", view.login_refusal->message}}
+                                            : Json(nullptr);
     c["groups"] = who.group_names;
     j["certificate"] = std::move(c);
     j["request"] = {{"target", target_},
@@ -317,8 +323,9 @@ int PolicyCommand::explain(const std::filesystem::path& config_file) const {
   out += fmt::format("identity:    {}, CA {}, groups: {}\n", view.principal, view.ca_name,
                      join(who.group_names));
   if (view.login_refusal) {
-    out += fmt::format("warning:     the gateway would refuse this certificate at a login now: {} ({})\n",
-                       view.login_refusal->message, view.login_refusal->code);
+    out += fmt::format(
+        "warning:     the gateway would refuse this certificate at a login now: {} ({})\n",
+        view.login_refusal->message, view.login_refusal->code);
   }
   out += fmt::format("request:     {} to {} port {} at {}{}\n", action, request.host, request.port,
                      format_instant(request.at),
@@ -352,7 +359,8 @@ int PolicyCommand::test(const std::filesystem::path& config_file) const {
   if (!config) return report(config.error());
   auto cases = policy::load_expectations(file_);
   if (!cases) return report(cases.error());
-  auto compiled = policy::Policy::compile(std::make_shared<const policy::Config>(std::move(*config)));
+  auto compiled =
+      policy::Policy::compile(std::make_shared<const policy::Config>(std::move(*config)));
   const auto results = policy::run_expectations(*compiled, *cases);
   size_t failed = 0;
   std::string out;

@@ -94,8 +94,7 @@ class Parser {
   }
   tl::unexpected<Error> wrong_type(const toml::node& n, std::string_view key,
                                    std::string_view expected) const {
-    return error_at(n.source(),
-                    fmt::format("{} must be {}, not {}", key, expected, type_name(n)));
+    return error_at(n.source(), fmt::format("{} must be {}, not {}", key, expected, type_name(n)));
   }
 
   Result<std::string> get_string(const toml::node& n, std::string_view key) const {
@@ -194,8 +193,7 @@ class Parser {
         if (!s) return tl::unexpected(s.error());
         auto addr = ssh::IpAddress::parse(*s);
         if (!addr) {
-          return error_at(node.source(),
-                          fmt::format("from must be an IP address, not \"{}\"", *s));
+          return error_at(node.source(), fmt::format("from must be an IP address, not \"{}\"", *s));
         }
         c.identity.source = *addr;
       } else if (k == "target") {
@@ -203,9 +201,9 @@ class Parser {
         if (!s) return tl::unexpected(s.error());
         auto dest = parse_target_address(*s);
         if (!dest) {
-          return error_at(node.source(),
-                          fmt::format("target must be a target name or HOST[:PORT], not \"{}\"",
-                                      *s));
+          return error_at(
+              node.source(),
+              fmt::format("target must be a target name or HOST[:PORT], not \"{}\"", *s));
         }
         c.target = std::move(*s);
         c.request.host = dest->host;
@@ -252,8 +250,8 @@ class Parser {
                           : !have_expect  ? "expect"
                                           : nullptr;
     if (missing != nullptr) {
-      return error_at(t.source(), fmt::format("[[case]] is missing the required key \"{}\"",
-                                              missing));
+      return error_at(t.source(),
+                      fmt::format("[[case]] is missing the required key \"{}\"", missing));
     }
     if (factor_node != nullptr && !c.expect_allow) {
       return error_at(factor_node->source(), "factor applies only to expect = \"allow\"");
@@ -356,9 +354,9 @@ std::vector<CaseResult> run_expectations(const Policy& policy,
     if (c.code) ok = ok && d.code == *c.code;
     r.passed = ok;
     if (!ok) {
-      r.message = fmt::format("expected {}, got {} ({}{})", describe_expected(c),
-                              describe_decision(d), d.explanation,
-                              why_not(policy.decide(who, request, /*explain=*/true), c));
+      r.message =
+          fmt::format("expected {}, got {} ({}{})", describe_expected(c), describe_decision(d),
+                      d.explanation, why_not(policy.decide(who, request, /*explain=*/true), c));
     }
     out.push_back(std::move(r));
   }

@@ -34,9 +34,9 @@
 namespace touchgate::policy {
 
 struct Expectation {
-  std::string name;   // as written, or "line N: PRINCIPAL to TARGET"
-  int line = 0;       // where [[case]] starts
-  Identity identity;  // ca_name empty = the configuration's first CA
+  std::string name;    // as written, or "line N: PRINCIPAL to TARGET"
+  int line = 0;        // where [[case]] starts
+  Identity identity;   // ca_name empty = the configuration's first CA
   std::string target;  // as written
   Request request;     // host, port (default 22), action; `at` only when at_given
   bool at_given = false;

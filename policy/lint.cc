@@ -54,7 +54,9 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-bool is_glob(std::string_view p) { return p.find_first_of("*?") != std::string_view::npos; }
+bool is_glob(std::string_view p) {
+  return p.find_first_of("*?") != std::string_view::npos;
+}
 
 std::vector<std::string> sorted(std::vector<std::string> v) {
   std::sort(v.begin(), v.end());
@@ -75,7 +77,10 @@ bool intersect(const std::vector<std::string>& a, const std::vector<std::string>
   auto j = b.begin();
   while (i != a.end() && j != b.end()) {
     if (*i == *j) return true;
-    if (*i < *j) ++i; else ++j;
+    if (*i < *j)
+      ++i;
+    else
+      ++j;
   }
   return false;
 }
@@ -99,9 +104,8 @@ bool ranges_cover(PortRanges outer, const PortRanges& inner) {
     }
   }
   return std::all_of(inner.begin(), inner.end(), [&](const auto& r) {
-    return std::any_of(merged.begin(), merged.end(), [&](const auto& m) {
-      return r.first >= m.first && r.second <= m.second;
-    });
+    return std::any_of(merged.begin(), merged.end(),
+                       [&](const auto& m) { return r.first >= m.first && r.second <= m.second; });
   });
 }
 
@@ -141,12 +145,12 @@ class TargetIndex {
 // What lint knows about one rule, in forms that make set comparisons cheap.
 struct Facts {
   const RuleConfig* rule = nullptr;
-  bool never = false;             // reported as never matching: left out of pair checks
-  bool all_principals = false;    // principals has "*"
+  bool never = false;           // reported as never matching: left out of pair checks
+  bool all_principals = false;  // principals has "*"
   std::vector<std::string> principals, groups, cas, hosts;  // sorted, unique
   bool all_hosts = false;
-  Bits selected;                  // configured targets its `targets` select
-  Bits matched;                   // ... whose port is in `ports`
+  Bits selected;  // configured targets its `targets` select
+  Bits matched;   // ... whose port is in `ports`
   std::optional<TimeWindow> window;
   std::unique_ptr<WeekMinutes> minutes;  // wall-clock minutes of the week; null = always
   std::vector<ssh::Cidr> from;
@@ -241,7 +245,8 @@ class Linter {
     }
     if (auto w = TimeWindow::parse(r.days, r.hours, r.timezone)) {
       f->window = std::move(*w);
-      if (!f->window->always()) f->minutes = std::make_unique<WeekMinutes>(week_minutes(*f->window));
+      if (!f->window->always())
+        f->minutes = std::make_unique<WeekMinutes>(week_minutes(*f->window));
     } else {
       // The loader refuses bad windows; should one get here, the engine cannot match it either.
       add(r, Severity::kError, "rule_never_matches",
@@ -364,8 +369,8 @@ class Linter {
         const Facts& a = facts_[i];
         if (i == j || a.never || a.rule->allow || !covers(a, b)) continue;
         add(rb, Severity::kError, "rule_never_allows",
-            fmt::format("never allows: rule {} (line {}) denies everything it matches",
-                        a.rule->id, a.rule->line));
+            fmt::format("never allows: rule {} (line {}) denies everything it matches", a.rule->id,
+                        a.rule->line));
         return;
       }
     }
@@ -425,8 +430,12 @@ class Linter {
 
 }  // namespace
 
-const char* severity_name(Severity s) { return s == Severity::kError ? "error" : "warning"; }
+const char* severity_name(Severity s) {
+  return s == Severity::kError ? "error" : "warning";
+}
 
-std::vector<Finding> lint(const Config& config) { return Linter(config).run(); }
+std::vector<Finding> lint(const Config& config) {
+  return Linter(config).run();
+}
 
 }  // namespace touchgate::policy

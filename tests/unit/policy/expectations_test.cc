@@ -112,7 +112,8 @@ expect = "deny"
   EXPECT_TRUE(a.at_given);
   EXPECT_EQ(a.request.at, *parse_instant("2026-11-30T09:00:00Z"));
   EXPECT_TRUE(a.expect_allow);
-  EXPECT_EQ(a.factors, static_cast<uint8_t>(Factor::kTouchPin) | static_cast<uint8_t>(Factor::kPiv));
+  EXPECT_EQ(a.factors,
+            static_cast<uint8_t>(Factor::kTouchPin) | static_cast<uint8_t>(Factor::kPiv));
   EXPECT_EQ(a.rule_id, "prod");
   EXPECT_EQ(a.code, "policy_allowed");
 

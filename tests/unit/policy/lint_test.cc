@@ -40,7 +40,9 @@ Config parse(const std::string& rules) {
   return c ? std::move(*c) : Config{};
 }
 
-std::vector<Finding> lint_rules(const std::string& rules) { return lint(parse(rules)); }
+std::vector<Finding> lint_rules(const std::string& rules) {
+  return lint(parse(rules));
+}
 
 // Findings of one rule with one code.
 std::vector<Finding> of(const std::vector<Finding>& all, const std::string& rule,

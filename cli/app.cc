@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/client_config.h"
 #include "cli/context.h"
 #include "cli/keys.h"
 
@@ -49,6 +50,7 @@ int run(int argc, char** argv) {
   app.require_subcommand(0, 1);
 
   KeysCommand keys(app);
+  ClientConfigCommand client_config(app);
 
   try {
     app.parse(argc, argv);
@@ -61,6 +63,7 @@ int run(int argc, char** argv) {
     if (!keys.command_chosen()) return usage_error(app, keys.missing_command_message());
     return keys.run(config);
   }
+  if (client_config.selected()) return client_config.run(config);
   return usage_error(app, "a command is required: keys");
 }
 

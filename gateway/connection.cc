@@ -440,22 +440,43 @@ int Connection::open_direct_tcpip(ssh_message msg) {
     return refuse_open("too_many_channels", fmt::format("at most {} channels per connection",
                                                         server.max_channels_per_connection));
   }
-  const policy::Target* target = port != 0 ? snap_.config->find_target(host, port) : nullptr;
-  if (target == nullptr) {
-    return refuse_open("target_unknown", fmt::format("{} is not a configured target", requested));
+  if (port == 0) {
+    return refuse_open("target_unknown", fmt::format("{} is not a valid destination", requested));
   }
+  // The policy decides (deny by default); the decision names the target and what the second
+  // factor must prove.
+  policy::Request req;
+  req.host = host;
+  req.port = port;
+  req.action = policy::Action::kJump;
+  req.at = std::chrono::system_clock::now();
+  const policy::Decision d = snap_.policy->decide(identity(), req);
+  log_event(Level::kInfo, "policy_decision",
+            {{"conn", id_},
+             {"user", login_},
+             {"target", d.target_name},
+             {"requested", requested},
+             {"effect", d.allowed() ? "allow" : "deny"},
+             {"rule", d.rule_id},
+             {"code", d.code},
+             {"factor", d.allowed() ? policy::factor_names(d.factors) : std::string()}});
+  if (!d.allowed()) return refuse_open(d.code, d.explanation);
+  policy::Target target = d.target != nullptr ? *d.target
+                                              : policy::Target{d.target_name, d.host, d.port, {}};
   ssh_channel channel = ssh_message_channel_request_open_reply_accept(msg);
   if (channel == nullptr) {
     log_event(Level::kWarn, "channel_accept_failed", {{"conn", id_}});
     return 0;
   }
-  auto fwd = std::make_unique<Forward>(*this, next_channel_id_++, *target, requested);
+  const std::string what = fmt::format("{} {}", target.name, target.address());
+  auto fwd = std::make_unique<Forward>(*this, next_channel_id_++, std::move(target), requested);
   Forward* raw = fwd.get();
   forwards_.push_back(std::move(fwd));
   raw->attach(channel);
+  raw->limit_session(d.max_session, d.rule_id);
   // The second factor: until it passes, the channel stays in kAuthorizing and no byte moves,
   // and no connection to the target is made. The challenge starts after this callback returns.
-  request_touch(raw->id(), fmt::format("{} {}", target->name, target->address()), true);
+  request_touch(raw->id(), what, true, TouchNeed{d.factors, d.max_age, d.rule_id});
   return 0;
 }
 
@@ -486,7 +507,23 @@ int Connection::channel_request(ssh_message msg) {
 
 // ---- the second factor -------------------------------------------------------------------------
 
-void Connection::request_touch(uint64_t channel_id, std::string target, bool reuse) {
+const policy::ResolvedIdentity& Connection::identity() {
+  if (!who_ || who_policy_ != snap_.policy.get()) {
+    policy::Identity id;
+    id.principal = login_;
+    id.key_id = cert_->key_id();
+    id.serial = cert_->serial();
+    id.ca_name = cert_->ca_name();
+    id.source = peer_ip_;
+    id.extensions = policy::extension_values(cert_->extensions());
+    who_ = snap_.policy->resolve(std::move(id));
+    who_policy_ = snap_.policy.get();
+  }
+  return *who_;
+}
+
+void Connection::request_touch(uint64_t channel_id, std::string target, bool reuse,
+                               TouchNeed need) {
   // Channels that closed while waiting leave the queue now (the front one, whose challenge may
   // be running, is settled by pump_mfa): the queue never outgrows the channel limit.
   if (touch_queue_.size() > 1) {
@@ -495,7 +532,7 @@ void Connection::request_touch(uint64_t channel_id, std::string target, bool reu
                        [this](const TouchWait& w) { return !waiting_for_touch(w.channel_id); }),
         touch_queue_.end());
   }
-  touch_queue_.push_back(TouchWait{channel_id, std::move(target), reuse});
+  touch_queue_.push_back(TouchWait{channel_id, std::move(target), reuse, std::move(need)});
   // Started from pump_mfa after the current callback (never inside one).
 }
 
@@ -545,24 +582,34 @@ void Connection::pump_mfa() {
       deliver_touch(channel_id, result);
     }
   }
-  const auto max_age = snap_.config->mfa.max_age;
   while (!touch_queue_.empty() && !pending_disconnect_) {
     TouchWait& w = touch_queue_.front();
     if (!waiting_for_touch(w.channel_id)) {
       touch_queue_.pop_front();
       continue;
     }
-    if (w.reuse && max_age.count() > 0 && last_touch_ &&
-        Clock::now() - last_touch_->at <= max_age) {
-      log_event(Level::kInfo, "mfa_reused",
+    const uint8_t wanted = w.need.factors != 0 ? w.need.factors : policy::kAllFactors;
+    const bool fresh = last_touch_ && Clock::now() - last_touch_->at <= w.need.max_age;
+    if (w.reuse && w.need.max_age.count() > 0 && fresh) {
+      if ((last_touch_->factors & wanted) != 0) {
+        log_event(Level::kInfo, "mfa_reused",
+                  {{"conn", id_},
+                   {"user", login_},
+                   {"target", w.target},
+                   {"rule", w.need.rule},
+                   {"key_fp", last_touch_->touch.fingerprint()}});
+        uint64_t channel_id = w.channel_id;
+        touch_queue_.pop_front();
+        deliver_touch(channel_id, *last_touch_);
+        continue;
+      }
+      // A touch within max_age, but too weak for this rule: ask for a stronger one.
+      log_event(Level::kInfo, "mfa_step_up",
                 {{"conn", id_},
                  {"user", login_},
                  {"target", w.target},
-                 {"key_fp", last_touch_->touch.fingerprint()}});
-      uint64_t channel_id = w.channel_id;
-      touch_queue_.pop_front();
-      deliver_touch(channel_id, *last_touch_);
-      continue;
+                 {"rule", w.need.rule},
+                 {"required", policy::factor_names(wanted)}});
     }
     ChallengeContext ctx;
     ctx.gateway = snap_.config->server.name;
@@ -572,6 +619,8 @@ void Connection::pump_mfa() {
     ctx.principal = login_;
     ctx.cert = &*cert_;
     ctx.target = w.target;
+    ctx.factors = w.need.factors;
+    ctx.rule = w.need.rule;
     mfa_ = std::make_unique<MfaDialog>(*this, std::move(ctx));
     mfa_->start();
     break;  // a challenge refused at once is delivered just below

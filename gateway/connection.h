@@ -65,7 +65,13 @@ class Connection : public Pollable {
   // connection younger than [mfa] max_age is enough; else a new challenge runs. The answer comes
   // through Forward::authorized / Forward::refuse or SessionChannel::touch_result. One challenge
   // runs at a time per connection.
-  void request_touch(uint64_t channel_id, std::string target, bool reuse);
+  // need: what the deciding rule accepts (factors, freshness); the default accepts any factor.
+  struct TouchNeed {
+    uint8_t factors = 0;             // policy::Factor bits; 0 = any
+    std::chrono::seconds max_age{0}; // reuse a sufficient touch this long (with reuse)
+    std::string rule;                // the deciding rule, for messages
+  };
+  void request_touch(uint64_t channel_id, std::string target, bool reuse, TouchNeed need);
   // list_keys reads the principal's enrolled keys for a session channel's whoami.
   void list_keys(uint64_t channel_id);
   // after_mfa_event runs after an answer from the store reached this connection.
@@ -116,6 +122,9 @@ class Connection : public Pollable {
   bool close_if_gone();
   // idle_for_drain: authenticated with no channel, touch or disconnect under way.
   bool idle_for_drain() const;
+  // identity: who the certificate says the user is, with groups resolved under the current
+  // policy (resolved again after a reload).
+  const policy::ResolvedIdentity& identity();
 
   Worker& worker_;
   ssh_session session_;
@@ -135,6 +144,8 @@ class Connection : public Pollable {
 
   std::string login_;
   std::optional<ssh::VerifiedCertificate> cert_;
+  std::optional<policy::ResolvedIdentity> who_;
+  const policy::Policy* who_policy_ = nullptr;  // the policy who_ was resolved under
   int auth_failures_ = 0;
   int quickack_events_ = 0;
   bool banner_sent_ = false;
@@ -148,6 +159,7 @@ class Connection : public Pollable {
     uint64_t channel_id;
     std::string target;
     bool reuse;
+    TouchNeed need;
   };
   std::deque<TouchWait> touch_queue_;      // channels waiting, in order
   std::unique_ptr<MfaDialog> mfa_;         // the challenge for touch_queue_.front()

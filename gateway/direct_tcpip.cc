@@ -19,6 +19,7 @@
 #include "gateway/connection.h"
 #include "gateway/discard.h"
 #include "gateway/log.h"
+#include "policy/duration.h"
 
 namespace touchgate::gateway {
 
@@ -423,7 +424,22 @@ void Forward::maybe_finish() {
   if (eof_sent_ && target_shut_) close("done");
 }
 
+void Forward::limit_session(std::chrono::seconds max_session, std::string rule) {
+  if (max_session.count() <= 0) return;
+  session_deadline_ = opened_at_ + max_session;
+  limit_rule_ = std::move(rule);
+  max_session_ = max_session;
+}
+
 void Forward::tick(Clock::time_point now) {
+  if (session_deadline_ && now >= *session_deadline_ && state_ != State::kDone &&
+      state_ != State::kClosing) {
+    session_deadline_.reset();
+    fail("session_time_limit",
+         fmt::format("rule {} allows sessions to {} of at most {}", limit_rule_, target_.name,
+                     policy::format_duration(static_cast<uint64_t>(max_session_.count()))));
+    return;
+  }
   if ((state_ == State::kConnecting || state_ == State::kResolving) && now >= connect_deadline_) {
     fail("target_connect_failed",
          fmt::format("cannot reach target {} ({}): no answer within {} s", target_.name,

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,8 @@ class Forward : public Pollable {
   State state() const { return state_; }
   uint64_t id() const { return id_; }
   const policy::Target& target() const { return target_; }
+  // limit_session closes the channel max_session after it opened (0: no limit), naming the rule.
+  void limit_session(std::chrono::seconds max_session, std::string rule);
 
  private:
   static int on_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr, void* self);
@@ -90,6 +93,9 @@ class Forward : public Pollable {
   Connection& conn_;
   uint64_t id_;
   policy::Target target_;
+  std::optional<Clock::time_point> session_deadline_;
+  std::string limit_rule_;
+  std::chrono::seconds max_session_{0};
   std::string requested_;  // what the client asked for ("host:port")
   State state_ = State::kAuthorizing;
   ssh_channel channel_ = nullptr;

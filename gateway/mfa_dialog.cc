@@ -69,6 +69,29 @@ class CpuSpan {
   int64_t start_;
 };
 
+policy::ProvenFactor proven_factor(const fido::VerifiedTouch& touch, store::KeyKind kind) {
+  policy::ProvenFactor p;
+  p.fido2 = kind == store::KeyKind::kFido2;
+  p.user_presence = (touch.flags() & 0x01) != 0;
+  p.user_verification = touch.user_verified();
+  p.attested = false;  // attestation at enrollment is not recorded yet
+  return p;
+}
+
+namespace {
+
+// possible_factors: what a touch of this enrolled key could prove. likely: only what it will
+// prove as enrolled (a FIDO2 key gives touch+pin only when enrolled as PIN-required).
+uint8_t possible_factors(const store::EnrolledKey& k, bool likely) {
+  policy::ProvenFactor p;
+  p.fido2 = k.kind == store::KeyKind::kFido2;
+  p.user_presence = true;
+  p.user_verification = !likely || k.pin_required;
+  return policy::satisfied_factors(p);
+}
+
+}  // namespace
+
 std::string challenge_message(const ChallengeContext& ctx, const std::array<uint8_t, 32>& nonce,
                               uint64_t unix_time) {
   const ssh::VerifiedCertificate& c = *ctx.cert;
@@ -277,15 +300,34 @@ void MfaDialog::choose_and_sign(const std::vector<ssh::agent::Identity>& ids) {
       }
     }
   }
-  for (const std::string& kind_name : mfa.prefer) {
-    for (const auto& id : ids) {
-      for (const auto& k : *keys_) {
-        if (chosen_ == nullptr && k.key_blob == id.key_blob &&
-            store::kind_name(k.kind) == kind_name && k.status == store::KeyStatus::kActive) {
-          chosen_ = &k;
+  // Keys that can meet the rule's factors; among them, by kind in [mfa] prefer order, those
+  // likely to (a PIN-required FIDO2 key for touch+pin) before the others.
+  const uint8_t wanted = ctx_.factors != 0 ? ctx_.factors : policy::kAllFactors;
+  bool too_weak = false;
+  for (int pass = 0; pass < 2 && chosen_ == nullptr; ++pass) {
+    for (const std::string& kind_name : mfa.prefer) {
+      for (const auto& id : ids) {
+        for (const auto& k : *keys_) {
+          if (chosen_ != nullptr || k.key_blob != id.key_blob ||
+              store::kind_name(k.kind) != kind_name || k.status != store::KeyStatus::kActive) {
+            continue;
+          }
+          uint8_t can = possible_factors(k, pass == 0);
+          if ((can & wanted) != 0) {
+            chosen_ = &k;
+          } else {
+            too_weak = true;
+          }
         }
       }
     }
+  }
+  if (chosen_ == nullptr && too_weak) {
+    refuse("factor_too_weak",
+           fmt::format("rule {} requires {}; none of your enrolled keys in the agent can provide "
+                       "it",
+                       ctx_.rule, policy::factor_names(wanted)));
+    return;
   }
   if (chosen_ == nullptr) {
     if (inactive != nullptr) {
@@ -465,6 +507,7 @@ void MfaDialog::on_recorded(Result<store::TouchOutcome> outcome) {
                                  touch_->signature());
   TouchProof proof{*touch_,  chosen_->kind,           chosen_->label,
                    message_, ssh::armor_sshsig(blob), Clock::now()};
+  proof.factors = policy::satisfied_factors(proven_factor(*touch_, chosen_->kind));
   log_event(Level::kInfo, "mfa_verified",
             {{"conn", conn_.id()},
              {"user", ctx_.principal},
@@ -476,7 +519,20 @@ void MfaDialog::on_recorded(Result<store::TouchOutcome> outcome) {
              {"namespace", ctx_.ns},
              {"cpu_us", cpu_ns_ / 1000},
              {"message", ssh::base64_encode(ssh::as_bytes(message_))},
-             {"proof", ssh::base64_encode(blob)}});
+             {"proof", ssh::base64_encode(blob)},
+             {"factor", policy::strongest_factor(proven_factor(*touch_, chosen_->kind))}});
+  const uint8_t wanted = ctx_.factors != 0 ? ctx_.factors : policy::kAllFactors;
+  if ((proof.factors & wanted) == 0) {
+    const bool fido2 = chosen_->kind == store::KeyKind::kFido2;
+    refuse("factor_too_weak",
+           fmt::format("rule {} requires {}; key {} proved only {}{}", ctx_.rule,
+                       policy::factor_names(wanted), touch_->fingerprint(),
+                       policy::strongest_factor(proven_factor(*touch_, chosen_->kind)),
+                       fido2 && !touch_->user_verified()
+                           ? " (signed without user verification: no PIN was asked)"
+                           : ""));
+    return;
+  }
   finish(std::move(proof));
 }
 

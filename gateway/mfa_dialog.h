@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "fido/touch.h"
+#include "policy/factor.h"
 #include "ssh/agent.h"
 #include "ssh/error.h"
 #include "ssh/validate.h"
@@ -40,6 +41,9 @@ struct ChallengeContext {
   std::string principal;
   const ssh::VerifiedCertificate* cert = nullptr;
   std::string target;  // "db1 127.0.0.1:22", or "mfa-test"
+  // The factors the deciding rule accepts (policy::Factor bits, any one suffices); 0 = any.
+  uint8_t factors = 0;
+  std::string rule;    // the deciding rule, for messages
 };
 
 // A verified touch with its proof, as the connection keeps it.
@@ -50,7 +54,11 @@ struct TouchProof {
   std::string message;  // the challenge text that was signed (inside SSHSIG)
   std::string sshsig;   // armoured SSHSIG: ssh-keygen -Y verify -n <ns> re-checks it
   std::chrono::steady_clock::time_point at;
+  uint8_t factors = 0;  // policy::Factor bits this touch meets (policy::satisfied_factors)
 };
+
+// proven_factor: what a verified touch of an enrolled key proves, in the policy's terms.
+policy::ProvenFactor proven_factor(const fido::VerifiedTouch& touch, store::KeyKind kind);
 
 class MfaDialog {
  public:

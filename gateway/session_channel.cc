@@ -129,7 +129,7 @@ void SessionChannel::run() {
   }
   if (cmd == "mfa-test") {
     state_ = State::kWaitingResult;
-    conn_.request_touch(id_, "mfa-test", false);
+    conn_.request_touch(id_, "mfa-test", false, {});
     return;
   }
   finish("", fmt::format("touchgate: unknown command \"{}\"; commands: whoami, mfa-test, help\n",

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <functional>
 #include <map>
 #include <system_error>
 #include <utility>
@@ -16,6 +17,8 @@
 #include "policy/address.h"
 #include "policy/duration.h"
 #include "policy/file.h"
+#include "policy/timewindow.h"
+#include "ssh/address.h"
 
 namespace touchgate::policy {
 namespace {
@@ -158,6 +161,14 @@ class Loader {
   Result<void> load_ca(const toml::node& node, TrustConfig* out,
                        std::map<std::string, const toml::node*>* names) const;
   Result<Target> load_target(const toml::table& table) const;
+  Result<void> load_policy(const toml::table& table, PolicyConfig* out) const;
+  Result<GroupConfig> load_group(const toml::table& table) const;
+  Result<RuleConfig> load_rule(const toml::table& table, const Config& config) const;
+  // get_strings: an array of strings (or, with allow_single, one string); each checked by `ok`
+  // (which returns an error text, empty when fine).
+  Result<std::vector<std::string>> get_strings(
+      const toml::node& node, std::string_view key, bool allow_single,
+      const std::function<std::string(const std::string&)>& ok) const;
 
   std::filesystem::path resolve(const std::string& p) const {
     std::filesystem::path path(p);
@@ -542,49 +553,412 @@ Result<void> Loader::load_mfa(const toml::table& table, MfaConfig* out) const {
   return {};
 }
 
+Result<std::vector<std::string>> Loader::get_strings(
+    const toml::node& node, std::string_view key, bool allow_single,
+    const std::function<std::string(const std::string&)>& ok) const {
+  std::vector<std::string> out;
+  auto check = [&](const toml::node& item) -> Result<void> {
+    auto s = get_string(item, allow_single ? key : fmt::format("{} entries", key));
+    if (!s) return tl::unexpected(s.error());
+    std::string why = ok(*s);
+    if (!why.empty()) return error_at(item, fmt::format("{}: {}", key, why));
+    out.push_back(std::move(*s));
+    return {};
+  };
+  if (allow_single && node.is_string()) {
+    if (auto r = check(node); !r) return tl::unexpected(r.error());
+    return out;
+  }
+  const auto* a = node.as_array();
+  if (a == nullptr) {
+    return wrong_type(node, key, allow_single ? "a string or an array of strings" : "an array");
+  }
+  if (a->size() > 10000) return error_at(node, fmt::format("{} has too many entries", key));
+  for (const toml::node& item : *a) {
+    if (auto r = check(item); !r) return tl::unexpected(r.error());
+  }
+  return out;
+}
+
+Result<void> Loader::load_policy(const toml::table& table, PolicyConfig* out) const {
+  for (auto&& [key, node] : table) {
+    const std::string_view k = key.str();
+    if (k == "reevaluate") {
+      auto b = get_bool(node, "policy.reevaluate");
+      if (!b) return tl::unexpected(b.error());
+      out->reevaluate = *b;
+    } else {
+      return error_at(key.source(), fmt::format("unknown key \"{}\" in [policy]{}", k,
+                                                suggestion(k, {"reevaluate"})));
+    }
+  }
+  return {};
+}
+
+namespace {
+
+// Principals and key ids: printable ASCII without spaces or commas, 1..256 characters.
+std::string check_principal(const std::string& s) {
+  if (s.empty() || s.size() > 256) return fmt::format("\"{}\" must be 1 to 256 characters", s);
+  for (char c : s) {
+    if (c <= ' ' || c > '~' || c == ',') {
+      return fmt::format("\"{}\" contains a space, comma or control character", s);
+    }
+  }
+  return {};
+}
+
+std::string check_key_id_glob(const std::string& s) {
+  if (s.empty() || s.size() > 256) return fmt::format("\"{}\" must be 1 to 256 characters", s);
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < ' ' || c == 0x7f) {
+      return fmt::format("\"{}\" contains a control character", s);
+    }
+  }
+  return {};
+}
+
+bool is_glob(std::string_view s) { return s.find_first_of("*?") != std::string_view::npos; }
+
+// A target pattern: name characters plus * and ?.
+bool valid_target_glob(std::string_view s) {
+  return !s.empty() && s.size() <= kMaxNameLength && std::all_of(s.begin(), s.end(), [](char c) {
+    return is_name_char(c) || c == '*' || c == '?';
+  });
+}
+
+// A host pattern: DNS characters plus * and ? (matched without regard to case).
+bool valid_host_glob(std::string_view s) {
+  return !s.empty() && s.size() <= 253 && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '-' || c == '_' || c == '*' || c == '?';
+  });
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return s;
+}
+
+}  // namespace
+
+Result<GroupConfig> Loader::load_group(const toml::table& table) const {
+  GroupConfig out;
+  out.line = static_cast<int>(table.source().begin.line);
+  bool have_name = false;
+  const toml::node* value_node = nullptr;
+  for (auto&& [key, node] : table) {
+    const std::string_view k = key.str();
+    const std::string name = fmt::format("group.{}", k);
+    if (k == "name") {
+      auto s = get_string(node, name);
+      if (!s) return tl::unexpected(s.error());
+      if (!valid_name(*s)) {
+        return error_at(node, fmt::format("invalid group name \"{}\": use 1 to {} of A-Z a-z 0-9 "
+                                          ". _ -",
+                                          *s, kMaxNameLength));
+      }
+      out.name = std::move(*s);
+      have_name = true;
+    } else if (k == "principals") {
+      auto v = get_strings(node, name, false, check_principal);
+      if (!v) return tl::unexpected(v.error());
+      out.principals = std::move(*v);
+    } else if (k == "key_ids") {
+      auto v = get_strings(node, name, false, check_key_id_glob);
+      if (!v) return tl::unexpected(v.error());
+      out.key_ids = std::move(*v);
+    } else if (k == "extension") {
+      auto s = get_string(node, name);
+      if (!s) return tl::unexpected(s.error());
+      if (std::string why = check_principal(*s); !why.empty()) {
+        return error_at(node, fmt::format("{}: {}", name, why));
+      }
+      out.extension = std::move(*s);
+    } else if (k == "extension_value") {
+      auto s = get_string(node, name);
+      if (!s) return tl::unexpected(s.error());
+      if (s->empty() || s->find(',') != std::string::npos || s->size() > 256) {
+        return error_at(node, "group.extension_value must be 1 to 256 characters without a comma");
+      }
+      out.extension_value = std::move(*s);
+      value_node = &node;
+    } else {
+      return error_at(key.source(),
+                      fmt::format("unknown key \"{}\" in [[group]]{}", k,
+                                  suggestion(k, {"name", "principals", "key_ids", "extension",
+                                                 "extension_value"})));
+    }
+  }
+  if (!have_name) return error_at(table, "[[group]] is missing the required key \"name\"");
+  if (value_node != nullptr && out.extension.empty()) {
+    return error_at(*value_node, "group.extension_value needs group.extension");
+  }
+  if (out.principals.empty() && out.key_ids.empty() && out.extension.empty()) {
+    return error_at(table, fmt::format("group \"{}\" has no members: give principals, key_ids or "
+                                       "extension",
+                                       out.name));
+  }
+  if (!out.extension.empty() && out.extension_value.empty()) out.extension_value = out.name;
+  return out;
+}
+
+Result<RuleConfig> Loader::load_rule(const toml::table& table, const Config& config) const {
+  RuleConfig out;
+  out.line = static_cast<int>(table.source().begin.line);
+  bool have_id = false;
+  const toml::node* factor_node = nullptr;
+  const toml::node* max_age_node = nullptr;
+  const toml::node* window_node = nullptr;
+  for (auto&& [key, node] : table) {
+    const std::string_view k = key.str();
+    const std::string name = fmt::format("rule.{}", k);
+    Result<void> r;
+    if (k == "id") {
+      auto s = get_string(node, name);
+      if (!s) return tl::unexpected(s.error());
+      if (!valid_name(*s)) {
+        return error_at(node, fmt::format("invalid rule id \"{}\": use 1 to {} of A-Z a-z 0-9 . _ "
+                                          "-",
+                                          *s, kMaxNameLength));
+      }
+      out.id = std::move(*s);
+      have_id = true;
+    } else if (k == "effect") {
+      auto s = get_string(node, name);
+      if (!s) return tl::unexpected(s.error());
+      if (*s != "allow" && *s != "deny") {
+        return error_at(node, fmt::format("rule.effect must be \"allow\" or \"deny\", not \"{}\"", *s));
+      }
+      out.allow = *s == "allow";
+    } else if (k == "principals") {
+      auto v = get_strings(node, name, false, [](const std::string& s) {
+        if (s == "*") return std::string();
+        if (is_glob(s)) return fmt::format("\"{}\": only exact names or \"*\" (everyone)", s);
+        return check_principal(s);
+      });
+      if (!v) return tl::unexpected(v.error());
+      out.principals = std::move(*v);
+    } else if (k == "groups") {
+      auto v = get_strings(node, name, false, [&config](const std::string& s) {
+        for (const auto& g : config.groups) {
+          if (iequals(g.name, s)) return std::string();
+        }
+        return fmt::format("unknown group \"{}\" (no [[group]] has that name)", s);
+      });
+      if (!v) return tl::unexpected(v.error());
+      out.groups = std::move(*v);
+    } else if (k == "cas") {
+      auto v = get_strings(node, name, false, [&config](const std::string& s) {
+        for (const auto& ca : config.trust.user_ca_keys) {
+          if (ca.name == s) return std::string();
+        }
+        return fmt::format("unknown CA \"{}\" (not a name in [trust] user_ca_keys)", s);
+      });
+      if (!v) return tl::unexpected(v.error());
+      out.cas = std::move(*v);
+    } else if (k == "targets") {
+      auto v = get_strings(node, name, false, [&config](const std::string& s) {
+        if (s.rfind("tag:", 0) == 0) {
+          std::string tag = s.substr(4);
+          if (!valid_name(tag)) return fmt::format("invalid tag in \"{}\"", s);
+          for (const auto& t : config.targets) {
+            if (std::find(t.tags.begin(), t.tags.end(), tag) != t.tags.end()) return std::string();
+          }
+          return fmt::format("no [[target]] has the tag \"{}\"", tag);
+        }
+        if (is_glob(s)) {
+          return valid_target_glob(s) ? std::string()
+                                      : fmt::format("invalid target pattern \"{}\"", s);
+        }
+        for (const auto& t : config.targets) {
+          if (iequals(t.name, s)) return std::string();
+        }
+        return fmt::format("unknown target \"{}\" (no [[target]] has that name; use hosts for "
+                           "destinations that are not configured)",
+                           s);
+      });
+      if (!v) return tl::unexpected(v.error());
+      out.targets = std::move(*v);
+    } else if (k == "hosts") {
+      auto v = get_strings(node, name, false, [](const std::string& s) {
+        if (s.find('/') != std::string::npos || ssh::IpAddress::parse(s)) {
+          auto c = ssh::Cidr::parse(s);
+          return c ? std::string() : fmt::format("invalid network \"{}\": {}", s, c.error().message);
+        }
+        return valid_host_glob(s) ? std::string()
+                                  : fmt::format("invalid host pattern \"{}\" (a host name, a "
+                                                "pattern like *.prod.example.com, or a CIDR)",
+                                                s);
+      });
+      if (!v) return tl::unexpected(v.error());
+      for (auto& h : *v) h = lower(std::move(h));
+      out.hosts = std::move(*v);
+    } else if (k == "ports") {
+      const auto* a = node.as_array();
+      if (a == nullptr) return wrong_type(node, name, "an array of ports or \"from-to\" ranges");
+      for (const toml::node& item : *a) {
+        uint16_t lo = 0, hi = 0;
+        if (const auto* i = item.as_integer()) {
+          if (i->get() < 1 || i->get() > 65535) {
+            return error_at(item, fmt::format("rule.ports: {} is not a port (1-65535)", i->get()));
+          }
+          lo = hi = static_cast<uint16_t>(i->get());
+        } else if (const auto* str = item.as_string()) {
+          std::string_view t = str->get();
+          size_t dash = t.find('-');
+          bool good = dash == std::string_view::npos
+                          ? parse_port(t, &lo) && (hi = lo, true)
+                          : parse_port(t.substr(0, dash), &lo) && parse_port(t.substr(dash + 1), &hi);
+          if (!good || lo > hi) {
+            return error_at(item, fmt::format("rule.ports: invalid port range \"{}\" (use \"2200-2299\")",
+                                              t));
+          }
+        } else {
+          return wrong_type(item, "rule.ports entries", "a port or a \"from-to\" string");
+        }
+        out.ports.emplace_back(lo, hi);
+      }
+    } else if (k == "actions") {
+      auto v = get_strings(node, name, true, [](const std::string& s) {
+        return parse_action(s) ? std::string()
+                               : fmt::format("unknown action \"{}\" (jump, shell, exec, sftp)", s);
+      });
+      if (!v) return tl::unexpected(v.error());
+      if (v->empty()) return error_at(node, "rule.actions must not be empty");
+      out.actions = 0;
+      for (const auto& s : *v) out.actions |= static_cast<uint8_t>(*parse_action(s));
+    } else if (k == "factor") {
+      auto v = get_strings(node, name, true, [](const std::string& s) {
+        return parse_factor(s) ? std::string()
+                               : fmt::format("unknown factor \"{}\" (touch, piv, touch+pin, "
+                                             "piv-attested-touch, fido2-attested)",
+                                             s);
+      });
+      if (!v) return tl::unexpected(v.error());
+      if (v->empty()) return error_at(node, "rule.factor must not be empty");
+      out.factors = 0;
+      for (const auto& s : *v) out.factors |= static_cast<uint8_t>(*parse_factor(s));
+      factor_node = &node;
+    } else if (k == "max_age") {
+      auto d = get_duration(node, name, 0, 86400);
+      if (!d) return tl::unexpected(d.error());
+      out.max_age = *d;
+      max_age_node = &node;
+    } else if (k == "max_session") {
+      auto d = get_duration(node, name, 0, 30 * 86400);
+      if (!d) return tl::unexpected(d.error());
+      out.max_session = *d;
+    } else if (k == "days") {
+      auto v = get_strings(node, name, false, [](const std::string&) { return std::string(); });
+      if (!v) return tl::unexpected(v.error());
+      if (v->empty()) return error_at(node, "rule.days must not be empty (leave it out for every day)");
+      out.days = std::move(*v);
+      window_node = &node;
+    } else if (k == "hours") {
+      auto v = get_strings(node, name, true, [](const std::string&) { return std::string(); });
+      if (!v) return tl::unexpected(v.error());
+      if (v->empty()) return error_at(node, "rule.hours must not be empty (leave it out for all day)");
+      out.hours = std::move(*v);
+      if (window_node == nullptr) window_node = &node;
+    } else if (k == "timezone") {
+      auto s = get_string(node, name);
+      if (!s) return tl::unexpected(s.error());
+      out.timezone = std::move(*s);
+      if (window_node == nullptr) window_node = &node;
+    } else if (k == "from") {
+      auto v = get_strings(node, name, false, [](const std::string& s) {
+        auto c = ssh::Cidr::parse(s);
+        return c ? std::string() : fmt::format("invalid network \"{}\": {}", s, c.error().message);
+      });
+      if (!v) return tl::unexpected(v.error());
+      if (v->empty()) return error_at(node, "rule.from must not be empty (leave it out for anywhere)");
+      out.from = std::move(*v);
+    } else {
+      return error_at(key.source(),
+                      fmt::format("unknown key \"{}\" in [[rule]]{}", k,
+                                  suggestion(k, {"id", "effect", "principals", "groups", "cas",
+                                                 "targets", "hosts", "ports", "actions", "factor",
+                                                 "max_age", "max_session", "days", "hours",
+                                                 "timezone", "from"})));
+    }
+  }
+  if (!have_id) return error_at(table, "[[rule]] is missing the required key \"id\"");
+  if (out.principals.empty() && out.groups.empty()) {
+    return error_at(table, fmt::format("rule \"{}\" names no subjects: give principals and/or groups "
+                                       "(principals = [\"*\"] for everyone)",
+                                       out.id));
+  }
+  if (out.targets.empty() && out.hosts.empty()) {
+    return error_at(table, fmt::format("rule \"{}\" names no targets: give targets and/or hosts "
+                                       "(targets = [\"*\"] for every configured target)",
+                                       out.id));
+  }
+  if (!out.allow && (factor_node != nullptr || max_age_node != nullptr)) {
+    return error_at(factor_node != nullptr ? *factor_node : *max_age_node,
+                    fmt::format("rule \"{}\" denies: factor and max_age apply only to allow rules",
+                                out.id));
+  }
+  if (window_node != nullptr) {
+    auto w = TimeWindow::parse(out.days, out.hours, out.timezone);
+    if (!w) return error_at(*window_node, fmt::format("rule \"{}\": {}", out.id, w.error().message));
+  }
+  return out;
+}
+
 Result<Config> Loader::load(const toml::table& root) {
   Config config;
   const toml::table* server = nullptr;
   const toml::table* trust = nullptr;
   const toml::table* mfa = nullptr;
+  const toml::table* policy_table = nullptr;
+  const toml::array* target_tables = nullptr;
+  const toml::array* group_tables = nullptr;
+  const toml::array* rule_tables = nullptr;
   for (auto&& [key, node] : root) {
     const std::string_view k = key.str();
     if (k == "server" || k == "trust" || k == "mfa") {
       const auto* t = node.as_table();
       if (t == nullptr) return error_at(key.source(), fmt::format("{} must be a table [{}]", k, k));
       (k == "server" ? server : k == "trust" ? trust : mfa) = t;
-    } else if (k == "target") {
+    } else if (k == "policy") {
+      policy_table = node.as_table();
+      if (policy_table == nullptr) return error_at(key.source(), "policy must be a table [policy]");
+    } else if (k == "target" || k == "group" || k == "rule") {
       const auto* a = node.as_array();
       if (a == nullptr || !a->is_array_of_tables()) {
-        return error_at(key.source(), "targets must be written as [[target]] tables");
+        return error_at(key.source(), fmt::format("{}s must be written as [[{}]] tables", k, k));
       }
-      std::vector<std::pair<std::string, const toml::table*>> seen;
-      for (const toml::node& item : *a) {
-        const toml::table& t = *item.as_table();
-        auto target = load_target(t);
-        if (!target) return tl::unexpected(target.error());
-        for (const auto& [prev_name, prev_table] : seen) {
-          if (iequals(prev_name, target->name)) {
-            const toml::node* name_node = t.get("name");
-            return error_at(*name_node,
-                            fmt::format("duplicate target name \"{}\" (first at line {})",
-                                        target->name, prev_table->source().begin.line));
-          }
-        }
-        seen.emplace_back(target->name, &t);
-        config.targets.push_back(std::move(*target));
-      }
-    } else if (k == "audit" || k == "group" || k == "rule") {
-      const bool array = k == "group" || k == "rule";
-      return error_at(
-          key.source(),
-          fmt::format("{}{}{} is not supported by this version of touchgate (planned for "
-                      "a later release); remove it",
-                      array ? "[[" : "[", k, array ? "]]" : "]"));
+      (k == "target" ? target_tables : k == "group" ? group_tables : rule_tables) = a;
+    } else if (k == "audit") {
+      return error_at(key.source(),
+                      "[audit] is not supported by this version of touchgate (planned for a later "
+                      "release); remove it");
     } else {
       return error_at(key.source(),
                       fmt::format("unknown {} \"{}\"{}", node.is_table() ? "section" : "key", k,
-                                  suggestion(k, {"server", "trust", "mfa", "target"})));
+                                  suggestion(k, {"server", "trust", "mfa", "policy", "target",
+                                                 "group", "rule"})));
+    }
+  }
+  if (target_tables != nullptr) {
+    std::vector<std::pair<std::string, const toml::table*>> seen;
+    for (const toml::node& item : *target_tables) {
+      const toml::table& t = *item.as_table();
+      auto target = load_target(t);
+      if (!target) return tl::unexpected(target.error());
+      for (const auto& [prev_name, prev_table] : seen) {
+        if (iequals(prev_name, target->name)) {
+          const toml::node* name_node = t.get("name");
+          return error_at(*name_node,
+                          fmt::format("duplicate target name \"{}\" (first at line {})",
+                                      target->name, prev_table->source().begin.line));
+        }
+      }
+      seen.emplace_back(target->name, &t);
+      config.targets.push_back(std::move(*target));
     }
   }
   if (server == nullptr) return error_at(root, "missing required section [server]");
@@ -593,6 +967,38 @@ Result<Config> Loader::load(const toml::table& root) {
   if (auto r = load_trust(*trust, &config.trust); !r) return tl::unexpected(r.error());
   if (mfa != nullptr) {
     if (auto r = load_mfa(*mfa, &config.mfa); !r) return tl::unexpected(r.error());
+  }
+  if (policy_table != nullptr) {
+    if (auto r = load_policy(*policy_table, &config.policy); !r) return tl::unexpected(r.error());
+  }
+  // Groups before rules (rules name groups, wherever they stand in the file).
+  if (group_tables != nullptr) {
+    for (const toml::node& item : *group_tables) {
+      const toml::table& t = *item.as_table();
+      auto group = load_group(t);
+      if (!group) return tl::unexpected(group.error());
+      for (const auto& prev : config.groups) {
+        if (iequals(prev.name, group->name)) {
+          return error_at(*t.get("name"), fmt::format("duplicate group name \"{}\" (first at line {})",
+                                                      group->name, prev.line));
+        }
+      }
+      config.groups.push_back(std::move(*group));
+    }
+  }
+  if (rule_tables != nullptr) {
+    for (const toml::node& item : *rule_tables) {
+      const toml::table& t = *item.as_table();
+      auto rule = load_rule(t, config);
+      if (!rule) return tl::unexpected(rule.error());
+      for (const auto& prev : config.rules) {
+        if (iequals(prev.id, rule->id)) {
+          return error_at(*t.get("id"), fmt::format("duplicate rule id \"{}\" (first at line {})",
+                                                    rule->id, prev.line));
+        }
+      }
+      config.rules.push_back(std::move(*rule));
+    }
   }
   return config;
 }

@@ -11,6 +11,11 @@
 // - The instant is converted to wall-clock time in the zone; so on a DST change a window keeps its
 //   wall-clock bounds (a 01:00-03:00 window is one hour long on the spring-forward night in
 //   Europe/Berlin, three on the fall-back night). The start is inclusive, the end exclusive.
+// - Zone names are checked before the database is consulted: only [A-Za-z0-9/_+-], no leading
+//   '/', no empty component, so config text cannot name a file outside the zoneinfo tree.
+// - The library reads the transitions listed in the zoneinfo files and ignores their trailing
+//   POSIX rule, so instants after a zone's last listed transition (2037 in Debian's files) get
+//   that transition's offset (standard time, for zones with DST).
 #pragma once
 
 #include <chrono>
@@ -65,9 +70,10 @@ class TimeWindow {
   std::string zone_name_ = "UTC";
 };
 
-// parse_time_of_day accepts an ISO 8601 local or UTC time for `policy explain --at` and policy
-// tests: "2026-11-28T10:05:00Z", "2026-11-28T10:05:00+01:00", "2026-11-28 10:05" (UTC). Code
-// "time_invalid".
+// parse_instant accepts an ISO 8601 time with a UTC offset, or a Unix time, for `policy explain
+// --at` and policy tests: "2026-11-28T10:05:00Z", "2026-11-28T10:05:00+01:00", "2026-11-28T10:05Z",
+// "2026-11-28 10:05" (no designator = UTC), "@1795860300" (seconds since 1970-01-01T00:00:00Z).
+// Strict: exact field widths, real dates, no trailing text; 1970..2199. Code "time_invalid".
 Result<std::chrono::system_clock::time_point> parse_instant(std::string_view text);
 
 }  // namespace touchgate::policy

@@ -207,6 +207,7 @@ Result<VerifiedCertificate> validate_certificate(Bytes cert_blob, const TrustPol
   v.valid_after_ = cert.valid_after;
   v.valid_before_ = cert.valid_before;
   v.principals_ = cert.principals;
+  v.extensions_ = cert.extensions;
   v.key_type_ = cert.key.type;
   v.no_touch_required_ = cert.find_extension("no-touch-required") != nullptr;
   v.permit_port_forwarding_ = cert.find_extension("permit-port-forwarding") != nullptr;

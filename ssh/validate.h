@@ -57,6 +57,8 @@ class VerifiedCertificate {
   bool permit_agent_forwarding() const { return permit_agent_forwarding_; }
   bool permit_pty() const { return permit_pty_; }
   const std::optional<std::string>& force_command() const { return force_command_; }
+  // extensions: all of the certificate's extensions (names sorted), e.g. an SSO's group list.
+  const std::vector<CertOption>& extensions() const { return extensions_; }
 
  private:
   friend Result<VerifiedCertificate> validate_certificate(Bytes, const TrustPolicy&,
@@ -69,6 +71,7 @@ class VerifiedCertificate {
   bool verify_required_ = false, no_touch_required_ = false;
   bool permit_port_forwarding_ = false, permit_agent_forwarding_ = false, permit_pty_ = false;
   std::optional<std::string> force_command_;
+  std::vector<CertOption> extensions_;
 };
 
 // validate_certificate parses and validates a certificate blob offered for `ctx.login`.

@@ -671,8 +671,12 @@ LogLevel VERBOSE
     def write_gateway_config(self, cas, targets=(), revoked=None, max_cert_lifetime=None,
                              login_grace_time="30s", connect_timeout="10s",
                              drain_timeout="30s", clock_skew="60s", listen=(), extra="",
-                             name="gw", named_cas=False, mfa_extra=""):
-        """Writes <name>/touchgate.toml; targets are Target objects or (name, address) pairs."""
+                             name="gw", named_cas=False, mfa_extra="", rules=None):
+        """Writes <name>/touchgate.toml; targets are Target objects or (name, address) pairs.
+
+        rules: the policy as TOML text ([[group]]s and [[rule]]s); None gives everyone every
+        configured target with any touch (the scenarios that are not about the policy).
+        """
         config = self.path(name, "touchgate.toml")
         lines = ["[server]",
                  f"name = {toml_str(name)}",
@@ -701,6 +705,10 @@ LogLevel VERBOSE
                       f"address = {toml_str(address)}", 'tags = ["e2e"]']
         if mfa_extra:
             lines += ["", "[mfa]", mfa_extra]
+        if rules is None:
+            rules = ('[[rule]]\nid = "e2e-everyone"\nprincipals = ["*"]\ntargets = ["*"]\n')
+        if rules:
+            lines += ["", rules]
         if extra:
             lines += ["", extra]
         with open(config, "w") as f:

@@ -30,7 +30,7 @@ ssh::VerifiedCertificate certificate() {
 TEST(ChallengeTest, BindsEverythingTheTouchAuthorizes) {
   auto cert = certificate();
   ChallengeContext ctx{"gw1", "touchgate-mfa@gw1", "0123abcd-7", "192.0.2.1:5555", "alice",
-                       &cert, "db1 10.0.0.5:22"};
+                       &cert, "db1 10.0.0.5:22", 0, ""};
   std::array<uint8_t, 32> nonce{};
   for (size_t i = 0; i < nonce.size(); ++i) nonce[i] = static_cast<uint8_t>(i);
   std::string m = challenge_message(ctx, nonce, 1700000000);
@@ -56,7 +56,7 @@ TEST(ChallengeTest, BindsEverythingTheTouchAuthorizes) {
 TEST(ChallengeTest, ValuesCannotForgeLines) {
   auto cert = certificate();
   ChallengeContext ctx{"gw1", "touchgate-mfa@gw1", "x-1", "192.0.2.1:5555",
-                       "alice\ntarget: prod", &cert, "db1%0A 10.0.0.5:22"};
+                       "alice\ntarget: prod", &cert, "db1%0A 10.0.0.5:22", 0, ""};
   std::string m = challenge_message(ctx, {}, 0);
   EXPECT_THAT(m, HasSubstr("principal: alice%0Atarget: prod\n"));
   EXPECT_THAT(m, HasSubstr("target: db1%250A 10.0.0.5:22\n"));

@@ -417,9 +417,9 @@ user_ca_keys = ["/etc/tg/ca.pub"]
 TEST(ConfigTest, FutureSectionsAreNotSupportedYet) {
   expect_error(std::string(kMinimal) + "[audit]\n", 6, "[audit] is not supported by this version");
   expect_error(std::string(kMinimal) + "[[group]]\nname = \"x\"\n", 6,
-               "[[group]] is not supported by this version");
+               "group \"x\" has no members");
   expect_error(std::string(kMinimal) + "[[rule]]\n", 6,
-               "[[rule]] is not supported by this version");
+               "[[rule]] is missing the required key \"id\"");
 }
 
 TEST(ConfigTest, MissingRequired) {

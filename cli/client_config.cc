@@ -89,9 +89,9 @@ Result<GatewayAddress> parse_gateway(std::string_view text) {
   return out;
 }
 
-// quoted writes a file name for ssh_config: '%' doubled (a literal percent), and in double quotes
+// path_value writes a file name for ssh_config: '%' doubled (a literal percent), and in double quotes
 // unless every character is plain.
-std::string quoted(std::string_view path) {
+std::string path_value(std::string_view path) {
   std::string v;
   for (char c : path) {
     v += c;
@@ -197,8 +197,8 @@ Result<std::string> render_client_config(const policy::Config& config,
   } else {
     line("    # Your SSO certificate and its private key.");
   }
-  line(fmt::format("    CertificateFile {}", quoted(cert)));
-  line(fmt::format("    IdentityFile {}", quoted(identity)));
+  line(fmt::format("    CertificateFile {}", path_value(cert)));
+  line(fmt::format("    IdentityFile {}", path_value(identity)));
   line("    # Offer only the certificate as the login key, not every key in the agent.");
   line("    IdentitiesOnly yes");
   line("    # The gateway asks your hardware key for a touch through the forwarded agent (used");

@@ -24,7 +24,11 @@ def ssh_g(env, config, host):
 
 def main():
     with harness.Env("client_config") as env:
-        w = env.world(extra="[[target]]\nname = \"web-staging\"\naddress = \"192.0.2.10\"\n")
+        rules = ('[[rule]]\nid = "everyone"\nprincipals = ["*"]\ntargets = ["*"]\n\n'
+                 '[[rule]]\nid = "fleet"\nprincipals = ["alice"]\n'
+                 'hosts = ["*.prod.example.com", "10.1.0.0/16"]\n')
+        w = env.world(extra="[[target]]\nname = \"web-staging\"\naddress = \"192.0.2.10\"\n",
+                      rules=rules)
 
         # Defaults: the first listen address and port, the gateway's name as the alias, the
         # certificate at its usual place, no User line.
@@ -54,6 +58,12 @@ def main():
               f"ssh -G gw: forwardagent {gw.get('forwardagent')} proxyjump {gw.get('proxyjump')}")
         check(ssh_g(env, snippet, "web-staging").get("proxyjump") == ["gw"],
               "ssh -G web-staging: expected proxyjump gw")
+        # Destinations of `hosts` rules: a commented pattern, not active until the user says so.
+        check("# Host *.prod.example.com\n#     ProxyJump gw\n" in text
+              and "# Addresses in 10.1.0.0/16: ssh -J gw ADDRESS\n" in text,
+              "expected the hosts rule's pattern and network as comments", r)
+        check(ssh_g(env, snippet, "web7.prod.example.com").get("proxyjump") is None,
+              "ssh -G web7.prod.example.com: the commented pattern must not apply")
 
         # --gateway and --user: written as given; port 22 is left out.
         r = env.touchgate(w.gw, "client-config", "--gateway", "gw.example.com", "--user", "alice")

@@ -39,9 +39,10 @@ std::string user_problem(std::string_view name) {
   if (name.size() > 256) return "the user name is longer than 256 bytes";
   for (char c : name) {
     if (control_char(c) || std::string_view(" \t\"'\\#%$").find(c) != std::string_view::npos) {
-      return fmt::format("the user name \"{}\" cannot be written in ssh_config (no blanks, "
-                         "quotes, backslashes, '#', '%', '$' or control characters)",
-                         name);
+      return fmt::format(
+          "the user name \"{}\" cannot be written in ssh_config (no blanks, "
+          "quotes, backslashes, '#', '%', '$' or control characters)",
+          name);
     }
   }
   return "";
@@ -55,15 +56,17 @@ std::string path_problem(std::string_view path) {
   if (path.size() > kMaxValue) return "the file name is too long";
   for (char c : path) {
     if (control_char(c) || c == '"' || c == '\\') {
-      return fmt::format("the file name \"{}\" cannot be written in ssh_config (no double "
-                         "quotes, backslashes or control characters)",
-                         path);
+      return fmt::format(
+          "the file name \"{}\" cannot be written in ssh_config (no double "
+          "quotes, backslashes or control characters)",
+          path);
     }
   }
   if (path.find("${") != std::string_view::npos) {
-    return fmt::format("the file name \"{}\" cannot be written in ssh_config (\"${{\" would be "
-                       "read as an environment variable)",
-                       path);
+    return fmt::format(
+        "the file name \"{}\" cannot be written in ssh_config (\"${{\" would be "
+        "read as an environment variable)",
+        path);
   }
   return "";
 }
@@ -89,8 +92,8 @@ Result<GatewayAddress> parse_gateway(std::string_view text) {
   return out;
 }
 
-// path_value writes a file name for ssh_config: '%' doubled (a literal percent), and in double quotes
-// unless every character is plain.
+// path_value writes a file name for ssh_config: '%' doubled (a literal percent), and in double
+// quotes unless every character is plain.
 std::string path_value(std::string_view path) {
   std::string v;
   for (char c : path) {
@@ -123,8 +126,8 @@ bool wildcard(const std::string& host) {
 // host_glob_ok: a `hosts` glob that can be written as an ssh_config Host pattern.
 bool host_glob_ok(std::string_view glob) {
   return !glob.empty() && std::all_of(glob.begin(), glob.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '-' || c == '_' || c == '*' || c == '?';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == '_' || c == '*' || c == '?';
   });
 }
 

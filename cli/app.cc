@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/client_config.h"
 #include "cli/context.h"
 #include "cli/keys.h"
 #include "cli/policy.h"
@@ -53,6 +54,7 @@ int run(int argc, char** argv) {
 
   KeysCommand keys(app);
   PolicyCommand policy(app);
+  ClientConfigCommand client_config(app);
 
   try {
     app.parse(argc, argv);
@@ -69,7 +71,8 @@ int run(int argc, char** argv) {
     if (!policy.command_chosen()) return usage_error(app, policy.missing_command_message());
     return policy.run(config);
   }
-  return usage_error(app, "a command is required: keys, policy");
+  if (client_config.selected()) return client_config.run(config);
+  return usage_error(app, "a command is required: keys, policy, client-config");
 }
 
 }  // namespace touchgate::cli

@@ -508,7 +508,7 @@ int Connection::channel_request(ssh_message msg) {
 // ---- the second factor -------------------------------------------------------------------------
 
 const policy::ResolvedIdentity& Connection::identity() {
-  if (!who_ || who_policy_ != snap_.policy.get()) {
+  if (!who_ || who_policy_ != snap_.policy) {
     policy::Identity id;
     id.principal = login_;
     id.key_id = cert_->key_id();
@@ -517,7 +517,7 @@ const policy::ResolvedIdentity& Connection::identity() {
     id.source = peer_ip_;
     id.extensions = policy::extension_values(cert_->extensions());
     who_ = snap_.policy->resolve(std::move(id));
-    who_policy_ = snap_.policy.get();
+    who_policy_ = snap_.policy;
   }
   return *who_;
 }

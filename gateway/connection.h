@@ -145,7 +145,7 @@ class Connection : public Pollable {
   std::string login_;
   std::optional<ssh::VerifiedCertificate> cert_;
   std::optional<policy::ResolvedIdentity> who_;
-  const policy::Policy* who_policy_ = nullptr;  // the policy who_ was resolved under
+  std::shared_ptr<const policy::Policy> who_policy_;  // the policy who_ was resolved under
   int auth_failures_ = 0;
   int quickack_events_ = 0;
   bool banner_sent_ = false;

@@ -711,6 +711,7 @@ Result<RuleConfig> Loader::load_rule(const toml::table& table, const Config& con
   bool have_id = false;
   const toml::node* factor_node = nullptr;
   const toml::node* max_age_node = nullptr;
+  const toml::node* max_session_node = nullptr;
   const toml::node* window_node = nullptr;
   for (auto&& [key, node] : table) {
     const std::string_view k = key.str();
@@ -851,6 +852,7 @@ Result<RuleConfig> Loader::load_rule(const toml::table& table, const Config& con
       auto d = get_duration(node, name, 0, 30 * 86400);
       if (!d) return tl::unexpected(d.error());
       out.max_session = *d;
+      max_session_node = &node;
     } else if (k == "days") {
       auto v = get_strings(node, name, false, [](const std::string&) { return std::string(); });
       if (!v) return tl::unexpected(v.error());
@@ -896,10 +898,15 @@ Result<RuleConfig> Loader::load_rule(const toml::table& table, const Config& con
                                        "(targets = [\"*\"] for every configured target)",
                                        out.id));
   }
-  if (!out.allow && (factor_node != nullptr || max_age_node != nullptr)) {
-    return error_at(factor_node != nullptr ? *factor_node : *max_age_node,
-                    fmt::format("rule \"{}\" denies: factor and max_age apply only to allow rules",
-                                out.id));
+  if (!out.allow) {
+    const toml::node* n = factor_node != nullptr    ? factor_node
+                          : max_age_node != nullptr ? max_age_node
+                                                    : max_session_node;
+    if (n != nullptr) {
+      return error_at(*n, fmt::format("rule \"{}\" denies: factor, max_age and max_session "
+                                      "apply only to allow rules",
+                                      out.id));
+    }
   }
   if (window_node != nullptr) {
     auto w = TimeWindow::parse(out.days, out.hours, out.timezone);

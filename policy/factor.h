@@ -32,7 +32,7 @@ enum class Factor : uint8_t {
 inline constexpr uint8_t kAllFactors = 0x1f;
 std::optional<Factor> parse_factor(std::string_view name);  // "touch", "touch+pin", ...
 std::string_view factor_name(Factor f);
-// factor_names renders a mask as the alternatives it accepts: "touch+pin or piv".
+// factor_names renders a mask as the alternatives it accepts: "piv or touch+pin" (weakest first).
 std::string factor_names(uint8_t mask);
 
 // What one verified touch proved (filled in by the gateway from its VerifiedTouch and the key's

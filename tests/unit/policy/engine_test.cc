@@ -398,7 +398,7 @@ TEST(RuleSyntaxTest, Errors) {
                26, "unknown time zone");
   expect_error("[[rule]]\nid = \"r\"\neffect = \"deny\"\nprincipals = [\"*\"]\ntargets = [\"db1\"]\n"
                "factor = \"piv\"\n",
-               27, "factor and max_age apply only to allow rules");
+               27, "factor, max_age and max_session apply only to allow rules");
   expect_error("[[rule]]\nid = \"r\"\nprincipals = [\"al*\"]\ntargets = [\"db1\"]\n", 24,
                "only exact names");
   expect_error("[[rule]]\nid = \"r\"\nprincipals = [\"*\"]\ntargets = [\"db1\"]\n"

@@ -316,7 +316,9 @@ static bool rule_matches(const Policy::Compiled::Rule& cr, const MatchContext& m
     }
     return false;
   }
-  if (!r.cas.empty() && std::find(r.cas.begin(), r.cas.end(), id.ca_name) == r.cas.end()) {
+  // A CA file with several keys names them "<name>#<n>": a rule names the file.
+  const std::string_view ca_file = std::string_view(id.ca_name).substr(0, id.ca_name.find('#'));
+  if (!r.cas.empty() && std::find(r.cas.begin(), r.cas.end(), ca_file) == r.cas.end()) {
     if (why) {
       *why = fmt::format("the certificate's CA {} is not among cas {}",
                          id.ca_name.empty() ? "(none)" : id.ca_name, join(r.cas));

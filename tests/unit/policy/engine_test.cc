@@ -255,6 +255,11 @@ ports = [22]
   EXPECT_FALSE(decide(*p, partner, to("db1")).allowed());
   partner.source.reset();
   EXPECT_FALSE(decide(*p, partner, to("db1")).allowed());
+  // The second key of a CA file with several (named "partner#2") counts as that CA.
+  Identity rotated = user("pat", "partner#2");
+  rotated.source = ssh::IpAddress::parse("192.0.2.7").value();
+  EXPECT_TRUE(decide(*p, rotated, to("db1")).allowed());
+  EXPECT_FALSE(decide(*p, user("pat", "partnerx"), to("db1")).allowed());
   // corp users reach db1 (port 22) but not db2 (port 2222).
   EXPECT_TRUE(decide(*p, user("alice"), to("db1")).allowed());
   EXPECT_FALSE(decide(*p, user("alice"), to("db2", 22)).allowed());

@@ -589,9 +589,13 @@ void Connection::pump_mfa() {
       continue;
     }
     const uint8_t wanted = w.need.factors != 0 ? w.need.factors : policy::kAllFactors;
-    const bool fresh = last_touch_ && Clock::now() - last_touch_->at <= w.need.max_age;
-    if (w.reuse && w.need.max_age.count() > 0 && fresh) {
-      if ((last_touch_->factors & wanted) != 0) {
+    const policy::Reuse reuse =
+        !w.reuse || !last_touch_
+            ? policy::Reuse::kFresh
+            : policy::reuse_touch(last_touch_->factors, Clock::now() - last_touch_->at, wanted,
+                                  w.need.max_age);
+    if (reuse != policy::Reuse::kFresh) {
+      if (reuse == policy::Reuse::kReuse) {
         log_event(Level::kInfo, "mfa_reused",
                   {{"conn", id_},
                    {"user", login_},

@@ -98,4 +98,14 @@ std::string_view strongest_factor(const ProvenFactor& p) {
   return best;
 }
 
+Reuse reuse_touch(uint8_t proven, std::chrono::steady_clock::duration age, uint8_t wanted,
+                  std::chrono::seconds max_age) {
+  if (proven == 0 || max_age.count() <= 0 || age < std::chrono::steady_clock::duration::zero() ||
+      age > max_age) {
+    return Reuse::kFresh;
+  }
+  if (wanted == 0) wanted = kAllFactors;
+  return (proven & wanted) != 0 ? Reuse::kReuse : Reuse::kStepUp;
+}
+
 }  // namespace touchgate::policy

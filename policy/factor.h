@@ -1,6 +1,7 @@
 // Actions a rule allows and the second-factor strengths it may require (touchgate-policy(5)).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -50,5 +51,16 @@ uint8_t satisfied_factors(const ProvenFactor& p);
 // strongest_factor names the strongest factor the touch meets ("touch+pin"), for logs and
 // `sessions list`; "none" when it meets none.
 std::string_view strongest_factor(const ProvenFactor& p);
+
+// Freshness: may a touch already made on this connection authorize a new channel?
+enum class Reuse : uint8_t {
+  kReuse,   // sufficient and fresh: no new touch
+  kFresh,   // no usable earlier touch (none, too old, or the rule wants a touch per channel)
+  kStepUp,  // a fresh touch exists but proves too little for this rule: ask for a stronger one
+};
+// reuse_touch: proven = the earlier touch's factors (0 = none), age = how long ago it was made,
+// wanted = the rule's acceptable factors (0 = any), max_age = the rule's freshness.
+Reuse reuse_touch(uint8_t proven, std::chrono::steady_clock::duration age, uint8_t wanted,
+                  std::chrono::seconds max_age);
 
 }  // namespace touchgate::policy

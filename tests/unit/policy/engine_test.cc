@@ -374,6 +374,31 @@ TEST(FactorTest, WhatATouchProves) {
   EXPECT_EQ(parse_factor("piv-attested-touch"), Factor::kPivAttestedTouch);
 }
 
+TEST(FactorTest, FreshnessAndStepUp) {
+  using namespace std::chrono_literals;
+  const uint8_t touch = static_cast<uint8_t>(Factor::kTouch);
+  const uint8_t pin = static_cast<uint8_t>(Factor::kTouchPin);
+  const uint8_t piv = static_cast<uint8_t>(Factor::kPiv);
+  const uint8_t plain_sk = satisfied_factors({true, true, false, false});
+  const uint8_t pin_sk = satisfied_factors({true, true, true, false});
+  // max_age 0: a touch per channel, whatever came before.
+  EXPECT_EQ(reuse_touch(pin_sk, 1s, touch, 0s), Reuse::kFresh);
+  // No earlier touch, or one older than max_age.
+  EXPECT_EQ(reuse_touch(0, 1s, touch, 300s), Reuse::kFresh);
+  EXPECT_EQ(reuse_touch(plain_sk, 301s, touch, 300s), Reuse::kFresh);
+  EXPECT_EQ(reuse_touch(plain_sk, 300s, touch, 300s), Reuse::kReuse);
+  // Fresh but too weak for a stricter rule: step up; a stronger touch serves a weaker rule.
+  EXPECT_EQ(reuse_touch(plain_sk, 10s, pin | piv, 300s), Reuse::kStepUp);
+  EXPECT_EQ(reuse_touch(pin_sk, 10s, pin | piv, 300s), Reuse::kReuse);
+  EXPECT_EQ(reuse_touch(pin_sk, 10s, touch, 300s), Reuse::kReuse);
+  EXPECT_EQ(reuse_touch(satisfied_factors({false, false, false, false}), 10s, pin, 300s),
+            Reuse::kStepUp);
+  // The freshness is the NEW rule's: a touch reused under a long max_age is not under a short one.
+  EXPECT_EQ(reuse_touch(pin_sk, 120s, pin, 60s), Reuse::kFresh);
+  // A clock that went backwards never makes a touch reusable.
+  EXPECT_EQ(reuse_touch(pin_sk, -1s, pin, 60s), Reuse::kFresh);
+}
+
 // Rule syntax errors carry the line of the offending value.
 void expect_error(const std::string& rules, int line, std::string_view what) {
   auto c = parse_config(std::string(kHead) + kTargets + rules, "/etc/tg", "t.toml");

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/context.h"
+#include "cli/control.h"
 #include "cli/keys.h"
 
 namespace touchgate::cli {
@@ -33,7 +34,9 @@ int usage_error(const CLI::App& app, const std::string& message) {
 }  // namespace
 
 int run(int argc, char** argv) {
-  CLI::App app("Administer the touchgate SSH gateway: enrolled hardware keys.", "touchgate");
+  CLI::App app("Administer the touchgate SSH gateway: enrolled hardware keys, running sessions, "
+                "configuration reload.",
+                "touchgate");
   app.fallthrough();  // global options are accepted after the command too
   app.footer("See touchgate(8).");
   app.get_formatter()->column_width(32);
@@ -49,6 +52,7 @@ int run(int argc, char** argv) {
   app.require_subcommand(0, 1);
 
   KeysCommand keys(app);
+  ControlCommands control(app);
 
   try {
     app.parse(argc, argv);
@@ -61,7 +65,11 @@ int run(int argc, char** argv) {
     if (!keys.command_chosen()) return usage_error(app, keys.missing_command_message());
     return keys.run(config);
   }
-  return usage_error(app, "a command is required: keys");
+  if (control.selected()) {
+    if (!control.command_chosen()) return usage_error(app, control.missing_command_message());
+    return control.run(config);
+  }
+  return usage_error(app, "a command is required: keys, reload, sessions");
 }
 
 }  // namespace touchgate::cli

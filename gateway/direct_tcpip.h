@@ -69,6 +69,12 @@ class Forward : public Pollable {
   State state() const { return state_; }
   uint64_t id() const { return id_; }
   const policy::Target& target() const { return target_; }
+  // For `touchgate sessions list`: the address connected to ("" until connected), when the
+  // channel was opened, and the bytes relayed each way so far.
+  const std::string& address() const { return address_; }
+  Clock::time_point opened_at() const { return opened_at_; }
+  uint64_t bytes_up() const { return bytes_up_; }
+  uint64_t bytes_down() const { return bytes_down_; }
 
  private:
   static int on_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr, void* self);

@@ -284,8 +284,10 @@ int ControlCommands::kill(const std::filesystem::path& socket) const {
   // characters cannot turn into a different request.
   auto checked = gateway::parse_request(gateway::encode_request(request));
   if (!checked || checked->verb != request.verb || checked->principal != request.principal) {
-    std::fprintf(stderr, "touchgate: %s\n",
-                 checked ? "the user name is not valid" : checked.error().message.c_str());
+    std::fprintf(stderr,
+                 "touchgate: \"%s\" is not a user name touchgated knows (1-64 letters, digits, "
+                 "'.', '_', '@' and '-')\n",
+                 cell(user_).c_str());
     return kExitUsage;
   }
   auto reply = exchange(socket, request);

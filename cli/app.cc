@@ -7,6 +7,7 @@
 
 #include "cli/client_config.h"
 #include "cli/context.h"
+#include "cli/control.h"
 #include "cli/keys.h"
 #include "cli/policy.h"
 
@@ -35,9 +36,9 @@ int usage_error(const CLI::App& app, const std::string& message) {
 }  // namespace
 
 int run(int argc, char** argv) {
-  CLI::App app(
-      "Administer the touchgate SSH gateway: enrolled hardware keys and the access policy.",
-      "touchgate");
+  CLI::App app("Administer the touchgate SSH gateway: enrolled hardware keys, the access policy, "
+                "running sessions, configuration reload.",
+                "touchgate");
   app.fallthrough();  // global options are accepted after the command too
   app.footer("See touchgate(8).");
   app.get_formatter()->column_width(32);
@@ -55,6 +56,7 @@ int run(int argc, char** argv) {
   KeysCommand keys(app);
   PolicyCommand policy(app);
   ClientConfigCommand client_config(app);
+  ControlCommands control(app);
 
   try {
     app.parse(argc, argv);
@@ -72,7 +74,12 @@ int run(int argc, char** argv) {
     return policy.run(config);
   }
   if (client_config.selected()) return client_config.run(config);
-  return usage_error(app, "a command is required: keys, policy, client-config");
+  if (control.selected()) {
+    if (!control.command_chosen()) return usage_error(app, control.missing_command_message());
+    return control.run(config);
+  }
+  return usage_error(app,
+                     "a command is required: keys, policy, client-config, reload, sessions");
 }
 
 }  // namespace touchgate::cli

@@ -474,6 +474,7 @@ int Connection::open_direct_tcpip(ssh_message msg) {
   forwards_.push_back(std::move(fwd));
   raw->attach(channel);
   raw->limit_session(d.max_session, d.rule_id);
+  raw->set_request(host, port);
   // The second factor: until it passes, the channel stays in kAuthorizing and no byte moves,
   // and no connection to the target is made. The challenge starts after this callback returns.
   request_touch(raw->id(), what, true, TouchNeed{d.factors, d.max_age, d.rule_id});
@@ -550,6 +551,7 @@ void Connection::deliver_touch(uint64_t channel_id, const Result<TouchProof>& re
   for (auto& f : forwards_) {
     if (f->id() != channel_id) continue;
     if (result) {
+      f->set_touch_factors(result->factors);
       f->authorized();
     } else {
       f->refuse(result.error().code, result.error().message);
@@ -675,6 +677,44 @@ void Connection::forward_failed(Forward* f, const std::string& code, const std::
   // The failed channel closes itself on its next pump; when it was the only one, the client
   // learns the reason from the disconnect instead.
   if (others == 0) schedule_disconnect(code, message);
+}
+
+// ---- reload ------------------------------------------------------------------------------------
+
+void Connection::reevaluate() {
+  if (state_ != State::kAuthenticated || pending_disconnect_) return;
+  const auto now = std::chrono::system_clock::now();
+  size_t revoked = 0;
+  for (size_t i = 0; i < forwards_.size(); ++i) {
+    Forward& f = *forwards_[i];
+    if (!f.live()) continue;
+    policy::Request req;
+    req.host = f.request_host();
+    req.port = f.request_port();
+    req.action = policy::Action::kJump;
+    req.at = now;
+    const policy::Decision d = snap_.policy->decide(identity(), req);
+    std::string why;
+    if (!d.allowed()) {
+      why = d.explanation;
+    } else if (f.touch_factors() != 0 &&
+               (f.touch_factors() & (d.factors != 0 ? d.factors : policy::kAllFactors)) == 0) {
+      why = fmt::format("rule {} now requires {}", d.rule_id, policy::factor_names(d.factors));
+    }
+    if (why.empty()) continue;
+    ++revoked;
+    log_event(Level::kInfo, "channel_revoked",
+              {{"conn", id_},
+               {"channel", f.id()},
+               {"user", login_},
+               {"target", f.target().name},
+               {"rule", d.rule_id},
+               {"code", d.code},
+               {"reason", why}});
+    f.refuse_by_policy("policy_revoked",
+                       fmt::format("the reloaded policy no longer allows this channel: {}", why));
+  }
+  if (revoked > 0) after_mfa_event();
 }
 
 // ---- closing ----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "gateway/control_protocol.h"
 #include "gateway/mfa_dialog.h"
 #include "gateway/pollable.h"
 #include "gateway/runtime.h"
@@ -165,6 +166,22 @@ class Connection : public Pollable {
   std::unique_ptr<MfaDialog> mfa_;         // the challenge for touch_queue_.front()
   std::optional<TouchProof> last_touch_;   // for reuse within [mfa] max_age
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // answers from other threads check it
+
+  // ---- administration: reload and `touchgate sessions` (bodies in connection_admin.cc) -------
+ public:
+  // refresh_snapshot takes the worker's current snapshot for the decisions made from now on
+  // (authentication, new channels, touches); channels already running keep their target.
+  void refresh_snapshot();
+  // reevaluate re-checks the running channels against the current snapshot's policy and closes
+  // those it now denies (after a reload with [policy] reevaluate = true).
+  void reevaluate();
+  // authenticated is true past authentication and before any disconnect.
+  bool authenticated() const { return state_ == State::kAuthenticated; }
+  // session_info describes an authenticated connection for `touchgate sessions list`.
+  SessionInfo session_info() const;
+  // kill_by_admin ends the connection now; the client reads "touchgate: ended by an
+  // administrator (uid UID) (session_killed)".
+  void kill_by_admin(uint32_t uid);
 };
 
 // disconnect_text is the text a client prints after "Received disconnect from ...: 11: ".

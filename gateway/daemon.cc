@@ -24,6 +24,8 @@
 
 #include <fmt/format.h>
 
+#include "gateway/admin.h"
+#include "gateway/control_server.h"
 #include "gateway/host_keys.h"
 #include "gateway/listener.h"
 #include "gateway/log.h"
@@ -81,6 +83,9 @@ Result<Snapshot> load_snapshot(const std::filesystem::path& file) {
 
 namespace {
 
+// The acceptor's epoll tags: listeners by index, the signalfd, the control socket.
+constexpr uint64_t kControlTag = UINT64_MAX - 1;
+
 void print_error(const std::string& message) { std::fprintf(stderr, "touchgated: %s\n", message.c_str()); }
 
 }  // namespace
@@ -125,6 +130,12 @@ int run_daemon(const DaemonOptions& options) {
     print_error(r.error().message);
     return 1;
   }
+  // Made before any other thread runs: the socket file is created under a private umask.
+  auto control = ControlServer::open(config->server);
+  if (!control) {
+    print_error(fmt::format("{} ({})", control.error().message, control.error().code));
+    return 1;
+  }
 
   auto store = StoreService::start(store::default_database_path(config->server.state_dir.string()));
   if (!store) {
@@ -159,6 +170,10 @@ int run_daemon(const DaemonOptions& options) {
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < nworkers; ++i) workers.push_back(std::make_unique<Worker>(i, runtime));
   for (auto& w : workers) w->start();
+  Admin admin(runtime, cfg->source, workers);
+  (*control)->set_handler([&admin](const ControlRequest& request, const PeerCredentials& peer) {
+    return admin.answer(request, peer.uid);
+  });
 
   int ep = epoll_create1(EPOLL_CLOEXEC);
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -171,26 +186,38 @@ int run_daemon(const DaemonOptions& options) {
       ev.data.u64 = i;
       epoll_ctl(ep, EPOLL_CTL_ADD, ssh_bind_get_fd(binds[i].get()), &ev);
     }
+    ev.data.u64 = kControlTag;
+    epoll_ctl(ep, EPOLL_CTL_ADD, (*control)->fd(), &ev);
   }
   log_event(Level::kInfo, "ready",
-            {{"workers", nworkers}, {"targets", cfg->targets.size()}, {"cas", runtime.snapshot().trust->cas.size()}});
+            {{"workers", nworkers}, {"targets", cfg->targets.size()}, {"cas", runtime.snapshot().trust->cas.size()},
+             {"control_socket", (*control)->path().string()}});
 
   uint64_t rr = 0;
   bool stop = false;
   epoll_event events[16];
   while (!stop) {
-    int n = epoll_wait(ep, events, 16, -1);
+    int n = epoll_wait(ep, events, 16, (*control)->timeout_ms());
     if (n < 0) {
       if (errno == EINTR) continue;
       log_event(Level::kError, "accept_loop_failed", {{"error", std::strerror(errno)}});
       break;
     }
+    (*control)->tick();
+    cfg = runtime.snapshot().config;  // a reload may have replaced it
     for (int i = 0; i < n && !stop; ++i) {
+      if (events[i].data.u64 == kControlTag) {
+        (*control)->on_ready();
+        cfg = runtime.snapshot().config;
+        continue;
+      }
       if (events[i].data.u64 == UINT64_MAX) {
         signalfd_siginfo si{};
         while (::read(sfd, &si, sizeof si) == sizeof si) {
           if (si.ssi_signo == SIGHUP) {
-            log_event(Level::kInfo, "sighup_ignored", {{"note", "configuration reload is not supported yet; restart to apply changes"}});
+            // Success and failure are logged by reload; the running configuration stays on failure.
+            (void)admin.reload("SIGHUP");
+            cfg = runtime.snapshot().config;
             continue;
           }
           log_event(Level::kInfo, "shutdown_requested",
@@ -238,8 +265,9 @@ int run_daemon(const DaemonOptions& options) {
     }
   }
 
-  // Drain: no new connections; sessions may finish until the deadline.
+  // Drain: no new connections and no control requests; sessions may finish until the deadline.
   binds.clear();
+  control->reset();
   runtime.draining = true;
   auto deadline = std::chrono::steady_clock::now() + cfg->server.drain_timeout;
   for (auto& w : workers) w->drain(deadline);

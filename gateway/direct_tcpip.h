@@ -70,8 +70,25 @@ class Forward : public Pollable {
   State state() const { return state_; }
   uint64_t id() const { return id_; }
   const policy::Target& target() const { return target_; }
+  // refuse_by_policy ends the channel (any state) because the policy no longer allows it.
+  void refuse_by_policy(const std::string& code, const std::string& message) { fail(code, message); }
+  // The request as the policy saw it (for re-checks after a reload), and what its touch proved.
+  void set_request(std::string host, uint16_t port) {
+    request_host_ = std::move(host);
+    request_port_ = port;
+  }
+  const std::string& request_host() const { return request_host_; }
+  uint16_t request_port() const { return request_port_; }
+  void set_touch_factors(uint8_t factors) { touch_factors_ = factors; }
+  uint8_t touch_factors() const { return touch_factors_; }
   // limit_session closes the channel max_session after it opened (0: no limit), naming the rule.
   void limit_session(std::chrono::seconds max_session, std::string rule);
+  // For `touchgate sessions list`: the address connected to ("" until connected), when the
+  // channel was opened, and the bytes relayed each way so far.
+  const std::string& address() const { return address_; }
+  Clock::time_point opened_at() const { return opened_at_; }
+  uint64_t bytes_up() const { return bytes_up_; }
+  uint64_t bytes_down() const { return bytes_down_; }
 
  private:
   static int on_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr, void* self);
@@ -97,6 +114,9 @@ class Forward : public Pollable {
   std::string limit_rule_;
   std::chrono::seconds max_session_{0};
   std::string requested_;  // what the client asked for ("host:port")
+  std::string request_host_;
+  uint16_t request_port_ = 0;
+  uint8_t touch_factors_ = 0;  // policy::Factor bits of the touch that authorized it
   State state_ = State::kAuthorizing;
   ssh_channel channel_ = nullptr;
   ssh_channel_callbacks_struct cb_{};

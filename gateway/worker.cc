@@ -133,6 +133,10 @@ void Worker::unwatch(int fd) { epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
 
 void Worker::mark_dirty(Connection* c) { dirty_.push_back(c); }
 
+void Worker::for_each_connection(const std::function<void(Connection&)>& fn) {
+  for (auto& [raw, conn] : connections_) fn(*raw);
+}
+
 void Worker::linger(int fd) {
   ::shutdown(fd, SHUT_WR);
   auto l = std::make_unique<Linger>(*this, fd);

@@ -65,6 +65,9 @@ class Worker {
   bool draining() const { return draining_; }
   int index() const { return index_; }
   size_t connection_count() const { return connections_.size(); }
+  // for_each_connection calls fn on every connection of this worker (worker thread only; fn may
+  // close a connection: it is reaped after the current batch).
+  void for_each_connection(const std::function<void(Connection&)>& fn);
 
  private:
   class Wakeup;

@@ -247,6 +247,16 @@ Result<const toml::array*> Loader::get_array(const toml::node& node, std::string
 }
 
 Result<void> Loader::load_server(const toml::table& table, ServerConfig* out) const {
+  // A unix socket path fits sockaddr_un's 108 bytes with its terminating NUL.
+  constexpr size_t kMaxSocketPath = 107;
+  // A group name as useradd(8) takes it, and nothing a log line or a shell would misread.
+  const auto valid_group_name = [](std::string_view g) {
+    return !g.empty() && g.size() <= 32 && g.front() != '-' &&
+           std::all_of(g.begin(), g.end(), [](char c) {
+             return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '-' || c == '_';
+           });
+  };
   bool have_state_dir = false;
   bool have_listen = false;
   const toml::node* host_keys = nullptr;
@@ -320,6 +330,24 @@ Result<void> Loader::load_server(const toml::table& table, ServerConfig* out) co
       auto d = get_duration(node, name, 0, kMaxDurationSeconds);
       if (!d) return tl::unexpected(d.error());
       out->idle_timeout = *d;
+    } else if (k == "control_socket") {
+      auto p = get_path(node, name);
+      if (!p) return tl::unexpected(p.error());
+      if (p->string().size() > kMaxSocketPath) {
+        return error_at(node, fmt::format("server.control_socket is too long for a unix socket "
+                                          "(at most {} bytes)",
+                                          kMaxSocketPath));
+      }
+      out->control_socket = std::move(*p);
+    } else if (k == "admin_group") {
+      auto v = get_string(node, name);
+      if (!v) return tl::unexpected(v.error());
+      if (!valid_group_name(*v)) {
+        return error_at(node,
+                        "server.admin_group must be a group name: 1-32 characters of "
+                        "letters, digits, '.', '-' and '_', not starting with '-'");
+      }
+      out->admin_group = std::move(*v);
     } else {
       return error_at(
           key.source(),
@@ -327,7 +355,8 @@ Result<void> Loader::load_server(const toml::table& table, ServerConfig* out) co
                       suggestion(k, {"name", "listen", "host_keys", "state_dir", "login_grace_time",
                                      "max_auth_tries", "max_startups", "max_sessions",
                                      "max_channels_per_connection", "workers", "connect_timeout",
-                                     "drain_timeout", "idle_timeout"})));
+                                     "drain_timeout", "idle_timeout", "control_socket",
+                                     "admin_group"})));
     }
   }
   if (!have_listen) return error_at(table, "[server] is missing the required key \"listen\"");
@@ -347,6 +376,7 @@ Result<void> Loader::load_server(const toml::table& table, ServerConfig* out) co
   } else {
     out->host_keys.push_back(out->state_dir / "ssh_host_ed25519_key");
   }
+  if (out->control_socket.empty()) out->control_socket = out->state_dir / "control.sock";
   return {};
 }
 

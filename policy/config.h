@@ -34,6 +34,8 @@ struct ServerConfig {
   std::chrono::seconds connect_timeout{10};           // target TCP connect
   std::chrono::seconds drain_timeout{30};             // SIGTERM: wait this long for sessions
   std::chrono::seconds idle_timeout{0};               // 0 = none
+  std::filesystem::path control_socket;               // default: state_dir/control.sock
+  std::string admin_group;                            // "" = none: only root and the daemon's uid
 };
 
 struct TrustConfig {

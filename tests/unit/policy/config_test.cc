@@ -172,6 +172,31 @@ TEST(ConfigTest, HostKeysDefaultFollowsStateDir) {
   EXPECT_EQ(c->server.host_keys[0], fs::path("/srv/tg/ssh_host_ed25519_key"));
 }
 
+TEST(ConfigTest, ControlSocketDefaultFollowsStateDir) {
+  auto c = parse(with_server("state_dir = \"/srv/tg\""));
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_EQ(c->server.control_socket, fs::path("/srv/tg/control.sock"));
+  EXPECT_EQ(c->server.admin_group, "");
+}
+
+TEST(ConfigTest, ControlSocketAndAdminGroup) {
+  auto c = parse(with_server("control_socket = \"run/tg.sock\"\nadmin_group = \"tg-admin\""));
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_EQ(c->server.control_socket, fs::path("/etc/tg/run/tg.sock"));
+  EXPECT_EQ(c->server.admin_group, "tg-admin");
+}
+
+TEST(ConfigTest, ControlSocketAndAdminGroupErrors) {
+  expect_error(with_server("control_socket = \"\""), 3, "server.control_socket must not be empty");
+  expect_error(with_server("control_socket = \"/" + std::string(120, 'a') + "\""), 3,
+               "server.control_socket is too long for a unix socket (at most 107 bytes)");
+  expect_error(with_server("admin_group = \"\""), 3, "server.admin_group must be a group name");
+  expect_error(with_server("admin_group = \"-x\""), 3, "server.admin_group must be a group name");
+  expect_error(with_server("admin_group = \"a b\""), 3, "server.admin_group must be a group name");
+  expect_error(with_server("admin_group = 0"), 3, "server.admin_group must be a string");
+  expect_error(with_server("control_sock = \"x\""), 3, "(did you mean \"control_socket\"?)");
+}
+
 TEST(ConfigTest, ArrayOfTablesForCaKeys) {
   auto c = parse(R"([server]
 listen = ["127.0.0.1:2222"]

@@ -1,0 +1,199 @@
+#include "gateway/admin.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "gateway/connection.h"
+#include "gateway/log.h"
+
+namespace touchgate::gateway {
+
+namespace {
+
+// Gathered collects the workers' answers to one question.
+template <class T>
+struct Gathered {
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t pending = 0;
+  T value{};
+};
+
+// ask_workers runs fn(worker, value) on every worker thread and waits until all have answered or
+// the deadline passed (control_timeout). A late answer lands in the shared state and is dropped.
+template <class T>
+Result<T> ask_workers(const std::vector<std::unique_ptr<Worker>>& workers,
+                      std::function<void(Worker&, T&)> fn) {
+  auto g = std::make_shared<Gathered<T>>();
+  g->pending = workers.size();
+  for (const auto& w : workers) {
+    Worker* worker = w.get();
+    worker->post([g, worker, fn] {
+      T mine{};
+      fn(*worker, mine);
+      std::lock_guard<std::mutex> lock(g->mu);
+      if constexpr (std::is_arithmetic_v<T>) {
+        g->value += mine;
+      } else {
+        for (auto& item : mine) g->value.push_back(std::move(item));
+      }
+      --g->pending;
+      g->cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(g->mu);
+  if (!g->cv.wait_for(lock, Admin::kWorkerDeadline, [&] { return g->pending == 0; })) {
+    return fail("control_timeout",
+                fmt::format("{} of {} workers did not answer within {} ms", g->pending,
+                            workers.size(), Admin::kWorkerDeadline.count()));
+  }
+  return std::move(g->value);
+}
+
+}  // namespace
+
+std::vector<std::string> restart_only_changes(const policy::ServerConfig& running,
+                                              const policy::ServerConfig& loaded) {
+  std::vector<std::string> changed;
+  const auto listen_text = [](const policy::ServerConfig& s) {
+    std::vector<std::string> out;
+    for (const auto& a : s.listen) out.push_back(a.to_string());
+    return out;
+  };
+  if (listen_text(running) != listen_text(loaded)) changed.push_back("listen");
+  if (running.host_keys != loaded.host_keys) changed.push_back("host_keys");
+  if (running.state_dir != loaded.state_dir) changed.push_back("state_dir");
+  if (running.workers != loaded.workers) changed.push_back("workers");
+  if (running.control_socket != loaded.control_socket) changed.push_back("control_socket");
+  if (running.admin_group != loaded.admin_group) changed.push_back("admin_group");
+  return changed;
+}
+
+Result<Reloaded> Admin::reload(std::string_view by) {
+  const Snapshot running = runtime_.snapshot();
+  auto loaded = load_snapshot(config_);
+  if (!loaded) {
+    log_event(Level::kWarn, "reload_failed",
+              {{"by", by},
+               {"generation", running.generation},
+               {"code", loaded.error().code},
+               {"error", loaded.error().message}});
+    return tl::unexpected(loaded.error());
+  }
+  Snapshot next = std::move(*loaded);
+  const policy::ServerConfig& was = running.config->server;
+  const auto kept = restart_only_changes(was, next.config->server);
+  if (!kept.empty()) {
+    // What is already bound, opened and started stays as it is; the snapshot says so too.
+    auto patched = std::make_shared<policy::Config>(*next.config);
+    patched->server.listen = was.listen;
+    patched->server.host_keys = was.host_keys;
+    patched->server.state_dir = was.state_dir;
+    patched->server.workers = was.workers;
+    patched->server.control_socket = was.control_socket;
+    patched->server.admin_group = was.admin_group;
+    next.config = patched;
+    next.policy = policy::Policy::compile(next.config);
+    log_event(Level::kWarn, "reload_needs_restart",
+              {{"settings", fmt::format("{}", fmt::join(kept, ","))},
+               {"note",
+                "changed in the file; the running values stay in effect until touchgated "
+                "restarts"}});
+  }
+  next.generation = running.generation + 1;
+  const uint64_t generation = next.generation;
+  const bool reevaluate = next.config->policy.reevaluate;
+  const size_t targets = next.config->targets.size();
+  const size_t cas = next.trust->cas.size();
+  runtime_.set_snapshot(std::move(next));
+  log_event(Level::kInfo, "reload_ok",
+            {{"generation", generation},
+             {"by", by},
+             {"targets", targets},
+             {"cas", cas},
+             {"reevaluate", reevaluate ? "true" : "false"}});
+  // Connections take the new snapshot for their next decisions; running channels continue.
+  for (const auto& w : workers_) {
+    Worker* worker = w.get();
+    worker->post([worker, reevaluate] {
+      worker->for_each_connection([reevaluate](Connection& c) {
+        c.refresh_snapshot();
+        if (reevaluate) c.reevaluate();
+      });
+    });
+  }
+  return Reloaded{generation, kept};
+}
+
+Result<std::vector<SessionInfo>> Admin::list_sessions() {
+  auto sessions = ask_workers<std::vector<SessionInfo>>(
+      workers_, [](Worker& worker, std::vector<SessionInfo>& out) {
+        worker.for_each_connection([&out](Connection& c) {
+          if (c.authenticated()) out.push_back(c.session_info());
+        });
+      });
+  if (!sessions) return sessions;
+  std::sort(sessions->begin(), sessions->end(),
+            [](const SessionInfo& a, const SessionInfo& b) { return a.id < b.id; });
+  return sessions;
+}
+
+Result<size_t> Admin::kill(const ControlRequest& request, uint32_t uid) {
+  const bool by_user = request.verb == ControlVerb::kSessionsKillUser;
+  const uint64_t id = request.connection_id;
+  const std::string principal = request.principal;
+  return ask_workers<size_t>(workers_, [by_user, id, principal, uid](Worker& worker, size_t& n) {
+    // Chosen first, killed after: killing does not change the worker's set of connections
+    // (they are reaped later), but the choice should not depend on that.
+    std::vector<Connection*> chosen;
+    worker.for_each_connection([&](Connection& c) {
+      if (!c.authenticated()) return;
+      if (by_user ? c.login() == principal : c.id() == id) chosen.push_back(&c);
+    });
+    for (Connection* c : chosen) c->kill_by_admin(uid);
+    n = chosen.size();
+  });
+}
+
+std::string Admin::answer(const ControlRequest& request, uint32_t uid) {
+  switch (request.verb) {
+    case ControlVerb::kPing:
+      return format_ok();
+    case ControlVerb::kReload: {
+      auto reloaded = reload("control");
+      if (!reloaded) return format_error(reloaded.error());
+      std::string out = format_ok(fmt::format("generation {}", reloaded->generation));
+      if (!reloaded->restart_needed.empty()) {
+        out += fmt::format("restart-needed {}\n", fmt::join(reloaded->restart_needed, ","));
+      }
+      return out;
+    }
+    case ControlVerb::kSessionsList: {
+      auto sessions = list_sessions();
+      if (!sessions) return format_error(sessions.error());
+      std::string out = format_ok();
+      for (const auto& s : *sessions) out += format_session(s);
+      return out;
+    }
+    case ControlVerb::kSessionsKill:
+    case ControlVerb::kSessionsKillUser: {
+      auto killed = kill(request, uid);
+      if (!killed) return format_error(killed.error());
+      if (*killed == 0) {
+        const std::string what =
+            request.verb == ControlVerb::kSessionsKillUser
+                ? fmt::format("no authenticated session of user {}", request.principal)
+                : fmt::format("no authenticated session with connection id {}",
+                              request.connection_id);
+        return format_error(Error{"no_such_session", what});
+      }
+      return format_ok(fmt::format("killed {}", *killed));
+    }
+  }
+  return format_error(Error{"control_bad_request", "unknown request"});
+}
+
+}  // namespace touchgate::gateway

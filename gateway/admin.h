@@ -1,0 +1,68 @@
+// Administration of a running gateway: configuration reload (SIGHUP, `touchgate reload`), the
+// list of sessions and killing them (`touchgate sessions`). Used on the acceptor thread; the
+// workers own the connections, so questions about them are posted to each worker and answered
+// within a deadline.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/control_protocol.h"
+#include "gateway/runtime.h"
+#include "gateway/worker.h"
+#include "ssh/error.h"
+
+namespace touchgate::gateway {
+
+// restart_only_changes names the [server] settings that differ between two configurations but
+// take effect only when touchgated restarts: listen, host_keys, state_dir, workers,
+// control_socket, admin_group. Empty when none differ.
+std::vector<std::string> restart_only_changes(const policy::ServerConfig& running,
+                                              const policy::ServerConfig& loaded);
+
+// What a successful reload did.
+struct Reloaded {
+  uint64_t generation = 0;
+  std::vector<std::string> restart_needed;  // restart_only_changes: kept at their running values
+};
+
+class Admin {
+ public:
+  // How long the workers have to answer a question about their connections.
+  static constexpr std::chrono::milliseconds kWorkerDeadline{1000};
+
+  Admin(Runtime& runtime, std::filesystem::path config,
+        const std::vector<std::unique_ptr<Worker>>& workers)
+      : runtime_(runtime), config_(std::move(config)), workers_(workers) {}
+
+  // reload loads the configuration file again (load_snapshot). On success the new snapshot,
+  // generation + 1, serves new connections, and every connection takes it for its next decisions
+  // (running channels continue; with [policy] reevaluate they are re-checked); restart-only
+  // settings keep their running values (a warning names them). On failure nothing changes and
+  // the error carries the file's line-numbered message. `by` says who asked ("SIGHUP", "control"), for the log.
+  Result<Reloaded> reload(std::string_view by);
+
+  // list_sessions describes every authenticated connection, by connection id. Code
+  // control_timeout when a worker does not answer within kWorkerDeadline.
+  Result<std::vector<SessionInfo>> list_sessions();
+
+  // kill ends the authenticated connections a kSessionsKill or kSessionsKillUser request names,
+  // each with "ended by an administrator (uid UID)", and returns how many. control_timeout as
+  // above (connections already ended stay ended).
+  Result<size_t> kill(const ControlRequest& request, uint32_t uid);
+
+  // answer runs a control request for a peer with uid `uid` and returns the whole reply.
+  std::string answer(const ControlRequest& request, uint32_t uid);
+
+ private:
+  Runtime& runtime_;
+  std::filesystem::path config_;
+  const std::vector<std::unique_ptr<Worker>>& workers_;
+};
+
+}  // namespace touchgate::gateway

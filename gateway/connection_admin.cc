@@ -1,0 +1,62 @@
+// What an administrator does to a running connection: a reloaded configuration, the description
+// `touchgate sessions list` shows, and `touchgate sessions kill`. Runs on the connection's worker.
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "gateway/connection.h"
+#include "gateway/direct_tcpip.h"
+#include "gateway/log.h"
+#include "policy/factor.h"
+
+namespace touchgate::gateway {
+
+namespace {
+
+// unix_seconds converts a steady-clock instant of the past to wall-clock unix seconds.
+int64_t unix_seconds(std::chrono::steady_clock::time_point at) {
+  const auto ago = std::chrono::steady_clock::now() - at;
+  const auto then = std::chrono::system_clock::now() -
+                    std::chrono::duration_cast<std::chrono::system_clock::duration>(ago);
+  return std::chrono::duration_cast<std::chrono::seconds>(then.time_since_epoch()).count();
+}
+
+}  // namespace
+
+void Connection::refresh_snapshot() {
+  snap_ = worker_.runtime().snapshot();
+}
+
+SessionInfo Connection::session_info() const {
+  SessionInfo info;
+  info.id = id_;
+  info.user = login_;
+  info.source = peer_;
+  info.since = unix_seconds(accepted_at_);
+  info.factor = "none";
+  for (const auto& f : forwards_) {
+    if (f->done()) continue;
+    ChannelInfo c;
+    c.channel = f->id();
+    c.target = f->target().name;
+    c.address = f->address().empty() ? f->target().address() : f->address();
+    c.since = unix_seconds(f->opened_at());
+    c.bytes_up = f->bytes_up();
+    c.bytes_down = f->bytes_down();
+    info.channels.push_back(std::move(c));
+  }
+  if (last_touch_) {
+    info.factor = std::string(policy::strongest_factor(proven_factor(last_touch_->touch,
+                                                                     last_touch_->kind)));
+    info.key_fp = last_touch_->touch.fingerprint();
+  }
+  return info;
+}
+
+void Connection::kill_by_admin(uint32_t uid) {
+  log_event(Level::kInfo, "session_killed",
+            {{"conn", id_}, {"peer", peer_}, {"user", login_}, {"by_uid", uid}});
+  disconnect_now("session_killed", fmt::format("ended by an administrator (uid {})", uid));
+}
+
+}  // namespace touchgate::gateway

@@ -1,0 +1,299 @@
+// Trust boundary: request bytes from a local peer of the control socket; replies from the daemon
+// read by touchgate.
+#include "gateway/control_protocol.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+
+namespace touchgate::gateway {
+namespace {
+
+constexpr const char* kBad = "control_bad_request";
+constexpr size_t kMaxIdDigits = 20;
+constexpr size_t kMaxPrincipal = 64;
+constexpr size_t kMaxCode = 64;
+
+bool is_principal_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '@' || c == '-';
+}
+
+bool valid_principal(std::string_view s) {
+  return !s.empty() && s.size() <= kMaxPrincipal &&
+         std::all_of(s.begin(), s.end(), is_principal_char);
+}
+
+bool valid_code(std::string_view s) {
+  return !s.empty() && s.size() <= kMaxCode && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+// parse_id accepts 1-20 decimal digits whose value fits 64 bits.
+bool parse_id(std::string_view s, uint64_t* out) {
+  if (s.empty() || s.size() > kMaxIdDigits) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  *out = v;
+  return true;
+}
+
+// shown is a word of a refused request as a message quotes it: at most 32 characters (printable
+// ASCII: parse_request checks that before splitting).
+std::string shown(std::string_view word) {
+  if (word.size() > 32) return "\"" + std::string(word.substr(0, 32)) + "...\"";
+  return "\"" + std::string(word) + "\"";
+}
+
+// utf8_length is the length of the well-formed UTF-8 sequence at the start of s (RFC 3629: no
+// overlong forms, no surrogates, nothing above U+10FFFF), 0 if there is none.
+size_t utf8_length(std::string_view s) {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = b(0);
+  size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xbf;  // bounds of the second byte
+  if (c < 0x80) return 1;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
+  for (size_t i = 2; i < n; ++i) {
+    if (b(i) < 0x80 || b(i) > 0xbf) return 0;
+  }
+  return n;
+}
+
+// append_json_string writes s as a JSON string: control characters escaped, well-formed UTF-8
+// kept, any other byte replaced by U+FFFD, so the line is valid JSON whatever a certificate or a
+// target name carried.
+void append_json_string(std::string* out, std::string_view s) {
+  out->push_back('"');
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(static_cast<char>(c));
+      ++i;
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      *out += buf;
+      ++i;
+    } else if (size_t n = utf8_length(s.substr(i)); n > 0) {
+      out->append(s.substr(i, n));
+      i += n;
+    } else {
+      *out += "\\ufffd";
+      ++i;
+    }
+  }
+  out->push_back('"');
+}
+
+void append_field(std::string* out, std::string_view name) {
+  if (out->back() != '{') out->push_back(',');
+  append_json_string(out, name);
+  out->push_back(':');
+}
+
+void append_string_field(std::string* out, std::string_view name, std::string_view value) {
+  append_field(out, name);
+  append_json_string(out, value);
+}
+
+void append_number_field(std::string* out, std::string_view name, uint64_t value) {
+  append_field(out, name);
+  *out += std::to_string(value);
+}
+
+}  // namespace
+
+Result<ControlRequest> parse_request(std::string_view bytes) {
+  if (bytes.size() > kMaxControlRequest) {
+    return fail("control_request_too_long",
+                "the request is longer than " + std::to_string(kMaxControlRequest) + " bytes");
+  }
+  if (bytes.empty() || bytes.back() != '\n') {
+    return fail(kBad, "the request must be one line ending in a newline");
+  }
+  std::string_view line = bytes.substr(0, bytes.size() - 1);
+  for (char ch : line) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') return fail(kBad, "one request per connection: a second line follows");
+    if (c < 0x20 || c == 0x7f) return fail(kBad, "the request contains a control character");
+    if (c >= 0x80) return fail(kBad, "the request contains a character outside ASCII");
+  }
+  if (line.empty()) return fail(kBad, "the request is empty");
+
+  // Every request has at most four words; a fifth is reported as unexpected.
+  std::vector<std::string_view> words;
+  size_t start = 0;
+  for (;;) {
+    const size_t space = line.find(' ', start);
+    const size_t end = space == std::string_view::npos ? line.size() : space;
+    if (end == start) return fail(kBad, "words are separated by exactly one space");
+    words.push_back(line.substr(start, end - start));
+    if (space == std::string_view::npos || words.size() == 5) break;
+    start = space + 1;
+  }
+
+  // extra refuses words[n] and what follows it.
+  const auto extra = [&](size_t n) {
+    std::string before;
+    for (size_t i = 0; i < n; ++i) before += (i > 0 ? " " : "") + std::string(words[i]);
+    return fail(kBad, "unexpected " + shown(words[n]) + " after \"" + before + "\"");
+  };
+  ControlRequest r;
+  if (words[0] == "ping" || words[0] == "reload") {
+    if (words.size() > 1) return extra(1);
+    r.verb = words[0] == "ping" ? ControlVerb::kPing : ControlVerb::kReload;
+    return r;
+  }
+  if (words[0] != "sessions") {
+    return fail(kBad, "unknown request " + shown(words[0]) +
+                          " (expected ping, reload, sessions list, sessions kill)");
+  }
+  if (words.size() < 2) return fail(kBad, "\"sessions\" needs \"list\" or \"kill\"");
+  if (words[1] == "list") {
+    if (words.size() > 2) return extra(2);
+    r.verb = ControlVerb::kSessionsList;
+    return r;
+  }
+  if (words[1] != "kill") {
+    return fail(kBad, "unknown request " + shown("sessions " + std::string(words[1])) +
+                          " (expected sessions list, sessions kill)");
+  }
+  if (words.size() < 3) {
+    return fail(kBad, "\"sessions kill\" needs a connection id or --user PRINCIPAL");
+  }
+  if (words[2] == "--user") {
+    if (words.size() < 4) return fail(kBad, "\"sessions kill --user\" needs a principal");
+    if (words.size() > 4) return extra(4);
+    if (!valid_principal(words[3])) {
+      return fail(kBad, "the principal " + shown(words[3]) +
+                            " is not 1-64 characters of letters, digits, '.', '_', '@' and '-'");
+    }
+    r.verb = ControlVerb::kSessionsKillUser;
+    r.principal = std::string(words[3]);
+    return r;
+  }
+  if (words.size() > 3) return extra(3);
+  if (!parse_id(words[2], &r.connection_id)) {
+    return fail(kBad, "the connection id " + shown(words[2]) +
+                          " is not a number of 1-20 digits below 2^64");
+  }
+  r.verb = ControlVerb::kSessionsKill;
+  return r;
+}
+
+std::string encode_request(const ControlRequest& request) {
+  switch (request.verb) {
+    case ControlVerb::kPing:
+      return "ping\n";
+    case ControlVerb::kReload:
+      return "reload\n";
+    case ControlVerb::kSessionsList:
+      return "sessions list\n";
+    case ControlVerb::kSessionsKill:
+      return "sessions kill " + std::to_string(request.connection_id) + "\n";
+    case ControlVerb::kSessionsKillUser:
+      return "sessions kill --user " + request.principal + "\n";
+  }
+  return "ping\n";
+}
+
+std::string format_ok(std::string_view detail) {
+  std::string out = "ok";
+  if (!detail.empty()) {
+    out.push_back(' ');
+    for (char c : detail) out.push_back(static_cast<unsigned char>(c) < 0x20 ? '?' : c);
+  }
+  out.push_back('\n');
+  return out;
+}
+
+std::string format_error(const Error& error) {
+  std::string out = "error ";
+  out += valid_code(error.code) ? error.code : "internal_error";
+  out.push_back(' ');
+  for (char ch : error.message) {
+    const auto c = static_cast<unsigned char>(ch);
+    out.push_back(c < 0x20 || c == 0x7f ? '?' : ch);
+  }
+  out.push_back('\n');
+  return out;
+}
+
+std::string format_session(const SessionInfo& s) {
+  std::string out = "{";
+  uint64_t up = 0, down = 0;
+  append_number_field(&out, "id", s.id);
+  append_string_field(&out, "user", s.user);
+  append_string_field(&out, "source", s.source);
+  append_string_field(&out, "since", format_rfc3339(s.since));
+  append_field(&out, "channels");
+  out.push_back('[');
+  for (size_t i = 0; i < s.channels.size(); ++i) {
+    const ChannelInfo& c = s.channels[i];
+    if (i > 0) out.push_back(',');
+    out.push_back('{');
+    append_number_field(&out, "channel", c.channel);
+    append_string_field(&out, "target", c.target);
+    append_string_field(&out, "address", c.address);
+    append_string_field(&out, "since", format_rfc3339(c.since));
+    append_number_field(&out, "bytes_up", c.bytes_up);
+    append_number_field(&out, "bytes_down", c.bytes_down);
+    out.push_back('}');
+    up += c.bytes_up;
+    down += c.bytes_down;
+  }
+  out.push_back(']');
+  append_number_field(&out, "bytes_up", up);
+  append_number_field(&out, "bytes_down", down);
+  append_string_field(&out, "factor", s.factor);
+  append_string_field(&out, "key_fp", s.key_fp);
+  out += "}\n";
+  return out;
+}
+
+Result<std::string> parse_status(std::string_view line) {
+  if (line == "ok") return std::string();
+  if (line.substr(0, 3) == "ok ") return std::string(line.substr(3));
+  if (line.substr(0, 6) == "error ") {
+    std::string_view rest = line.substr(6);
+    const size_t space = rest.find(' ');
+    std::string_view code = rest.substr(0, space);
+    std::string_view message = space == std::string_view::npos ? "" : rest.substr(space + 1);
+    if (valid_code(code)) return fail(std::string(code), std::string(message));
+  }
+  return fail("control_bad_reply", "touchgated sent a reply that is not \"ok\" or \"error\"");
+}
+
+std::string format_rfc3339(int64_t unix_seconds) {
+  std::tm tm{};
+  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+  if (gmtime_r(&t, &tm) == nullptr) return "1970-01-01T00:00:00Z";
+  char buf[96];  // room for any int fields: the compiler checks the worst case
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+}  // namespace touchgate::gateway

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Configuration reload without dropping sessions. A target added to the file is refused
+(target_unknown) until `touchgate reload`, then reachable, also on a multiplexed connection
+opened before the reload; a file with a syntax error is refused with its line number (by touchgate
+itself, by the daemon when asked through --socket, and on SIGHUP), logged as reload_failed, and
+the running configuration keeps serving; SIGHUP reloads too (the target is
+gone again); a restart-only setting is named and kept; a session running across all of it
+carries on to its end."""
+
+import os
+import re
+import select
+import signal
+
+import harness
+from harness import assert_ok, assert_refused, check, read_text
+
+
+def read_line(stream, timeout):
+    """One line from a pipe, or b'' after timeout."""
+    ready, _, _ = select.select([stream], [], [], timeout)
+    return stream.readline() if ready else b""
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def accepted(gw):
+    return len(gw.events("connection_accepted"))
+
+
+def main():
+    with harness.Env("reload") as env:
+        w = env.world()
+        other = env.start_target([w.ca], name="db2")
+        config = w.gw.config
+        sock = os.path.join(os.path.dirname(config), "state", "control.sock")
+        original = read_text(config)
+        db2 = f'\n[[target]]\nname = "db2"\naddress = "{other.address}"\n'
+
+        # A multiplexed connection and a session, both from before any reload.
+        cm = env.path("cm")
+        mux = env.client_config(w.gw, w.key, w.cert, target=w.target, name="ssh_config-mux",
+                                gw_extra=f"  ControlMaster auto\n  ControlPath {cm}\n"
+                                         "  ControlPersist 60\n")
+        try:
+            assert_ok(env.ssh(mux, "target", "echo first"), "first\n")
+            session = env.spawn(env.ssh_argv(w.config, "target",
+                                             "echo started; read word; echo got-$word"))
+            line = read_line(session.stdout, 20)
+            check(line == b"started\n", f"the session did not start (read {line!r})")
+
+            r = env.ssh(w.config, "db2", "echo no")
+            assert_refused(r, "target_unknown", w.gw)
+
+            # A broken file: refused with its line number; nothing changes. touchgate reads the
+            # file first (to find the socket) and stops there; with --socket the daemon is asked
+            # and answers the same; SIGHUP fails the same way.
+            write(config, original + '\n[[target]]\nname = "db2"\naddress = \n')
+            line_error = rf"^touchgate: {re.escape(config)}:\d+:\d+: .+ \(config_invalid\)$"
+            r = env.touchgate(w.gw, "reload")
+            check(r.returncode == 1 and re.search(line_error, r.stderr, re.M) and
+                  "touchgated was not asked to reload" in r.stderr,
+                  "a broken configuration was not refused with its line number", r)
+            r = env.touchgate(w.gw, "reload", "--socket", sock)
+            check(r.returncode == 1 and re.search(line_error, r.stderr, re.M),
+                  "touchgated did not refuse a broken configuration with its line number", r)
+            failed = rf'code=config_invalid error="{re.escape(config)}:\d+:\d+: '
+            w.gw.wait_for_log(rf"event=reload_failed by=control generation=1 {failed}")
+            w.gw.popen.send_signal(signal.SIGHUP)
+            w.gw.wait_for_log(rf"event=reload_failed by=SIGHUP generation=1 {failed}")
+            env.login_works(w)
+            assert_refused(env.ssh(w.config, "db2", "echo no"), "target_unknown", w.gw)
+
+            # The target added, and a setting that needs a restart changed.
+            write(config, original.replace("[server]\n", "[server]\nworkers = 3\n", 1) + db2)
+            r = env.touchgate(w.gw, "reload")
+            check(r.returncode == 0 and
+                  r.stdout == "touchgated reloaded its configuration (generation 2)\n",
+                  "touchgate reload failed", r)
+            check("touchgate: warning: changed settings that keep their running values until "
+                  "touchgated restarts: workers" in r.stderr,
+                  "the restart-only setting was not named", r)
+            w.gw.wait_for_log(r"event=reload_needs_restart settings=workers ")
+            w.gw.wait_for_log(r"event=reload_ok generation=2 by=control targets=2 ")
+            assert_ok(env.ssh(w.config, "db2", "echo hello-db2"), "hello-db2\n")
+
+            # The multiplexed connection from before the reload decides its new channels under
+            # the new configuration.
+            before = accepted(w.gw)
+            assert_ok(env.ssh(mux, "db2", "echo mux-db2"), "mux-db2\n")
+            check(accepted(w.gw) == before,
+                  "the second channel did not go through the multiplexed connection")
+
+            # SIGHUP: the target is gone again.
+            write(config, original)
+            w.gw.popen.send_signal(signal.SIGHUP)
+            w.gw.wait_for_log(r"event=reload_ok generation=3 by=SIGHUP targets=1 ")
+            assert_refused(env.ssh(w.config, "db2", "echo no"), "target_unknown", w.gw)
+
+            # The session from before the reloads is still there.
+            check(w.gw.alive(), "touchgated exited")
+            session.stdin.write(b"through\n")
+            session.stdin.close()
+            out = session.stdout.read()
+            session.wait(timeout=15)
+            err = session.stderr.read().decode(errors="replace")
+            check(session.returncode == 0 and out == b"got-through\n",
+                  f"the session did not survive the reloads: exit status {session.returncode}, "
+                  f"stdout {out!r}, stderr {err!r}")
+        finally:
+            env.run([harness.SSH, "-F", mux, "-O", "exit", "gw"], timeout=10)
+
+
+if __name__ == "__main__":
+    harness.scenario(main)

@@ -474,6 +474,7 @@ int Connection::open_direct_tcpip(ssh_message msg) {
   forwards_.push_back(std::move(fwd));
   raw->attach(channel);
   raw->limit_session(d.max_session, d.rule_id);
+  if (d.window_closes) raw->limit_window(*d.window_closes, d.rule_id, d.window);
   raw->set_request(host, port);
   // The second factor: until it passes, the channel stays in kAuthorizing and no byte moves,
   // and no connection to the target is made. The challenge starts after this callback returns.

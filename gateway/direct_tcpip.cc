@@ -431,7 +431,23 @@ void Forward::limit_session(std::chrono::seconds max_session, std::string rule) 
   max_session_ = max_session;
 }
 
+void Forward::limit_window(std::chrono::system_clock::time_point closes, std::string rule,
+                           std::string window) {
+  const auto left = closes - std::chrono::system_clock::now();
+  window_deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
+  window_rule_ = std::move(rule);
+  window_ = std::move(window);
+}
+
 void Forward::tick(Clock::time_point now) {
+  if (window_deadline_ && now >= *window_deadline_ && state_ != State::kDone &&
+      state_ != State::kClosing) {
+    window_deadline_.reset();
+    fail("policy_window_closed",
+         fmt::format("rule {} allows access to {} only during {}; that time is over",
+                     window_rule_, target_.name, window_));
+    return;
+  }
   if (session_deadline_ && now >= *session_deadline_ && state_ != State::kDone &&
       state_ != State::kClosing) {
     session_deadline_.reset();

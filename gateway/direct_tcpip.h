@@ -83,6 +83,9 @@ class Forward : public Pollable {
   uint8_t touch_factors() const { return touch_factors_; }
   // limit_session closes the channel max_session after it opened (0: no limit), naming the rule.
   void limit_session(std::chrono::seconds max_session, std::string rule);
+  // limit_window closes the channel when its rule's time window closes (at `closes`).
+  void limit_window(std::chrono::system_clock::time_point closes, std::string rule,
+                    std::string window);
   // For `touchgate sessions list`: the address connected to ("" until connected), when the
   // channel was opened, and the bytes relayed each way so far.
   const std::string& address() const { return address_; }
@@ -113,6 +116,8 @@ class Forward : public Pollable {
   std::optional<Clock::time_point> session_deadline_;
   std::string limit_rule_;
   std::chrono::seconds max_session_{0};
+  std::optional<Clock::time_point> window_deadline_;
+  std::string window_rule_, window_;
   std::string requested_;  // what the client asked for ("host:port")
   std::string request_host_;
   uint16_t request_port_ = 0;

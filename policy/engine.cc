@@ -487,6 +487,10 @@ Decision Policy::decide(const ResolvedIdentity& who, const Request& req, bool ex
     d.factors = allow->cfg->factors;
     d.max_age = allow->max_age;
     d.max_session = allow->cfg->max_session;
+    if (allow->window) {
+      d.window_closes = allow->window->closes_after(req.at);
+      d.window = allow->window->describe();
+    }
     d.explanation = fmt::format("rule {} allows {} to reach {} with {}", allow->cfg->id, user,
                                 where, factor_names(allow->cfg->factors));
     return d;

@@ -81,6 +81,10 @@ struct Decision {
   uint8_t factors = 0;      // allow: acceptable factors, any one suffices
   std::chrono::seconds max_age{0};      // allow: reuse a sufficient touch this long (0: never)
   std::chrono::seconds max_session{0};  // allow: close the channel after this long (0: never)
+  // allow, by a rule with a time window: when the window closes (the channel is closed then),
+  // and the window as text ("mon-fri 09:00-18:00 Europe/Berlin").
+  std::optional<std::chrono::system_clock::time_point> window_closes;
+  std::string window;
   // Destination: a configured target (target != nullptr; host/port from it) or the host and
   // port the client asked for (selected by `hosts`; resolved at connect time).
   const Target* target = nullptr;

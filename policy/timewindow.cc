@@ -246,6 +246,20 @@ bool TimeWindow::contains(std::chrono::system_clock::time_point t) const {
   return false;
 }
 
+std::optional<std::chrono::system_clock::time_point> TimeWindow::closes_after(
+    std::chrono::system_clock::time_point t) const {
+  if (always()) return std::nullopt;
+  if (!contains(t)) return t;
+  // Windows open and close on whole local minutes, and zone offsets are whole minutes: step by
+  // minute (a 09:00-18:00 window costs at most 540 steps).
+  const auto start = std::chrono::floor<std::chrono::minutes>(t);
+  for (int i = 1; i <= 8 * kMinutesPerDay; ++i) {
+    const auto next = start + std::chrono::minutes(i);
+    if (!contains(next)) return next;
+  }
+  return std::nullopt;
+}
+
 bool TimeWindow::always() const {
   if (day_mask_ != kAllDays) return false;
   if (hours_.empty()) return true;

@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +49,12 @@ class TimeWindow {
 
   // contains: is the instant inside the window?
   bool contains(std::chrono::system_clock::time_point t) const;
+
+  // closes_after: the first whole minute after t at which the window no longer contains the time
+  // (t itself when it is outside); nullopt when the window never closes (always(), or it stays
+  // open for the next 8 days). Used to end a session when its rule's window closes.
+  std::optional<std::chrono::system_clock::time_point> closes_after(
+      std::chrono::system_clock::time_point t) const;
 
   // local_description renders the instant as the window sees it: "Sat 2026-11-28 10:05
   // Europe/Berlin (CET)".

@@ -333,6 +333,12 @@ targets = ["*"]
   EXPECT_THAT(d.trace[0].why, HasSubstr("is outside mon-fri 09:00-18:00 Europe/Berlin"));
   EXPECT_THAT(d.trace[0].why, StartsWith("Sat"));
   EXPECT_EQ(d.trace[1].why, "carl is not among principals olga");
+  // An allow by a rule with a window says when the window closes (18:00 Berlin = 17:00 UTC).
+  auto allowed = decide(*p, user("carl"), monday);
+  ASSERT_TRUE(allowed.window_closes.has_value());
+  EXPECT_EQ(*allowed.window_closes, parse_instant("2026-11-30T17:00:00Z").value());
+  EXPECT_EQ(allowed.window, "mon-fri 09:00-18:00 Europe/Berlin");
+  EXPECT_FALSE(decide(*p, user("olga"), monday).window_closes.has_value());
   // The trace of an allowed request shows the deciding rule as matching.
   auto ok = decide(*p, user("carl"), monday, true);
   EXPECT_TRUE(ok.allowed());

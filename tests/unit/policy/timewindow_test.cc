@@ -314,6 +314,25 @@ TEST(TimeWindowDescribe, LocalDescription) {
             "Wed 2026-07-01 14:00 Europe/Berlin (CEST)");
 }
 
+TEST(TimeWindowClosesAfter, NextClosingMinute) {
+  auto w = window({"mon-fri"}, {"09:00-18:00"});
+  // Monday 2026-11-30 10:00:30 UTC: closes at 18:00 the same day.
+  EXPECT_EQ(w.closes_after(utc(2026, 11, 30, 10, 0, 30)), utc(2026, 11, 30, 18, 0));
+  // Outside the window: closed already.
+  EXPECT_EQ(w.closes_after(utc(2026, 11, 30, 19, 0)), utc(2026, 11, 30, 19, 0));
+  // Across midnight, belonging to Friday: closes Saturday 06:00.
+  auto night = window({"fri"}, {"22:00-06:00"});
+  EXPECT_EQ(night.closes_after(utc(2026, 12, 4, 23, 0)), utc(2026, 12, 5, 6, 0));
+  // Adjacent ranges are one window: 08:00-12:00 and 12:00-14:00 close at 14:00.
+  auto split = window({}, {"08:00-12:00", "12:00-14:00"});
+  EXPECT_EQ(split.closes_after(utc(2026, 11, 30, 11, 0)), utc(2026, 11, 30, 14, 0));
+  // A window that is always open never closes.
+  EXPECT_EQ(window({}, {}).closes_after(utc(2026, 11, 30, 11, 0)), std::nullopt);
+  // Wall clock in the zone: 09:00-18:00 Europe/Berlin closes at 17:00 UTC in winter.
+  auto berlin = window({"mon-fri"}, {"09:00-18:00"}, "Europe/Berlin");
+  EXPECT_EQ(berlin.closes_after(utc(2026, 11, 30, 10, 0)), utc(2026, 11, 30, 17, 0));
+}
+
 TEST(TimeWindowDescribe, Always) {
   EXPECT_TRUE(window({}, {}).always());
   EXPECT_TRUE(window({"mon-sun"}, {"00:00-24:00"}).always());

@@ -383,14 +383,24 @@ class Linter {
       break;
     }
     if (!rb.allow) return;
+    // One finding per allow rule, naming the deny rules (a few, then a count).
+    std::vector<const RuleConfig*> denies;
     for (size_t i = 0; i < facts_.size(); ++i) {
       const Facts& a = facts_[i];
       if (a.never || a.rule->allow || !overlap(b, a)) continue;
-      add(rb, Severity::kWarning, "rule_overlaps_deny",
-          fmt::format("rule {} allows and rule {} (line {}) denies some of the same requests; "
-                      "deny wins",
-                      rb.id, a.rule->id, a.rule->line));
+      denies.push_back(a.rule);
     }
+    if (denies.empty()) return;
+    std::string names;
+    constexpr size_t kShown = 3;
+    for (size_t i = 0; i < denies.size() && i < kShown; ++i) {
+      names += fmt::format("{}{} (line {})", i == 0 ? "" : ", ", denies[i]->id, denies[i]->line);
+    }
+    if (denies.size() > kShown) names += fmt::format(" and {} more", denies.size() - kShown);
+    add(rb, Severity::kWarning, "rule_overlaps_deny",
+        fmt::format("rule {} allows and {} {} {} some of the same requests; deny wins", rb.id,
+                    denies.size() == 1 ? "rule" : "rules", names,
+                    denies.size() == 1 ? "denies" : "deny"));
   }
 
   static std::string quoted(const std::vector<std::string>& v) {

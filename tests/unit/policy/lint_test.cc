@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <string>
 #include <vector>
 
@@ -335,6 +337,20 @@ targets = ["db2"]
   EXPECT_THAT(w[0].message,
               HasSubstr("rule prod allows and rule not-bob (line 26) denies some of the same "
                         "requests; deny wins"));
+}
+
+TEST(LintTest, OverlapsAreOneFindingPerAllowRule) {
+  std::string rules = "[[rule]]\nid = \"prod\"\ngroups = [\"dev\"]\ntargets = [\"tag:prod\"]\n";
+  for (int i = 0; i < 5; ++i) {
+    rules += fmt::format("[[rule]]\nid = \"deny{}\"\neffect = \"deny\"\nprincipals = [\"bob\"]\n"
+                         "targets = [\"db2\"]\n",
+                         i);
+  }
+  auto f = lint_rules(rules);
+  auto w = of(f, "prod", "rule_overlaps_deny");
+  ASSERT_EQ(w.size(), 1u) << dump(f);
+  EXPECT_THAT(w[0].message, HasSubstr("rule prod allows and rules deny0 (line "));
+  EXPECT_THAT(w[0].message, HasSubstr("and 2 more deny some of the same requests; deny wins"));
 }
 
 TEST(LintTest, DisjointAllowAndDenyDoNotOverlap) {

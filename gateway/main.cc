@@ -13,8 +13,9 @@ constexpr const char* kUsage =
     "\n"
     "SSH gateway: accepts OpenSSH user certificates from trusted CAs, demands a fresh touch\n"
     "of a hardware key enrolled for the user (FIDO2 or PIV, through the forwarded agent;\n"
-    "enroll with `touchgate keys add`), then relays `ssh -J user@gateway target` to\n"
-    "configured targets. `ssh -A user@gateway help|whoami|mfa-test` on the gateway itself.\n"
+    "enroll with `touchgate keys add`), decides by its access policy ([[rule]]s, deny by\n"
+    "default; see touchgate-policy(5)) and relays `ssh -J user@gateway target`.\n"
+    "`ssh -A user@gateway help|whoami|mfa-test` on the gateway itself.\n"
     "\n"
     "  -f FILE  configuration file (default: $TOUCHGATE_CONFIG or /etc/touchgate/touchgate.toml)\n"
     "  -t       check the configuration and trust files, then exit (0 valid, 1 invalid)\n"
@@ -23,7 +24,8 @@ constexpr const char* kUsage =
     "  -V       version\n"
     "\n"
     "Runs in the foreground and logs one key=value line per event to stderr.\n"
-    "SIGTERM/SIGINT: stop accepting, let sessions finish (drain_timeout), exit 0.\n";
+    "SIGTERM/SIGINT: stop accepting, let sessions finish (drain_timeout), exit 0.\n"
+    "SIGHUP (or `touchgate reload`): reload the configuration; sessions keep running.\n";
 
 }  // namespace
 

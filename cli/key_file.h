@@ -1,4 +1,4 @@
-// Reading the OpenSSH public key file an administrator enrolls.
+// Reading OpenSSH public key and certificate files an administrator gives the CLI.
 // Trust boundary: the file comes from a user; nothing of it is echoed back but its key type.
 #pragma once
 
@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "ssh/certificate.h"
 #include "ssh/error.h"
 
 namespace touchgate::cli {
@@ -19,5 +20,11 @@ namespace touchgate::cli {
 //   key_line_malformed   the first key line does not parse
 //   key_is_certificate   the line is a certificate, not a plain public key
 Result<std::vector<uint8_t>> read_public_key_file(const std::filesystem::path& file);
+
+// read_certificate_file parses the first key line of an OpenSSH certificate file
+// (NAME-cert.pub), at most 64 KiB. Codes: cert_file_unreadable, key_file_private,
+// cert_file_empty, cert_file_not_certificate, and those of ssh::parse_key_line and
+// ssh::parse_certificate.
+Result<ssh::Certificate> read_certificate_file(const std::filesystem::path& file);
 
 }  // namespace touchgate::cli

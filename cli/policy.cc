@@ -2,6 +2,8 @@
 // is parsed by ssh/ and only what its CA signed is shown.
 #include "cli/policy.h"
 
+#include "cli/key_file.h"
+
 #include <cstdio>
 #include <ctime>
 #include <memory>
@@ -15,6 +17,7 @@
 
 #include "cli/app.h"
 #include "cli/context.h"
+#include "cli/key_file.h"
 #include "policy/address.h"
 #include "policy/config.h"
 #include "policy/duration.h"
@@ -31,7 +34,6 @@
 namespace touchgate::cli {
 namespace {
 
-constexpr size_t kMaxCertFile = 64 * 1024;
 // The CA name `policy explain` uses for a certificate no trusted CA signed; not a valid CA name,
 // so no rule's `cas` can name it.
 constexpr const char* kUntrustedCa = "(untrusted)";
@@ -44,38 +46,6 @@ int usage(const std::string& command, const std::string& message) {
 
 void print(const std::string& text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
-}
-
-// read_certificate_file parses the first key line of an OpenSSH certificate file
-// (NAME-cert.pub). Codes: cert_file_unreadable, key_file_private, cert_file_empty,
-// key_line_malformed, cert_file_not_certificate, and parse_certificate's.
-Result<ssh::Certificate> read_certificate_file(const std::string& name) {
-  auto data = policy::read_file(name, kMaxCertFile, "cert_file_unreadable");
-  if (!data) return tl::unexpected(data.error());
-  std::string_view text(reinterpret_cast<const char*>(data->data()), data->size());
-  if (text.find("PRIVATE KEY-----") != std::string_view::npos) {
-    return fail("key_file_private",
-                fmt::format("{}: this is a private key; give the certificate (-cert.pub)", name));
-  }
-  while (!text.empty()) {
-    const size_t end = text.find('\n');
-    std::string_view line = text.substr(0, end);
-    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
-    const size_t first = line.find_first_not_of(" \t\r");
-    if (first == std::string_view::npos || line[first] == '#') continue;
-    line.remove_prefix(first);
-    ssh::KeyType type;
-    if (!ssh::key_type_from_cert_name(line.substr(0, line.find_first_of(" \t")), &type)) {
-      return fail("cert_file_not_certificate",
-                  fmt::format("{}: the first key line is not an OpenSSH certificate", name));
-    }
-    auto key = ssh::parse_key_line(line);
-    if (!key) return fail(key.error().code, fmt::format("{}: {}", name, key.error().message));
-    auto cert = ssh::parse_certificate(key->blob);
-    if (!cert) return fail(cert.error().code, fmt::format("{}: {}", name, cert.error().message));
-    return cert;
-  }
-  return fail("cert_file_empty", fmt::format("{}: no certificate in the file", name));
 }
 
 std::string format_instant(std::chrono::system_clock::time_point t) {

@@ -17,6 +17,7 @@
 #include "policy/address.h"
 #include "policy/duration.h"
 #include "policy/file.h"
+#include "policy/toml_names.h"
 #include "policy/timewindow.h"
 #include "ssh/address.h"
 
@@ -84,32 +85,6 @@ std::string suggestion(std::string_view key, std::initializer_list<std::string_v
   return best.empty() ? std::string() : fmt::format(" (did you mean \"{}\"?)", best);
 }
 
-std::string_view type_name(toml::node_type t) {
-  switch (t) {
-    case toml::node_type::none:
-      return "nothing";
-    case toml::node_type::table:
-      return "a table";
-    case toml::node_type::array:
-      return "an array";
-    case toml::node_type::string:
-      return "a string";
-    case toml::node_type::integer:
-      return "an integer";
-    case toml::node_type::floating_point:
-      return "a float";
-    case toml::node_type::boolean:
-      return "a boolean";
-    case toml::node_type::date:
-      return "a date";
-    case toml::node_type::time:
-      return "a time";
-    case toml::node_type::date_time:
-      return "a date-time";
-  }
-  return "an unknown value";
-}
-
 // ---- the loader --------------------------------------------------------------------------------
 
 // Loader walks the parsed document. Every check returns the first error found, located at the
@@ -142,7 +117,8 @@ class Loader {
   tl::unexpected<Error> wrong_type(const toml::node& node, std::string_view key,
                                    std::string_view expected) const {
     return error_at(node,
-                    fmt::format("{} must be {}, not {}", key, expected, type_name(node.type())));
+                    fmt::format("{} must be {}, not {}", key, expected,
+                                toml_type_name(node.type())));
   }
 
   Result<std::string> get_string(const toml::node& node, std::string_view key) const;

@@ -11,6 +11,7 @@
 
 #include "policy/address.h"
 #include "policy/file.h"
+#include "policy/toml_names.h"
 #include "policy/timewindow.h"
 
 namespace touchgate::policy {
@@ -20,31 +21,6 @@ constexpr const char* kCode = "policy_test_invalid";
 constexpr size_t kMaxTestFile = 16u << 20;
 
 using namespace std::chrono;
-
-std::string_view type_name(const toml::node& n) {
-  switch (n.type()) {
-    case toml::node_type::table:
-      return "a table";
-    case toml::node_type::array:
-      return "an array";
-    case toml::node_type::string:
-      return "a string";
-    case toml::node_type::integer:
-      return "an integer";
-    case toml::node_type::floating_point:
-      return "a float";
-    case toml::node_type::boolean:
-      return "a boolean";
-    case toml::node_type::date:
-      return "a date";
-    case toml::node_type::time:
-      return "a time";
-    case toml::node_type::date_time:
-      return "a date-time";
-    default:
-      return "nothing";
-  }
-}
 
 // Splits "touch+pin or piv" into its names.
 std::vector<std::string> split_or(std::string_view text) {
@@ -94,7 +70,8 @@ class Parser {
   }
   tl::unexpected<Error> wrong_type(const toml::node& n, std::string_view key,
                                    std::string_view expected) const {
-    return error_at(n.source(), fmt::format("{} must be {}, not {}", key, expected, type_name(n)));
+    return error_at(n.source(), fmt::format("{} must be {}, not {}", key, expected,
+                                            toml_type_name(n.type())));
   }
 
   Result<std::string> get_string(const toml::node& n, std::string_view key) const {

@@ -17,7 +17,7 @@
 #include "policy/address.h"
 #include "policy/duration.h"
 #include "policy/file.h"
-#include "policy/toml_names.h"
+#include "policy/toml_util.h"
 #include "policy/timewindow.h"
 #include "ssh/address.h"
 
@@ -1020,17 +1020,11 @@ Result<Config> Loader::load(const toml::table& root) {
 
 Result<Config> parse_config(std::string_view text, const std::filesystem::path& base_dir,
                             std::string_view source_name) {
+  auto root = parse_toml(text, source_name, kCode);
+  if (!root) return tl::unexpected(root.error());
   try {
-    toml::table root;
-    try {
-      root = toml::parse(text, source_name);
-    } catch (const toml::parse_error& e) {
-      const auto& where = e.source().begin;
-      return fail(kCode, fmt::format("{}:{}:{}: {}", source_name, where.line == 0 ? 1 : where.line,
-                                     where.line == 0 ? 1 : where.column, e.description()));
-    }
     Loader loader(source_name, base_dir);
-    return loader.load(root);
+    return loader.load(*root);
   } catch (const std::exception& e) {
     return fail(kCode, fmt::format("{}: {}", source_name, e.what()));
   }

@@ -11,7 +11,7 @@
 
 #include "policy/address.h"
 #include "policy/file.h"
-#include "policy/toml_names.h"
+#include "policy/toml_util.h"
 #include "policy/timewindow.h"
 
 namespace touchgate::policy {
@@ -283,16 +283,10 @@ std::string why_not(const Decision& traced, const Expectation& c) {
 
 Result<std::vector<Expectation>> parse_expectations(std::string_view text,
                                                     std::string_view source_name) {
+  auto root = parse_toml(text, source_name, kCode);
+  if (!root) return tl::unexpected(root.error());
   try {
-    toml::table root;
-    try {
-      root = toml::parse(text, source_name);
-    } catch (const toml::parse_error& e) {
-      const auto& where = e.source().begin;
-      return fail(kCode, fmt::format("{}:{}:{}: {}", source_name, where.line == 0 ? 1 : where.line,
-                                     where.line == 0 ? 1 : where.column, e.description()));
-    }
-    return Parser(source_name).parse(root);
+    return Parser(source_name).parse(*root);
   } catch (const std::exception& e) {
     return fail(kCode, fmt::format("{}: {}", source_name, e.what()));
   }

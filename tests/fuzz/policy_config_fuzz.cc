@@ -1,6 +1,7 @@
-// Fuzz target: the configuration loader and everything built on a loaded policy (trust boundary:
-// an admin-written file that `touchgated -t` and `touchgate policy check` must judge without
-// crashing, whatever it holds). Invariants violated abort.
+// Fuzz target: the configuration loader and everything built on a loaded policy, and the policy
+// test file parser (trust boundary: admin-written files that `touchgated -t` and `touchgate
+// policy check|test` must judge without crashing, whatever they hold). Invariants violated
+// abort.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -8,6 +9,7 @@
 
 #include "policy/config.h"
 #include "policy/engine.h"
+#include "policy/expectations.h"
 #include "policy/lint.h"
 
 namespace {
@@ -22,6 +24,11 @@ constexpr const char* kBaseDir = "/nonexistent/touchgate-fuzz";
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
+  // The same bytes as a policy test file.
+  auto cases = parse_expectations(text, "fuzz-cases.toml");
+  if (!cases && (cases.error().code != "policy_test_invalid" || cases.error().message.empty())) {
+    __builtin_trap();
+  }
   auto config = parse_config(text, kBaseDir, "fuzz.toml");
   if (!config) {
     if (config.error().code != "config_invalid" || config.error().message.empty()) __builtin_trap();

@@ -368,6 +368,7 @@ int Connection::auth_request(ssh_message msg) {
     return 0;
   }
   cert_ = std::move(*verified);
+  cert_blob_ = std::move(*blob);
   login_ = login;
   state_ = State::kAuthenticated;
   if (counted_unauthenticated_) {
@@ -443,14 +444,10 @@ int Connection::open_direct_tcpip(ssh_message msg) {
   if (port == 0) {
     return refuse_open("target_unknown", fmt::format("{} is not a valid destination", requested));
   }
+  if (!certificate_still_valid()) return 0;
   // The policy decides (deny by default); the decision names the target and what the second
   // factor must prove.
-  policy::Request req;
-  req.host = host;
-  req.port = port;
-  req.action = policy::Action::kJump;
-  req.at = std::chrono::system_clock::now();
-  const policy::Decision d = snap_.policy->decide(identity(), req);
+  const policy::Decision d = decide(host, port);
   log_event(Level::kInfo, "policy_decision",
             {{"conn", id_},
              {"user", login_},
@@ -485,6 +482,7 @@ int Connection::open_direct_tcpip(ssh_message msg) {
 int Connection::open_session(ssh_message msg) {
   const auto& server = snap_.config->server;
   if (worker_.draining()) return refuse_open("shutting_down", "the gateway is shutting down");
+  if (!certificate_still_valid()) return 0;
   if (live_channels() >= static_cast<size_t>(server.max_channels_per_connection)) {
     return refuse_open("too_many_channels", fmt::format("at most {} channels per connection",
                                                         server.max_channels_per_connection));
@@ -508,6 +506,30 @@ int Connection::channel_request(ssh_message msg) {
 }
 
 // ---- the second factor -------------------------------------------------------------------------
+
+policy::Decision Connection::decide(const std::string& host, uint16_t port) {
+  policy::Request req;
+  req.host = host;
+  req.port = port;
+  req.action = policy::Action::kJump;
+  req.at = std::chrono::system_clock::now();
+  return snap_.policy->decide(identity(), req);
+}
+
+bool Connection::certificate_still_valid() {
+  // The certificate is judged again under the current trust (a reloaded revocation list or CA
+  // set) and clock: a connection must not outlive its certificate's validity or revocation.
+  ssh::ValidationContext ctx{login_, peer_ip_, unix_now()};
+  auto again = ssh::validate_certificate(cert_blob_, *snap_.trust, ctx);
+  if (again) return true;
+  log_event(Level::kInfo, "certificate_no_longer_valid",
+            {{"conn", id_},
+             {"user", login_},
+             {"code", again.error().code},
+             {"reason", again.error().message}});
+  schedule_disconnect(again.error().code, again.error().message);
+  return false;
+}
 
 const policy::ResolvedIdentity& Connection::identity() {
   if (!who_ || who_policy_ != snap_.policy) {
@@ -552,8 +574,24 @@ void Connection::deliver_touch(uint64_t channel_id, const Result<TouchProof>& re
   for (auto& f : forwards_) {
     if (f->id() != channel_id) continue;
     if (result) {
-      f->set_touch_factors(result->factors);
-      f->authorized();
+      // Decided again now: a reload or the clock (a time window) may have changed the answer
+      // while the user touched the key, and the touch must prove what the rule wants now.
+      const policy::Decision d = decide(f->request_host(), f->request_port());
+      const uint8_t wanted = d.factors != 0 ? d.factors : policy::kAllFactors;
+      if (!d.allowed()) {
+        f->refuse(d.code, d.explanation);
+      } else if ((result->factors & wanted) == 0) {
+        f->refuse("factor_too_weak",
+                  fmt::format("rule {} requires {}; the touch proved only {}", d.rule_id,
+                              policy::factor_names(wanted),
+                              policy::strongest_factor(
+                                  proven_factor(result->touch, result->kind))));
+      } else {
+        f->limit_session(d.max_session, d.rule_id);
+        if (d.window_closes) f->limit_window(*d.window_closes, d.rule_id, d.window);
+        f->set_touch_factors(result->factors);
+        f->authorized();
+      }
     } else {
       f->refuse(result.error().code, result.error().message);
     }
@@ -684,17 +722,15 @@ void Connection::forward_failed(Forward* f, const std::string& code, const std::
 
 void Connection::reevaluate() {
   if (state_ != State::kAuthenticated || pending_disconnect_) return;
-  const auto now = std::chrono::system_clock::now();
+  if (!certificate_still_valid()) {
+    after_mfa_event();
+    return;
+  }
   size_t revoked = 0;
   for (size_t i = 0; i < forwards_.size(); ++i) {
     Forward& f = *forwards_[i];
     if (!f.live()) continue;
-    policy::Request req;
-    req.host = f.request_host();
-    req.port = f.request_port();
-    req.action = policy::Action::kJump;
-    req.at = now;
-    const policy::Decision d = snap_.policy->decide(identity(), req);
+    const policy::Decision d = decide(f.request_host(), f.request_port());
     std::string why;
     if (!d.allowed()) {
       why = d.explanation;
@@ -702,7 +738,12 @@ void Connection::reevaluate() {
                (f.touch_factors() & (d.factors != 0 ? d.factors : policy::kAllFactors)) == 0) {
       why = fmt::format("rule {} now requires {}", d.rule_id, policy::factor_names(d.factors));
     }
-    if (why.empty()) continue;
+    if (why.empty()) {
+      // Still allowed: the new rule's limits apply too (the earlier deadline wins).
+      f.limit_session(d.max_session, d.rule_id);
+      if (d.window_closes) f.limit_window(*d.window_closes, d.rule_id, d.window);
+      continue;
+    }
     ++revoked;
     log_event(Level::kInfo, "channel_revoked",
               {{"conn", id_},

@@ -126,6 +126,11 @@ class Connection : public Pollable {
   // identity: who the certificate says the user is, with groups resolved under the current
   // policy (resolved again after a reload).
   const policy::ResolvedIdentity& identity();
+  // decide: the policy's decision for a jump to host:port now, under the current snapshot.
+  policy::Decision decide(const std::string& host, uint16_t port);
+  // certificate_still_valid re-validates the certificate under the current trust and clock;
+  // false (with a disconnect scheduled, naming the reason) when it no longer is.
+  bool certificate_still_valid();
 
   Worker& worker_;
   ssh_session session_;
@@ -145,6 +150,7 @@ class Connection : public Pollable {
 
   std::string login_;
   std::optional<ssh::VerifiedCertificate> cert_;
+  std::vector<uint8_t> cert_blob_;  // as presented, to re-validate after a reload
   std::optional<policy::ResolvedIdentity> who_;
   std::shared_ptr<const policy::Policy> who_policy_;  // the policy who_ was resolved under
   int auth_failures_ = 0;

@@ -426,7 +426,9 @@ void Forward::maybe_finish() {
 
 void Forward::limit_session(std::chrono::seconds max_session, std::string rule) {
   if (max_session.count() <= 0) return;
-  session_deadline_ = opened_at_ + max_session;
+  const Clock::time_point deadline = opened_at_ + max_session;
+  if (session_deadline_ && *session_deadline_ <= deadline) return;  // the earlier limit stays
+  session_deadline_ = deadline;
   limit_rule_ = std::move(rule);
   max_session_ = max_session;
 }
@@ -434,7 +436,10 @@ void Forward::limit_session(std::chrono::seconds max_session, std::string rule) 
 void Forward::limit_window(std::chrono::system_clock::time_point closes, std::string rule,
                            std::string window) {
   const auto left = closes - std::chrono::system_clock::now();
-  window_deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
+  const Clock::time_point deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
+  if (window_deadline_ && *window_deadline_ <= deadline) return;  // the earlier limit stays
+  window_deadline_ = deadline;
   window_rule_ = std::move(rule);
   window_ = std::move(window);
 }

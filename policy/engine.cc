@@ -1,6 +1,8 @@
 // The policy engine (see engine.h). Compiled once per configuration; decide() only reads.
 #include "policy/engine.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <optional>
 #include <unordered_map>
@@ -31,6 +33,13 @@ bool has_glob(std::string_view s) { return s.find_first_of("*?") != std::string_
 std::string canonical_host(std::string_view host) {
   if (auto ip = ssh::IpAddress::parse(host)) return ip->to_string();
   return lower(host);
+}
+
+// legacy_numeric: text the C resolver takes for an IPv4 address although it is not a dotted
+// quad (hex, octal, fewer parts: "0x0a010203", "012.1.2.3", "10.1").
+bool legacy_numeric(const std::string& name) {
+  in_addr a{};
+  return inet_aton(name.c_str(), &a) != 0;
 }
 
 std::string host_port_key(std::string_view host, uint16_t port) {
@@ -368,11 +377,18 @@ Decision Policy::decide(const ResolvedIdentity& who, const Request& req, bool ex
   Decision d;
   d.port = req.port;
 
-  // 1. The destination.
+  // 1. The destination. The decision is made on the canonical form of what the gateway will
+  // connect to: brackets stripped, numeric addresses in their one text form (an IPv4-mapped IPv6
+  // address is the IPv4 address), names in lower case. Legacy numeric forms that the resolver
+  // would still turn into an address ("0x0a010203", "10.1") are not names: refused.
   Destination dest;
+  bool valid_host = true;
   {
     std::string_view host = req.host;
-    uint16_t port = req.port;
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    }
+    const uint16_t port = req.port;
     const Target* t = nullptr;
     auto it = c.by_name.find(lower(host));
     if (it != c.by_name.end()) {
@@ -390,11 +406,17 @@ Decision Policy::decide(const ResolvedIdentity& who, const Request& req, bool ex
       dest.name = t->name;
       dest.host = t->host;
       dest.port = t->port;
-    } else {
-      dest.name = canonical_host(host);
-      dest.host = std::string(host);
+    } else if (auto ip = ssh::IpAddress::parse(host)) {
+      dest.ip = *ip;
+      dest.name = ip->to_string();
+      dest.host = dest.name;
       dest.port = port;
-      if (auto ip = ssh::IpAddress::parse(host)) dest.ip = *ip;
+    } else {
+      dest.name = lower(host);
+      dest.host = dest.name;
+      dest.port = port;
+      valid_host = host.find(':') == std::string_view::npos && !host.empty() &&
+                   parse_target_address(host).has_value() && !legacy_numeric(dest.name);
     }
   }
   d.target = dest.target;
@@ -412,7 +434,7 @@ Decision Policy::decide(const ResolvedIdentity& who, const Request& req, bool ex
     // Only rules with hosts can select an unconfigured destination; and its name must be a host
     // name or address we would connect to.
     bool any = false;
-    if (parse_target_address(dest.host)) {
+    if (valid_host) {
       for (uint32_t ri : c.host_rules) {
         if (host_selected(c.rules[ri], dest)) {
           any = true;

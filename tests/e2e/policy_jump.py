@@ -8,12 +8,14 @@ authenticator behind a real ssh-agent:
   (factor_too_weak) and accepts it with UV;
 - step-up: on one ControlMaster connection, a touch for the staging rule (touch, max_age 5m) is
   reused for staging but NOT for prod (touch+pin): a new touch is asked (event=mfa_step_up),
-  after which both are reused."""
+  after which both are reused;
+- a reload while the user is touching the key: the channel is decided again when the touch
+  arrives, and a touch that no longer meets the rule is refused."""
 
 import os
 
 import harness
-from harness import assert_ok, assert_refused, check, write_sk_control
+from harness import assert_ok, assert_refused, check, read_text, write_sk_control
 
 RULES = """
 [[group]]
@@ -134,6 +136,24 @@ def main():
         finally:
             env.run([harness.SSH, "-F", cfg_mux, "-O", "exit", "gw"], timeout=10)
         check(os.path.exists(log), "the authenticator kept no log")
+
+        # Reload while the key waits for its touch: staging now needs touch+pin.
+        write_sk_control(ctl, flags=1, counter="increment", log=log, delay_ms=3000)
+        requests = len(gw.events("mfa_sign_request"))
+        slow = env.spawn(env.ssh_argv(cfg_dev, "db1", "echo must-not-run"))
+        harness.wait_until(lambda: len(gw.events("mfa_sign_request")) > requests, 10,
+                           "the sign request of the slow touch")
+        text = read_text(gw.config)
+        with open(gw.config, "w") as f:
+            f.write(text.replace('targets = ["db1"]\nfactor = "touch"',
+                                 'targets = ["db1"]\nfactor = "touch+pin"', 1))
+        r = env.touchgate(gw, "reload")
+        check(r.returncode == 0, "touchgate reload failed", r)
+        out, err = slow.communicate(timeout=30)
+        err = err.decode(errors="replace")
+        check(slow.returncode == 255 and out == b"" and "(factor_too_weak)" in err and
+              "rule staging requires touch+pin; the touch proved only touch" in err,
+              f"a touch made under the old rule passed the new one: {out!r} {err!r}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@
   factor_too_weak before any touch);
 - with [policy] reevaluate = true, the reload re-checks the running channel and closes it with
   policy_revoked, and the client is told why;
-- a reload that removes the user's rule altogether denies new connections (policy_no_match)."""
+- a reload that removes the user's rule altogether denies new connections (policy_no_match);
+- a reload with a revocation list that lists the user's certificate (and reevaluate) ends the
+  running session with cert_revoked, and new logins are refused."""
 
 import re
 import select
@@ -70,6 +72,24 @@ def main():
         reload(original.replace('principals = ["alice"]', 'principals = ["bob"]', 1), 4)
         r = env.ssh(w.config, "target", "echo must-not-run")
         assert_refused(r, "policy_no_match", w.gw)
+
+        # Back to the first policy, with reevaluate; a session; then the certificate revoked.
+        allowing = original + "\n[policy]\nreevaluate = true\n"
+        reload(allowing, 5)
+        session = env.spawn(env.ssh_argv(w.config, "target",
+                                         "echo started; read word; echo got-$word"))
+        line = read_line(session.stdout, 20)
+        check(line == b"started\n", f"the second session did not start (read {line!r})")
+        krl = env.make_krl("revoked", ca=w.ca, key_ids=["alice@sso"])
+        reload(allowing.replace("[trust]\n", f'[trust]\nrevoked_keys = "{krl}"\n', 1), 6)
+        out, err = session.communicate(timeout=20)
+        err = err.decode(errors="replace")
+        check(session.returncode != 0 and b"got-" not in out and "(cert_revoked)" in err,
+              f"the session of a revoked certificate went on: {session.returncode} {out!r} "
+              f"{err!r}")
+        w.gw.wait_for_log(r"event=certificate_no_longer_valid .*code=cert_revoked")
+        r = env.ssh(w.config, "target", "echo must-not-run")
+        assert_refused(r, "cert_revoked", w.gw)
         check(w.gw.alive(), "touchgated exited")
 
 

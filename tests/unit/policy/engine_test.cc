@@ -284,7 +284,7 @@ ports = ["8000-8099"]
   ASSERT_TRUE(d.allowed());
   EXPECT_EQ(d.target, nullptr);
   EXPECT_EQ(d.target_name, "web3.prod.example.com");
-  EXPECT_EQ(d.host, "Web3.Prod.Example.com");
+  EXPECT_EQ(d.host, "web3.prod.example.com");
   EXPECT_EQ(d.port, 22);
   EXPECT_TRUE(decide(*p, user("alice"), to("10.1.200.3")).allowed());
   EXPECT_EQ(decide(*p, user("alice"), to("10.2.0.1")).code, "target_unknown");
@@ -295,6 +295,48 @@ ports = ["8000-8099"]
   EXPECT_EQ(decide(*p, user("bob"), to("a.prod.example.com")).code, "policy_no_match");
   // Names that are not host names are never selected.
   EXPECT_EQ(decide(*p, user("alice"), to("a b.prod.example.com")).code, "target_unknown");
+}
+
+TEST(EngineTest, NumericAliasesDecideAsTheAddressTheyName) {
+  auto p = compile(R"(
+[[rule]]
+id = "no-db1"
+effect = "deny"
+principals = ["alice"]
+targets = ["db1"]
+[[rule]]
+id = "no-ten"
+effect = "deny"
+principals = ["alice"]
+hosts = ["10.0.0.0/8"]
+[[rule]]
+id = "anything-else"
+principals = ["alice"]
+hosts = ["*", "::/0", "0.0.0.0/0"]
+)");
+  // db1 is 10.0.0.5:22: by name, by address, bracketed, IPv4-mapped: all db1, all denied.
+  for (const char* h : {"db1", "10.0.0.5", "[10.0.0.5]", "::ffff:10.0.0.5", "[::ffff:10.0.0.5]"}) {
+    auto d = decide(*p, user("alice"), to(h));
+    EXPECT_EQ(d.code, "policy_denied") << h;
+    EXPECT_EQ(d.rule_id, "no-db1") << h;
+  }
+  // Other addresses in 10/8, however written, meet the CIDR deny.
+  for (const char* h : {"10.9.9.9", "[::ffff:10.9.9.9]", "::FFFF:a09:909"}) {
+    auto d = decide(*p, user("alice"), to(h));
+    EXPECT_EQ(d.rule_id, "no-ten") << h;
+    EXPECT_EQ(d.host, "10.9.9.9") << h;
+  }
+  // Legacy numeric forms the resolver would turn into addresses are not host names.
+  for (const char* h : {"0x0a090909", "012.9.9.9", "10.1", "167772161", "0xa9fea9fe"}) {
+    EXPECT_EQ(decide(*p, user("alice"), to(h)).code, "target_unknown") << h;
+  }
+  // Unbracketed IPv6 (as OpenSSH sends it) is an address; names are decided in lower case.
+  auto v6 = decide(*p, user("alice"), to("2001:DB8::1"));
+  EXPECT_TRUE(v6.allowed());
+  EXPECT_EQ(v6.host, "2001:db8::1");
+  auto name = decide(*p, user("alice"), to("Web3.Example.COM"));
+  EXPECT_TRUE(name.allowed());
+  EXPECT_EQ(name.host, "web3.example.com");
 }
 
 TEST(EngineTest, TimeWindowsAndExplain) {

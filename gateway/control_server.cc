@@ -123,6 +123,36 @@ Result<std::unique_ptr<ControlServer>> ControlServer::open(const policy::ServerC
     s->admin_group_ = server.admin_group;
   }
 
+  // The socket's directory must be the gateway's own: were it writable by anyone else, the
+  // stale-socket replacement and the group change below could be turned against another file.
+  const std::filesystem::path dir = path.parent_path().empty() ? "." : path.parent_path();
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir_fd < 0) {
+    return fail(kUnusable, fmt::format("{}: cannot open the socket's directory {}: {}", where,
+                                       dir.string(), std::strerror(errno)));
+  }
+  struct stat dst {};
+  const bool stat_ok = ::fstat(dir_fd, &dst) == 0;
+  if (!stat_ok || (dst.st_uid != ::geteuid() && dst.st_uid != 0) ||
+      (dst.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    ::close(dir_fd);
+    return fail(kUnusable,
+                fmt::format("{}: the socket's directory {} must belong to touchgated's user (or "
+                            "root) and be writable by no one else",
+                            where, dir.string()));
+  }
+  if (s->admin_gid_ && (dst.st_mode & S_IXGRP) == 0) {
+    // The group must be able to reach the socket: let it traverse (not list) the directory.
+    if (::fchown(dir_fd, static_cast<uid_t>(-1), *s->admin_gid_) != 0 ||
+        ::fchmod(dir_fd, (dst.st_mode & 07777) | S_IXGRP) != 0) {
+      int e = errno;
+      ::close(dir_fd);
+      return fail(kUnusable, fmt::format("{}: cannot let group {} traverse {}: {}", where,
+                                         server.admin_group, dir.string(), std::strerror(e)));
+    }
+  }
+  ::close(dir_fd);
+
   struct stat st {};
   if (::lstat(where.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
@@ -149,8 +179,9 @@ Result<std::unique_ptr<ControlServer>> ControlServer::open(const policy::ServerC
 
   s->listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (s->listen_fd_ < 0) return fail(kUnusable, fmt::format("socket: {}", std::strerror(errno)));
-  // The file is born 0600: no moment in which another user could connect.
-  const mode_t old_mask = ::umask(0177);
+  // The file is born 0600 (0660 with an admin group, whose group is set just below without
+  // following any link); who may talk to it is decided by SO_PEERCRED in any case.
+  const mode_t old_mask = ::umask(s->admin_gid_ ? 0117 : 0177);
   int rc = ::bind(s->listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   int err = errno;
   ::umask(old_mask);
@@ -162,8 +193,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::open(const policy::ServerC
   s->dev_ = st.st_dev;
   s->ino_ = st.st_ino;
   if (s->admin_gid_) {
-    if (::chown(where.c_str(), static_cast<uid_t>(-1), *s->admin_gid_) != 0 ||
-        ::chmod(where.c_str(), 0660) != 0) {
+    if (::lchown(where.c_str(), static_cast<uid_t>(-1), *s->admin_gid_) != 0) {
       return fail(kUnusable, fmt::format("{}: cannot give the socket to group {}: {}", where,
                                          server.admin_group, std::strerror(errno)));
     }

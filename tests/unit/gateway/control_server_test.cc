@@ -208,6 +208,28 @@ TEST_F(ControlServerTest, AdminGroupMakesTheSocketGroupReadable) {
   ASSERT_EQ(::lstat(server_.control_socket.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0660u);
   EXPECT_EQ(st.st_gid, 0u);
+  // The group can reach the socket: its directory is traversable (not readable) by the group.
+  ASSERT_EQ(::stat(dir_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0070, 0010u);
+  EXPECT_EQ(st.st_gid, 0u);
+}
+
+TEST_F(ControlServerTest, DirectoryWritableByOthersIsRefused) {
+  ASSERT_EQ(::chmod(dir_.c_str(), 0777), 0);
+  auto s = ControlServer::open(server_);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_THAT(s.error().message, HasSubstr("must belong to touchgated's user (or root) and be "
+                                           "writable by no one else"));
+  EXPECT_FALSE(fs::exists(server_.control_socket));
+}
+
+TEST_F(ControlServerTest, SymlinkedDirectoryIsRefused) {
+  fs::create_directory(dir_ / "real");
+  fs::create_directory_symlink(dir_ / "real", dir_ / "link");
+  server_.control_socket = dir_ / "link" / "control.sock";
+  auto s = ControlServer::open(server_);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_THAT(s.error().message, HasSubstr("cannot open the socket's directory"));
 }
 
 }  // namespace

@@ -11,13 +11,11 @@ namespace {
 
 constexpr const char* kBad = "control_bad_request";
 constexpr size_t kMaxIdDigits = 20;
-constexpr size_t kMaxPrincipal = 64;
+constexpr size_t kMaxPrincipal = 256;
 constexpr size_t kMaxCode = 64;
 
-bool is_principal_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == '@' || c == '-';
-}
+// The principals a rule may name (touchgate-policy(5)): printable ASCII, no space or comma.
+bool is_principal_char(char c) { return c > ' ' && c <= '~' && c != ','; }
 
 bool valid_principal(std::string_view s) {
   return !s.empty() && s.size() <= kMaxPrincipal &&
@@ -188,7 +186,7 @@ Result<ControlRequest> parse_request(std::string_view bytes) {
     if (words.size() > 4) return extra(4);
     if (!valid_principal(words[3])) {
       return fail(kBad, "the principal " + shown(words[3]) +
-                            " is not 1-64 characters of letters, digits, '.', '_', '@' and '-'");
+                            " is not 1-256 printable characters without spaces or commas");
     }
     r.verb = ControlVerb::kSessionsKillUser;
     r.principal = std::string(words[3]);

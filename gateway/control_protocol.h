@@ -28,14 +28,14 @@ enum class ControlVerb {
 struct ControlRequest {
   ControlVerb verb = ControlVerb::kPing;
   uint64_t connection_id = 0;  // kSessionsKill
-  std::string principal;       // kSessionsKillUser: [A-Za-z0-9._@-]{1,64}
+  std::string principal;       // kSessionsKillUser: 1-256 printable ASCII, no space or comma
 };
 
 // parse_request reads one whole request: UTF-8 words separated by single spaces, ending in exactly
 // one "\n" that is its last byte. Refused (code control_bad_request, message says why): no final
 // newline, an empty line, a control character or byte >= 0x80 (every valid request is ASCII),
 // leading/trailing/double spaces, unknown verbs, missing or extra words, a connection id that is
-// not 1-20 digits or exceeds 2^64-1, a principal outside [A-Za-z0-9._@-]{1,64}. Longer than
+// not 1-20 digits or exceeds 2^64-1, a principal outside 1-256 printable ASCII, no space or comma. Longer than
 // kMaxControlRequest: control_request_too_long.
 Result<ControlRequest> parse_request(std::string_view bytes);
 

@@ -91,8 +91,11 @@ TEST(ControlRequestTest, Grammar) {
   refused("sessions kill --user\n", "needs a principal");
   refused("sessions kill --user a b\n", "unexpected \"b\" after \"sessions kill --user a\"");
   refused("sessions kill --user a b c d e f\n", "unexpected \"b\"");
-  refused("sessions kill --user a;rm\n", "the principal \"a;rm\"");
-  refused("sessions kill --user " + std::string(65, 'a') + "\n", "1-64 characters");
+  refused("sessions kill --user a,b\n", "the principal \"a,b\"");
+  refused("sessions kill --user " + std::string(257, 'a') + "\n", "1-256 printable characters");
+  // Every login a rule may name can be named here too (j.doe+ext, 256 characters).
+  EXPECT_TRUE(parse_request("sessions kill --user j.doe+ext\n").has_value());
+  EXPECT_TRUE(parse_request("sessions kill --user " + std::string(256, 'a') + "\n").has_value());
   refused("sessions kill --user=alice\n", "the connection id \"--user=alice\"");
   // A long word is shown shortened.
   auto r = parse_request(std::string(100, 'x') + "\n");

@@ -138,7 +138,7 @@ class Loader {
                        std::map<std::string, const toml::node*>* names) const;
   Result<Target> load_target(const toml::table& table) const;
   Result<void> load_policy(const toml::table& table, PolicyConfig* out) const;
-  Result<GroupConfig> load_group(const toml::table& table) const;
+  Result<GroupConfig> load_group(const toml::table& table, const Config& config) const;
   Result<RuleConfig> load_rule(const toml::table& table, const Config& config) const;
   // get_strings: an array of strings (or, with allow_single, one string); each checked by `ok`
   // (which returns an error text, empty when fine).
@@ -650,7 +650,7 @@ std::string lower(std::string s) {
 
 }  // namespace
 
-Result<GroupConfig> Loader::load_group(const toml::table& table) const {
+Result<GroupConfig> Loader::load_group(const toml::table& table, const Config& config) const {
   GroupConfig out;
   out.line = static_cast<int>(table.source().begin.line);
   bool have_name = false;
@@ -683,6 +683,16 @@ Result<GroupConfig> Loader::load_group(const toml::table& table) const {
         return error_at(node, fmt::format("{}: {}", name, why));
       }
       out.extension = std::move(*s);
+    } else if (k == "cas") {
+      auto v = get_strings(node, name, false, [&config](const std::string& s) {
+        for (const auto& ca : config.trust.user_ca_keys) {
+          if (ca.name == s) return std::string();
+        }
+        return fmt::format("unknown CA \"{}\" (not a name in [trust] user_ca_keys)", s);
+      });
+      if (!v) return tl::unexpected(v.error());
+      if (v->empty()) return error_at(node, "group.cas must not be empty (leave it out for any CA)");
+      out.cas = std::move(*v);
     } else if (k == "extension_value") {
       auto s = get_string(node, name);
       if (!s) return tl::unexpected(s.error());
@@ -695,7 +705,7 @@ Result<GroupConfig> Loader::load_group(const toml::table& table) const {
       return error_at(key.source(),
                       fmt::format("unknown key \"{}\" in [[group]]{}", k,
                                   suggestion(k, {"name", "principals", "key_ids", "extension",
-                                                 "extension_value"})));
+                                                 "extension_value", "cas"})));
     }
   }
   if (!have_name) return error_at(table, "[[group]] is missing the required key \"name\"");
@@ -988,7 +998,7 @@ Result<Config> Loader::load(const toml::table& root) {
   if (group_tables != nullptr) {
     for (const toml::node& item : *group_tables) {
       const toml::table& t = *item.as_table();
-      auto group = load_group(t);
+      auto group = load_group(t, config);
       if (!group) return tl::unexpected(group.error());
       for (const auto& prev : config.groups) {
         if (iequals(prev.name, group->name)) {

@@ -75,6 +75,7 @@ struct GroupConfig {
   std::vector<std::string> key_ids;     // the certificate key id matches one glob (* ?)
   std::string extension;                // a certificate extension holding a comma-separated list
   std::string extension_value;          // ... that lists this value (default: the group name)
+  std::vector<std::string> cas;         // only certificates of these CAs can be members; empty = any
   int line = 0;                         // where [[group]] starts
 };
 

@@ -42,6 +42,12 @@ bool legacy_numeric(const std::string& name) {
   return inet_aton(name.c_str(), &a) != 0;
 }
 
+// ca_file_name: a CA file with several keys names them "<name>#<n>"; rules and groups name the
+// file.
+std::string_view ca_file_name(const std::string& ca_name) {
+  return std::string_view(ca_name).substr(0, ca_name.find('#'));
+}
+
 std::string host_port_key(std::string_view host, uint16_t port) {
   return fmt::format("{}\n{}", canonical_host(host), port);
 }
@@ -81,6 +87,7 @@ struct Policy::Compiled {
     std::vector<std::string> key_ids;     // globs
     std::string extension;
     std::string extension_value;
+    std::vector<std::string> cas;  // empty = any
   };
   struct Rule {
     const RuleConfig* cfg = nullptr;
@@ -152,6 +159,7 @@ std::shared_ptr<const Policy> Policy::compile(std::shared_ptr<const Config> conf
     cg.key_ids = g.key_ids;
     cg.extension = g.extension;
     cg.extension_value = g.extension_value;
+    cg.cas = g.cas;
     c->groups.push_back(std::move(cg));
   }
   const size_t words = (cfg.groups.size() + 63) / 64;
@@ -235,8 +243,12 @@ ResolvedIdentity Policy::resolve(Identity identity) const {
   r.identity = std::move(identity);
   const auto& id = r.identity;
   r.group_bits.assign((compiled_->groups.size() + 63) / 64, 0);
+  const std::string_view ca_file = ca_file_name(id.ca_name);
   for (size_t gi = 0; gi < compiled_->groups.size(); ++gi) {
     const auto& g = compiled_->groups[gi];
+    // A group scoped to CAs takes members only from their certificates (another SSO cannot
+    // write itself into it through an extension).
+    if (!g.cas.empty() && std::find(g.cas.begin(), g.cas.end(), ca_file) == g.cas.end()) continue;
     bool member = std::binary_search(g.principals.begin(), g.principals.end(), id.principal);
     for (size_t k = 0; !member && k < g.key_ids.size(); ++k) {
       member = glob_match(g.key_ids[k], id.key_id);
@@ -325,8 +337,7 @@ static bool rule_matches(const Policy::Compiled::Rule& cr, const MatchContext& m
     }
     return false;
   }
-  // A CA file with several keys names them "<name>#<n>": a rule names the file.
-  const std::string_view ca_file = std::string_view(id.ca_name).substr(0, id.ca_name.find('#'));
+  const std::string_view ca_file = ca_file_name(id.ca_name);
   if (!r.cas.empty() && std::find(r.cas.begin(), r.cas.end(), ca_file) == r.cas.end()) {
     if (why) {
       *why = fmt::format("the certificate's CA {} is not among cas {}",

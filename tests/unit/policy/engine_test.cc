@@ -233,6 +233,28 @@ targets = ["tag:staging"]
   EXPECT_FALSE(decide(*p, contractor, to("db1")).allowed());
 }
 
+TEST(EngineTest, GroupsScopedToCas) {
+  auto p = compile(R"(
+[[group]]
+name = "admins"
+extension = "groups@corp.example"
+cas = ["corp"]
+[[rule]]
+id = "admins"
+groups = ["admins"]
+targets = ["*"]
+)");
+  auto corp = with_extension(user("ann"), "groups@corp.example", "admins");
+  EXPECT_TRUE(decide(*p, corp, to("db1")).allowed());
+  // The partner SSO writes the same extension: not a member, not allowed.
+  auto partner = with_extension(user("ann", "partner"), "groups@corp.example", "admins");
+  EXPECT_TRUE(p->resolve(partner).group_names.empty());
+  EXPECT_FALSE(decide(*p, partner, to("db1")).allowed());
+  // The second key of the corp CA file counts as corp.
+  auto rotated = with_extension(user("ann", "corp#2"), "groups@corp.example", "admins");
+  EXPECT_TRUE(decide(*p, rotated, to("db1")).allowed());
+}
+
 TEST(EngineTest, CasSourcesPortsAndActions) {
   auto p = compile(R"(
 [[rule]]
@@ -485,6 +507,8 @@ TEST(RuleSyntaxTest, Errors) {
   expect_error("[[rule]]\nid = \"r\"\nprincipals = [\"*\"]\ntargets = [\"db1\"]\nhost = [\"x\"]\n", 26,
                "did you mean \"hosts\"");
   expect_error("[[group]]\nname = \"g\"\nextension_value = \"x\"\n", 24, "needs group.extension");
+  expect_error("[[group]]\nname = \"g\"\nprincipals = [\"a\"]\ncas = [\"nope\"]\n", 25,
+               "unknown CA \"nope\"");
 }
 
 }  // namespace

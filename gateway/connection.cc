@@ -605,8 +605,42 @@ void Connection::deliver_touch(uint64_t channel_id, const Result<TouchProof>& re
   }
 }
 
+void Connection::check_reuse(uint64_t channel_id, std::string target, std::string rule) {
+  reuse_check_ = true;
+  const std::string fp = last_touch_->touch.fingerprint();
+  ask_store<store::EnrolledKey>(
+      worker_, alive_, [fp](store::Store& st) { return st.find_key(fp); },
+      [this, channel_id, target = std::move(target), rule = std::move(rule), fp](
+          Result<store::EnrolledKey> key, int64_t) {
+        reuse_check_ = false;
+        const bool active = key && key->status == store::KeyStatus::kActive;
+        if (!active) {
+          // No reuse: the next pass asks for a new touch, which judges the key again.
+          log_event(Level::kInfo, "mfa_reuse_refused",
+                    {{"conn", id_},
+                     {"user", login_},
+                     {"key_fp", fp},
+                     {"reason", key ? std::string(store::status_name(key->status))
+                                    : key.error().code}});
+          last_touch_.reset();
+        } else if (!touch_queue_.empty() && touch_queue_.front().channel_id == channel_id &&
+                   waiting_for_touch(channel_id) && last_touch_) {
+          log_event(Level::kInfo, "mfa_reused",
+                    {{"conn", id_},
+                     {"user", login_},
+                     {"target", target},
+                     {"rule", rule},
+                     {"key_fp", fp}});
+          touch_queue_.pop_front();
+          deliver_touch(channel_id, *last_touch_);
+        }
+        after_mfa_event();
+      });
+}
+
 void Connection::pump_mfa() {
   if (state_ != State::kAuthenticated || pending_disconnect_) return;
+  if (reuse_check_) return;  // the store's answer resumes the queue
   if (mfa_) {
     if (!mfa_->finished()) {
       if (!touch_queue_.empty() && waiting_for_touch(touch_queue_.front().channel_id)) return;
@@ -637,16 +671,10 @@ void Connection::pump_mfa() {
                                   w.need.max_age);
     if (reuse != policy::Reuse::kFresh) {
       if (reuse == policy::Reuse::kReuse) {
-        log_event(Level::kInfo, "mfa_reused",
-                  {{"conn", id_},
-                   {"user", login_},
-                   {"target", w.target},
-                   {"rule", w.need.rule},
-                   {"key_fp", last_touch_->touch.fingerprint()}});
-        uint64_t channel_id = w.channel_id;
-        touch_queue_.pop_front();
-        deliver_touch(channel_id, *last_touch_);
-        continue;
+        // The key may have been revoked or suspended since it was touched: ask the store first
+        // (the queue waits for the answer).
+        check_reuse(w.channel_id, w.target, w.need.rule);
+        return;
       }
       // A touch within max_age, but too weak for this rule: ask for a stronger one.
       log_event(Level::kInfo, "mfa_step_up",

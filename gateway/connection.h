@@ -102,6 +102,9 @@ class Connection : public Pollable {
   // pump_mfa delivers a finished challenge and starts the next one.
   void pump_mfa();
   void deliver_touch(uint64_t channel_id, const Result<TouchProof>& result);
+  // check_reuse asks the store whether the last touch's key is still active before reusing it
+  // for the channel at the front of the queue.
+  void check_reuse(uint64_t channel_id, std::string target, std::string rule);
   bool waiting_for_touch(uint64_t channel_id) const;
   // refuse_open declines a channel open from inside the message callback. Returns the value for
   // the callback: 1 = let libssh send the default refusal, 0 = no reply (a disconnect follows).
@@ -171,6 +174,7 @@ class Connection : public Pollable {
   std::deque<TouchWait> touch_queue_;      // channels waiting, in order
   std::unique_ptr<MfaDialog> mfa_;         // the challenge for touch_queue_.front()
   std::optional<TouchProof> last_touch_;   // for reuse within [mfa] max_age
+  bool reuse_check_ = false;               // a store question about last_touch_'s key is out
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // answers from other threads check it
 
   // ---- administration: reload and `touchgate sessions` (bodies in connection_admin.cc) -------

@@ -10,7 +10,8 @@ authenticator behind a real ssh-agent:
   reused for staging but NOT for prod (touch+pin): a new touch is asked (event=mfa_step_up),
   after which both are reused;
 - a reload while the user is touching the key: the channel is decided again when the touch
-  arrives, and a touch that no longer meets the rule is refused."""
+  arrives, and a touch that no longer meets the rule is refused;
+- a touch within max_age is not reused once its key is revoked (the store is asked first)."""
 
 import os
 
@@ -154,6 +155,28 @@ def main():
         check(slow.returncode == 255 and out == b"" and "(factor_too_weak)" in err and
               "rule staging requires touch+pin; the touch proved only touch" in err,
               f"a touch made under the old rule passed the new one: {out!r} {err!r}")
+
+        # Revoked between two channels of one connection: the touch is not reused.
+        write_sk_control(ctl, flags=5, counter="increment", log=log)
+        cm2 = env.path("cm2")
+        cfg_mux2 = config_for(dev, "cfg-mux2", f"  ControlMaster auto\n  ControlPath {cm2}\n"
+                                               "  ControlPersist 30\n")
+        try:
+            start = signatures(log)
+            assert_ok(env.ssh(cfg_mux2, "db1", "echo r1"), "r1\n")
+            assert_ok(env.ssh(cfg_mux2, "db1", "echo r2"), "r2\n")
+            check(signatures(log) == start + 1, "expected the touch reused for r2")
+            fp = env.keys_json(gw, "alice")[0]["fingerprint"]
+            r = env.touchgate(gw, "keys", "revoke", fp)
+            check(r.returncode == 0, "touchgate keys revoke failed", r)
+            r = env.ssh(cfg_mux2, "db1", "echo must-not-run")
+            # (The multiplexing client does not print the disconnect; its master does.)
+            check(r.returncode == 255 and r.stdout == "", "a touch of a revoked key was reused", r)
+            gw.wait_for_log(r"event=mfa_reuse_refused .*reason=revoked")
+            gw.wait_for_log(r"event=mfa_refused .*code=mfa_key_revoked")
+            check(signatures(log) == start + 1, "a revoked key must not be asked to sign")
+        finally:
+            env.run([harness.SSH, "-F", cfg_mux2, "-O", "exit", "gw"], timeout=10)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,9 @@ SessionInfo Connection::session_info() const {
 void Connection::kill_by_admin(uint32_t uid) {
   log_event(Level::kInfo, "session_killed",
             {{"conn", id_}, {"peer", peer_}, {"user", login_}, {"by_uid", uid}});
-  disconnect_now("session_killed", fmt::format("ended by an administrator (uid {})", uid));
+  // Many connections may be ended by one request: write what fits now rather than wait on each
+  // client (the socket lingers, so what is written still arrives).
+  disconnect_now("session_killed", fmt::format("ended by an administrator (uid {})", uid), 5);
 }
 
 }  // namespace touchgate::gateway

@@ -25,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       __builtin_trap();
     }
     if (request->verb == ControlVerb::kSessionsKillUser &&
-        (request->principal.empty() || request->principal.size() > 64)) {
+        (request->principal.empty() || request->principal.size() > 256)) {
       __builtin_trap();
     }
   } else {

@@ -1,0 +1,431 @@
+#include "audit/log.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "audit/line.h"
+#include "audit/verify.h"
+#include "ssh/digest.h"
+
+namespace touchgate::audit {
+namespace {
+
+constexpr std::string_view kHeadFile = "audit.head";
+// How much of the last segment open() reads to find the last good record.
+constexpr size_t kTailWindow = 2 * kMaxLine + 2;
+
+Error io_error(const std::string& what, int err) {
+  return Error{"audit_unavailable", fmt::format("{}: {}", what, std::strerror(err))};
+}
+
+Result<void> fsync_dir(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return tl::unexpected(io_error(dir.string(), errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return tl::unexpected(io_error(dir.string() + ": fsync", err));
+  return {};
+}
+
+struct Tail {
+  uint64_t good_size = 0;
+  uint64_t dropped = 0;
+  uint64_t last_seq = 0;
+  std::string last_hash;
+  std::string last_event;
+};
+
+// read_tail finds the last complete, well-formed record of a segment whose hash holds, and the
+// length of the file up to and including it.
+Result<Tail> read_tail(const std::filesystem::path& file) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return tl::unexpected(io_error(file.string(), errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return tl::unexpected(io_error(file.string(), err));
+  }
+  const auto size = static_cast<uint64_t>(st.st_size);
+  const uint64_t from = size > kTailWindow ? size - kTailWindow : 0;
+  std::string buf(size - from, '\0');
+  size_t got = 0;
+  while (got < buf.size()) {
+    const ssize_t n = ::pread(fd, buf.data() + got, buf.size() - got, static_cast<off_t>(from + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  buf.resize(got);
+
+  Tail t;
+  ParsedLine p;
+  size_t end = buf.rfind('\n');  // end of the last complete line
+  while (end != std::string::npos) {
+    const size_t prev_nl = end == 0 ? std::string::npos : buf.rfind('\n', end - 1);
+    if (prev_nl == std::string::npos && from > 0) break;  // the line may start before the window
+    const size_t start = prev_nl == std::string::npos ? 0 : prev_nl + 1;
+    const std::string_view line(buf.data() + start, end - start);
+    if (parse_line(line, &p) == nullptr && record_hash(p.hashed) == p.hash) {
+      t.good_size = from + end + 1;
+      t.last_seq = p.seq;
+      t.last_hash = std::string(p.hash);
+      t.last_event = std::string(p.event);
+      t.dropped = size - t.good_size;
+      return t;
+    }
+    if (prev_nl == std::string::npos) {
+      end = std::string::npos;
+      break;
+    }
+    end = prev_nl;
+  }
+  if (from > 0)
+    return fail("audit_corrupt",
+                fmt::format("{}: no intact record in its last {} bytes", file.string(), kTailWindow));
+  t.dropped = size;  // nothing good: the whole file is cut
+  return t;
+}
+
+}  // namespace
+
+AuditLog::AuditLog(Options options) : opts_(std::move(options)) {}
+
+AuditLog::~AuditLog() { (void)close(); }
+
+std::chrono::system_clock::time_point AuditLog::now() const {
+  return opts_.clock ? opts_.clock() : std::chrono::system_clock::now();
+}
+
+Result<std::unique_ptr<AuditLog>> AuditLog::open(Options options) {
+  std::unique_ptr<AuditLog> log(new AuditLog(std::move(options)));
+  if (auto s = log->start(); !s) return tl::unexpected(s.error());
+  return log;
+}
+
+Result<void> AuditLog::start() {
+  std::error_code ec;
+  std::filesystem::create_directories(opts_.dir, ec);
+  if (ec) return fail("audit_unavailable", fmt::format("{}: {}", opts_.dir.string(), ec.message()));
+  auto key = AuditKey::load_or_create(opts_.key_path);
+  if (!key) return tl::unexpected(key.error());
+  key_ = std::move(*key);
+
+  prev_hash_ = std::string(kGenesisHash);
+  auto segments = list_segments(opts_.dir);
+  bool create = true;
+  uint64_t dropped_total = 0;
+  while (!segments.empty()) {
+    const auto path = opts_.dir / segments.back();
+    auto tail = read_tail(path);
+    if (!tail) return tl::unexpected(tail.error());
+    if (tail->dropped > 0) {
+      if (::truncate(path.c_str(), static_cast<off_t>(tail->good_size)) != 0)
+        return tl::unexpected(io_error(path.string() + ": truncate", errno));
+      dropped_total += tail->dropped;
+      recovered_ = fmt::format("{}: cut {} bytes of a torn or corrupt last record", segments.back(),
+                               dropped_total);
+    }
+    if (tail->good_size == 0 && segments.size() > 1) {
+      // An empty segment (a crash right after rotation): continue the previous one.
+      std::filesystem::remove(path, ec);
+      segments.pop_back();
+      continue;
+    }
+    segment_ = segments.back();
+    segment_bytes_ = tail->good_size;
+    if (tail->good_size > 0) {
+      next_seq_ = tail->last_seq + 1;
+      prev_hash_ = tail->last_hash;
+      since_checkpoint_ = tail->last_event == "checkpoint" ? 0 : 1;
+    }
+    create = false;
+    break;
+  }
+  if (create) segment_ = segment_name(1);
+  if (auto o = open_segment(create); !o) return o;
+  if (dropped_total > 0)
+    pending_note_ = Record("recovered").str("segment", segment_).u64("dropped_bytes", dropped_total);
+  last_checkpoint_ = now();
+  thread_ = std::thread([this] { run(); });
+  return {};
+}
+
+Result<void> AuditLog::open_segment(bool create) {
+  if (fd_ >= 0) ::close(fd_);
+  const auto path = opts_.dir / segment_;
+  fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+  if (fd_ < 0) return tl::unexpected(io_error(path.string(), errno));
+  if (::ftruncate(fd_, static_cast<off_t>(segment_bytes_)) != 0)
+    return tl::unexpected(io_error(path.string() + ": truncate", errno));
+  if (create) {
+    if (auto d = fsync_dir(opts_.dir); !d) return d;
+  }
+  segment_opened_ = now();
+  return {};
+}
+
+Result<void> AuditLog::append(Record r, Durable durable) {
+  if (!r.valid()) return fail("audit_bad_record", fmt::format("record {} has an invalid name", r.event()));
+  std::lock_guard lk(mu_);
+  if (stopping_ || closed_) return fail("audit_closed", "the audit log is closed");
+  if (!healthy_.load()) return fail("audit_unavailable", last_error_);
+  if (queue_.size() >= opts_.queue_limit)
+    return fail("audit_overloaded", fmt::format("{} records wait for the audit log", queue_.size()));
+  queue_.push_back(Item{std::move(r), std::move(durable)});
+  if (queue_.size() == 1) cv_.notify_one();
+  return {};
+}
+
+void AuditLog::fail_items(std::vector<Item>& items, const Error& e) {
+  failed_records_ += items.size();
+  for (auto& it : items)
+    if (it.durable) it.durable(tl::unexpected(e));
+  items.clear();
+}
+
+void AuditLog::append_checkpoint(std::string& buf) {
+  const uint64_t head_seq = next_seq_ - 1;
+  auto sig = key_->sign_checkpoint(head_seq, prev_hash_);
+  Record cp("checkpoint");
+  cp.u64("head_seq", head_seq).str("head", prev_hash_).str("key_fp", key_->fingerprint());
+  cp.str("sig", sig ? ssh::base64_encode(*sig) : std::string());
+  const auto line = format_line(next_seq_, now(), prev_hash_, cp);
+  buf += line.text;
+  pending_head_ = std::make_pair(next_seq_, line.hash);
+  prev_hash_ = line.hash;
+  ++next_seq_;
+  since_checkpoint_ = 0;
+}
+
+Result<void> AuditLog::commit(const std::string& buf) {
+  size_t done = 0;
+  int err = 0;
+  while (done < buf.size()) {
+    const size_t n = std::min<size_t>(buf.size() - done, 1u << 20);
+    if (opts_.fault) err = opts_.fault(IoOp::kWrite);
+    if (err != 0) break;
+    const ssize_t w = ::write(fd_, buf.data() + done, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      break;
+    }
+    done += static_cast<size_t>(w);
+  }
+  if (err == 0) {
+    if (opts_.fault) err = opts_.fault(IoOp::kSync);
+    if (err == 0 && ::fdatasync(fd_) != 0) err = errno;
+  }
+  if (err != 0) {
+    // Never leave half a batch: cut back to the last complete, durable line (retried on recovery).
+    (void)!::ftruncate(fd_, static_cast<off_t>(segment_bytes_));
+    return tl::unexpected(io_error(fmt::format("{}", segment_), err));
+  }
+  segment_bytes_ += buf.size();
+  return {};
+}
+
+Result<void> AuditLog::write_head() {
+  if (!pending_head_) return {};
+  const auto file = opts_.dir / kHeadFile;
+  auto tmp = file;
+  tmp += ".tmp";
+  const std::string text = fmt::format("touchgate-audit-head-v1\nseq: {}\nhash: {}\n",
+                                       pending_head_->first, pending_head_->second);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return tl::unexpected(io_error(tmp.string(), errno));
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                  ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!ok) return tl::unexpected(io_error(tmp.string(), err));
+  if (::rename(tmp.c_str(), file.c_str()) != 0) return tl::unexpected(io_error(file.string(), errno));
+  pending_head_.reset();
+  return fsync_dir(opts_.dir);
+}
+
+Result<void> AuditLog::rotate_if_due() {
+  if (segment_bytes_ == 0) return {};
+  if (segment_bytes_ < opts_.max_segment_bytes && now() - segment_opened_ < opts_.max_segment_age)
+    return {};
+  if (since_checkpoint_ > 0) {
+    std::string buf;
+    const auto saved_seq = next_seq_;
+    const auto saved_prev = prev_hash_;
+    append_checkpoint(buf);
+    if (auto c = commit(buf); !c) {
+      next_seq_ = saved_seq;
+      prev_hash_ = saved_prev;
+      since_checkpoint_ = 1;
+      pending_head_.reset();
+      return c;
+    }
+    last_checkpoint_ = now();
+    (void)write_head();
+  }
+  prev_segment_ = segment_;
+  segment_ = segment_name(next_seq_);
+  segment_bytes_ = 0;
+  need_segment_start_ = true;
+  return open_segment(true);
+}
+
+Result<void> AuditLog::write_records(std::vector<Item>& items, std::vector<uint64_t>* seqs,
+                                     bool force_checkpoint) {
+  if (auto r = rotate_if_due(); !r) return r;
+  const auto saved_seq = next_seq_;
+  const auto saved_prev = prev_hash_;
+  const auto saved_since = since_checkpoint_;
+  std::string buf;
+  const auto emit = [&](const Record& r) {
+    const auto line = format_line(next_seq_, now(), prev_hash_, r);
+    buf += line.text;
+    prev_hash_ = line.hash;
+    ++next_seq_;
+    ++since_checkpoint_;
+  };
+  if (need_segment_start_) emit(Record("segment_start").str("prev_segment", prev_segment_));
+  if (pending_note_) emit(*pending_note_);
+  if (!healthy_.load())
+    emit(Record("audit_recovered")
+             .str("since", format_timestamp(outage_since_))
+             .u64("failed_records", failed_records_)
+             .str("error", last_error_));
+  for (auto& it : items) {
+    seqs->push_back(next_seq_);
+    emit(it.record);
+    if (since_checkpoint_ >= opts_.checkpoint_every) append_checkpoint(buf);
+  }
+  if (force_checkpoint && since_checkpoint_ > 0) append_checkpoint(buf);
+  if (buf.empty()) return {};
+  if (auto c = commit(buf); !c) {
+    next_seq_ = saved_seq;
+    prev_hash_ = saved_prev;
+    since_checkpoint_ = saved_since;
+    pending_head_.reset();
+    seqs->clear();
+    return c;
+  }
+  need_segment_start_ = false;
+  pending_note_.reset();
+  if (pending_head_) {
+    last_checkpoint_ = now();
+    (void)write_head();  // the records are durable; the next checkpoint rewrites the head
+  }
+  return {};
+}
+
+Result<void> AuditLog::try_recover() {
+  if (auto o = open_segment(segment_bytes_ == 0); !o) return o;
+  std::vector<Item> none;
+  std::vector<uint64_t> seqs;
+  return write_records(none, &seqs, false);
+}
+
+void AuditLog::run() {
+  std::unique_lock lk(mu_);
+  while (true) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::hours(1);
+    if (!healthy_.load()) {
+      deadline = next_retry_;
+    } else if (since_checkpoint_ > 0) {
+      const auto sys_due = last_checkpoint_ + opts_.checkpoint_interval;
+      deadline = std::chrono::steady_clock::now() +
+                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(sys_due - now());
+    }
+    cv_.wait_until(lk, deadline, [&] { return !queue_.empty() || stopping_ || pending_note_; });
+
+    if (!healthy_.load()) {
+      if (std::chrono::steady_clock::now() >= next_retry_) {
+        lk.unlock();
+        auto r = try_recover();
+        lk.lock();
+        if (r) {
+          healthy_ = true;
+          failed_records_ = 0;
+        } else {
+          last_error_ = r.error().message;
+          next_retry_ = std::chrono::steady_clock::now() + opts_.retry_interval;
+        }
+      }
+      if (!healthy_.load()) {
+        std::vector<Item> items(std::make_move_iterator(queue_.begin()),
+                                std::make_move_iterator(queue_.end()));
+        queue_.clear();
+        const Error e{"audit_unavailable", last_error_};
+        if (stopping_) {
+          lk.unlock();
+          fail_items(items, e);
+          lk.lock();
+          close_result_ = tl::unexpected(e);
+          break;
+        }
+        lk.unlock();
+        fail_items(items, e);
+        lk.lock();
+        continue;
+      }
+    }
+
+    std::vector<Item> items;
+    while (!queue_.empty() && items.size() < opts_.max_batch) {
+      items.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    const bool stop = stopping_ && queue_.empty();
+    lk.unlock();
+    const bool due = since_checkpoint_ > 0 && now() >= last_checkpoint_ + opts_.checkpoint_interval;
+    std::vector<uint64_t> seqs;
+    Result<void> r;
+    if (!items.empty() || due || stop || pending_note_) r = write_records(items, &seqs, due || stop);
+    if (r) {
+      for (size_t i = 0; i < items.size(); ++i)
+        if (items[i].durable) items[i].durable(seqs[i]);
+    } else {
+      lk.lock();
+      last_error_ = r.error().message;
+      healthy_ = false;
+      outage_since_ = now();
+      next_retry_ = std::chrono::steady_clock::now() + opts_.retry_interval;
+      lk.unlock();
+      fail_items(items, Error{"audit_unavailable", r.error().message});
+    }
+    lk.lock();
+    if (stop) {
+      if (!r) {
+        close_result_ = tl::unexpected(r.error());
+        // Records queued meanwhile were refused by append (stopping_), so nothing is left.
+      }
+      break;
+    }
+  }
+}
+
+Result<void> AuditLog::close() {
+  {
+    std::lock_guard lk(mu_);
+    if (closed_) return close_result_;
+    stopping_ = true;
+    cv_.notify_one();
+  }
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lk(mu_);
+  closed_ = true;
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  return close_result_;
+}
+
+}  // namespace touchgate::audit

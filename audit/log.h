@@ -1,0 +1,132 @@
+// AuditLog: the chained, segmented, checkpointed audit log writer (docs/audit-format.md).
+//
+// One writer thread owns the files. append() queues a record from any thread; the writer writes
+// what is queued as one batch, fdatasync()s once (group commit) and then calls each record's
+// `durable` callback ON THE WRITER THREAD: callers post the result to their own loop and never
+// block in it. Fail closed: when a write or sync fails, every record of that batch and every record
+// queued behind it gets code "audit_unavailable", healthy() turns false, and append() refuses at
+// once until the writer, retrying every retry_interval, has written an `audit_recovered` record.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "audit/checkpoint.h"
+#include "audit/record.h"
+#include "ssh/error.h"
+
+namespace touchgate::audit {
+
+enum class IoOp { kWrite, kSync };
+
+struct Options {
+  std::filesystem::path dir;       // created (0700) if missing
+  std::filesystem::path key_path;  // audit key, created (0600) with <key_path>.pub if missing
+  uint64_t max_segment_bytes = 64ull << 20;
+  // Age of a segment, counted from when this process opened or created it.
+  std::chrono::seconds max_segment_age = std::chrono::hours(24);
+  uint64_t checkpoint_every = 1000;  // records
+  std::chrono::milliseconds checkpoint_interval = std::chrono::seconds(60);
+  size_t queue_limit = 64 * 1024;  // records waiting for the writer
+  size_t max_batch = 4096;         // records per group commit
+  std::chrono::milliseconds retry_interval = std::chrono::seconds(1);
+  // Clock for `ts` (tests); system_clock::now when empty.
+  std::function<std::chrono::system_clock::time_point()> clock;
+  // Fault injection (tests): called before every write and sync of a segment; a non-zero return
+  // fails that call with that errno.
+  std::function<int(IoOp)> fault;
+};
+
+class AuditLog {
+ public:
+  using Durable = std::function<void(Result<uint64_t>)>;
+
+  // open continues the log in options.dir (or starts it). A last line that is torn (no '\n') or
+  // corrupt (bad JSON or hash) is cut off; recovered() then says so and a `recovered` record with
+  // `dropped_bytes` is the first record written. Codes "audit_unavailable" (directory or file I/O),
+  // "audit_corrupt" (no good record in the tail of the last segment), and the key's codes.
+  static Result<std::unique_ptr<AuditLog>> open(Options options);
+  ~AuditLog();
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+
+  // append queues r. On success `durable` is later called exactly once, on the writer thread, with
+  // the record's seq once it is on disk, or with an "audit_unavailable" error. It fails at once
+  // (durable not called) with "audit_overloaded" when the queue is full, "audit_unavailable" while
+  // the log is unhealthy, "audit_closed" after close(), "audit_bad_record" for an invalid record.
+  Result<void> append(Record r, Durable durable);
+
+  bool healthy() const { return healthy_.load(); }
+  // recovered is the note open() left about a cut tail, or "".
+  const std::string& recovered() const { return recovered_; }
+  const AuditKey& key() const { return *key_; }
+
+  // close writes what is queued, then a final checkpoint, syncs, and stops the writer. Idempotent.
+  Result<void> close();
+
+ private:
+  struct Item {
+    Record record;
+    Durable durable;
+  };
+  struct Segment;
+
+  explicit AuditLog(Options options);
+  std::chrono::system_clock::time_point now() const;
+  Result<void> start();
+  void run();
+  void fail_items(std::vector<Item>& items, const Error& e);
+  // write_records formats records (and any due segment_start / checkpoint) and commits them.
+  Result<void> write_records(std::vector<Item>& items, std::vector<uint64_t>* seqs,
+                             bool force_checkpoint);
+  Result<void> commit(const std::string& buf);
+  Result<void> rotate_if_due();
+  Result<void> open_segment(bool create);
+  Result<void> try_recover();
+  void append_checkpoint(std::string& buf);
+  Result<void> write_head();
+
+  Options opts_;
+  std::unique_ptr<AuditKey> key_;
+  std::string recovered_;
+
+  // Writer state (writer thread, or open() before it starts).
+  int fd_ = -1;
+  std::string segment_;          // current segment file name
+  uint64_t segment_bytes_ = 0;   // durable, complete-line length of the current segment
+  std::chrono::system_clock::time_point segment_opened_;
+  bool need_segment_start_ = false;
+  std::string prev_segment_;
+  uint64_t next_seq_ = 1;
+  std::string prev_hash_;
+  uint64_t since_checkpoint_ = 0;
+  std::chrono::system_clock::time_point last_checkpoint_;
+  std::optional<std::pair<uint64_t, std::string>> pending_head_;
+  std::optional<Record> pending_note_;  // `recovered` record to write first
+  std::chrono::system_clock::time_point outage_since_;
+  std::chrono::steady_clock::time_point next_retry_;
+  uint64_t failed_records_ = 0;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Item> queue_;
+  bool stopping_ = false;
+  bool closed_ = false;
+  std::string last_error_;
+  std::atomic<bool> healthy_{true};
+  Result<void> close_result_;
+  std::thread thread_;
+};
+
+}  // namespace touchgate::audit

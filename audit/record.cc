@@ -1,0 +1,167 @@
+#include "audit/record.h"
+
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "ssh/digest.h"
+
+namespace touchgate::audit {
+namespace {
+
+constexpr std::string_view kReserved[] = {"seq", "ts", "prev", "event", "hash"};
+
+// utf8_length returns the length of the valid UTF-8 sequence at s[i], or 0 if there is none.
+size_t utf8_length(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
+  const uint8_t c = b(i);
+  if (c < 0x80) return 1;
+  size_t n = 0;
+  uint8_t lo = 0x80, hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k)
+    if (b(i + k) < 0x80 || b(i + k) > 0xbf) return 0;
+  return n;
+}
+
+}  // namespace
+
+bool is_name(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  return true;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<uint8_t>(s[i]);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+      ++i;
+    } else if (c < 0x20 || c == 0x7f) {
+      out.append("\\u00");
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+      ++i;
+    } else if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+    } else if (size_t n = utf8_length(s, i); n != 0) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      out.append("\xef\xbf\xbd");  // U+FFFD
+      ++i;
+    }
+  }
+  out.push_back('"');
+}
+
+std::string to_hex(std::span<const uint8_t> data) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(data.size() * 2);
+  for (uint8_t b : data) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+std::string format_timestamp(std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  const auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
+  auto secs = static_cast<time_t>(ms / 1000);
+  auto frac = ms % 1000;
+  if (frac < 0) {
+    frac += 1000;
+    --secs;
+  }
+  struct tm tm {};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+std::string record_hash(std::string_view hashed_part) {
+  const auto h = ssh::sha256(std::span<const uint8_t>(
+      reinterpret_cast<const uint8_t*>(hashed_part.data()), hashed_part.size()));
+  return to_hex(h);
+}
+
+Record::Record(std::string_view event) : event_(event) { valid_ = is_name(event); }
+
+bool Record::add_name(std::string_view name) {
+  bool ok = is_name(name);
+  for (auto r : kReserved)
+    if (name == r) ok = false;
+  for (const auto& n : names_)
+    if (n == name) ok = false;
+  if (!ok) {
+    valid_ = false;
+    return false;
+  }
+  names_.emplace_back(name);
+  fields_.append(",\"");
+  fields_.append(name);
+  fields_.append("\":");
+  return true;
+}
+
+Record& Record::str(std::string_view name, std::string_view value) {
+  if (add_name(name)) append_json_string(fields_, value);
+  return *this;
+}
+
+Record& Record::u64(std::string_view name, uint64_t value) {
+  if (add_name(name)) fields_.append(fmt::format("{}", value));
+  return *this;
+}
+
+Record& Record::i64(std::string_view name, int64_t value) {
+  if (add_name(name)) fields_.append(fmt::format("{}", value));
+  return *this;
+}
+
+Record& Record::boolean(std::string_view name, bool value) {
+  if (add_name(name)) fields_.append(value ? "true" : "false");
+  return *this;
+}
+
+FormattedLine format_line(uint64_t seq, std::chrono::system_clock::time_point ts,
+                          std::string_view prev, const Record& record) {
+  FormattedLine out;
+  out.text.reserve(160 + record.fields().size());
+  out.text.append(fmt::format("{{\"seq\":{},\"ts\":\"{}\",\"prev\":\"", seq, format_timestamp(ts)));
+  out.text.append(prev);
+  out.text.append("\",\"event\":\"");
+  out.text.append(record.event());
+  out.text.push_back('"');
+  out.text.append(record.fields());
+  out.hash = record_hash(out.text);
+  out.text.append(",\"hash\":\"");
+  out.text.append(out.hash);
+  out.text.append("\"}\n");
+  return out;
+}
+
+}  // namespace touchgate::audit

@@ -1,0 +1,311 @@
+#include "audit/log.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "audit/line.h"
+#include "audit/verify.h"
+#include "audit_test_util.h"
+
+namespace touchgate::audit {
+namespace {
+
+using namespace touchgate::audit::testing;
+
+std::vector<ParsedLine> parse_all(const std::vector<std::string>& lines) {
+  std::vector<ParsedLine> out;
+  for (const auto& l : lines) {
+    ParsedLine p;
+    EXPECT_EQ(parse_line(l, &p), nullptr) << l;
+    out.push_back(p);
+  }
+  return out;
+}
+
+VerifyReport verify_with_pub(const Options& o) {
+  auto pub = o.key_path;
+  pub += ".pub";
+  auto key = load_audit_public_key(pub);
+  EXPECT_TRUE(key) << key.error().message;
+  return verify_directory(o.dir, key ? std::optional(*key) : std::nullopt);
+}
+
+std::string findings_text(const VerifyReport& r) {
+  std::string s;
+  for (const auto& f : r.findings)
+    s += f.kind + " " + f.file + ":" + std::to_string(f.line) + " seq " + std::to_string(f.seq) +
+         " " + f.message + "\n";
+  return s;
+}
+
+TEST(AuditLogTest, StartsAChainSignsItAndWritesTheKey) {
+  TempDir t;
+  auto o = options_for(t);
+  {
+    auto log = AuditLog::open(o);
+    ASSERT_TRUE(log) << log.error().message;
+    EXPECT_EQ(*append_wait(**log, Record("connection_accepted").str("peer", "192.0.2.1").u64("conn", 7)),
+              1u);
+    EXPECT_EQ(*append_wait(**log, Record("auth").str("user", "alice").boolean("ok", true)), 2u);
+    ASSERT_TRUE((*log)->close());
+  }
+  struct stat st {};
+  ASSERT_EQ(::stat(o.key_path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto pub = o.key_path;
+  pub += ".pub";
+  const std::string pub_text = read_all(pub);
+  EXPECT_EQ(pub_text.rfind("ssh-ed25519 AAAA", 0), 0u);
+  EXPECT_NE(pub_text.find(" touchgate-audit\n"), std::string::npos);
+
+  const auto lines = read_lines(o.dir / "audit-00000000000000000001.jsonl");
+  ASSERT_EQ(lines.size(), 3u);
+  const auto p = parse_all(lines);
+  EXPECT_EQ(p[0].prev, kGenesisHash);
+  EXPECT_EQ(p[1].prev, p[0].hash);
+  EXPECT_EQ(p[2].event, "checkpoint");
+  EXPECT_EQ(p[2].find("head_seq")->raw, "2");
+  EXPECT_EQ(p[2].find("head")->raw, p[1].hash);
+  EXPECT_EQ(read_all(o.dir / "audit.head"),
+            "touchgate-audit-head-v1\nseq: 3\nhash: " + std::string(p[2].hash) + "\n");
+
+  const auto r = verify_with_pub(o);
+  EXPECT_TRUE(r.clean()) << findings_text(r);
+  EXPECT_TRUE(r.findings.empty()) << findings_text(r);
+  EXPECT_EQ(r.records, 3u);
+  EXPECT_EQ(r.checkpoints, 1u);
+  EXPECT_TRUE(r.key_pinned);
+}
+
+TEST(AuditLogTest, GroupCommitFromManyThreads) {
+  TempDir t;
+  auto o = options_for(t);
+  o.checkpoint_every = 1'000'000;
+  std::atomic<int> syncs{0};
+  o.fault = [&](IoOp op) {
+    if (op == IoOp::kSync) ++syncs;
+    return 0;
+  };
+  auto log = AuditLog::open(o);
+  ASSERT_TRUE(log);
+  constexpr int kThreads = 4, kEach = 500;
+  std::mutex mu;
+  std::vector<uint64_t> seqs;
+  std::atomic<int> calls{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      for (int k = 0; k < kEach; ++k) {
+        auto a = (*log)->append(Record("e").u64("thread", static_cast<uint64_t>(i)).u64("k", k),
+                                [&](Result<uint64_t> seq) {
+                                  ++calls;
+                                  ASSERT_TRUE(seq);
+                                  std::lock_guard lk(mu);
+                                  seqs.push_back(*seq);
+                                });
+        ASSERT_TRUE(a);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_TRUE((*log)->close());
+  EXPECT_EQ(calls.load(), kThreads * kEach);
+  std::sort(seqs.begin(), seqs.end());
+  ASSERT_EQ(seqs.size(), static_cast<size_t>(kThreads * kEach));
+  for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], i + 1);
+  EXPECT_LT(syncs.load(), kThreads * kEach / 2);  // batches, not one sync per record
+  const auto r = verify_with_pub(o);
+  EXPECT_TRUE(r.clean()) << findings_text(r);
+  EXPECT_EQ(r.records, static_cast<uint64_t>(kThreads * kEach + 1));
+}
+
+TEST(AuditLogTest, RotatesBySizeAndLinksSegments) {
+  TempDir t;
+  auto o = options_for(t);
+  o.max_segment_bytes = 2000;
+  {
+    auto log = AuditLog::open(o);
+    ASSERT_TRUE(log);
+    for (int i = 0; i < 40; ++i)
+      ASSERT_TRUE(append_wait(**log, Record("e").u64("i", static_cast<uint64_t>(i))));
+    ASSERT_TRUE((*log)->close());
+  }
+  const auto segs = list_segments(o.dir);
+  ASSERT_GT(segs.size(), 2u);
+  for (size_t i = 1; i < segs.size(); ++i) {
+    const auto prev_lines = read_lines(o.dir / segs[i - 1]);
+    const auto cur_lines = read_lines(o.dir / segs[i]);
+    const auto prev = parse_all(prev_lines);
+    const auto cur = parse_all(cur_lines);
+    EXPECT_EQ(prev.back().event, "checkpoint");
+    EXPECT_EQ(cur.front().event, "segment_start");
+    EXPECT_EQ(unescape_string(cur.front().find("prev_segment")->raw), segs[i - 1]);
+    EXPECT_EQ(cur.front().prev, prev.back().hash);
+    EXPECT_EQ(segs[i], segment_name(cur.front().seq));
+  }
+  const auto r = verify_with_pub(o);
+  EXPECT_TRUE(r.clean()) << findings_text(r);
+  EXPECT_EQ(r.segments, segs.size());
+}
+
+TEST(AuditLogTest, RotatesByAge) {
+  TempDir t;
+  auto o = options_for(t);
+  auto offset = std::make_shared<std::atomic<int64_t>>(0);
+  o.clock = [offset] { return std::chrono::system_clock::now() + std::chrono::hours(*offset); };
+  auto log = AuditLog::open(o);
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(append_wait(**log, Record("a")));
+  *offset = 25;
+  ASSERT_TRUE(append_wait(**log, Record("b")));
+  ASSERT_TRUE((*log)->close());
+  EXPECT_EQ(list_segments(o.dir).size(), 2u);
+  EXPECT_TRUE(verify_with_pub(o).clean());
+}
+
+TEST(AuditLogTest, ReopenContinuesTheChain) {
+  TempDir t;
+  auto o = options_for(t);
+  for (int round = 0; round < 3; ++round) {
+    auto log = AuditLog::open(o);
+    ASSERT_TRUE(log);
+    EXPECT_EQ((*log)->recovered(), "");
+    ASSERT_TRUE(append_wait(**log, Record("e").u64("round", static_cast<uint64_t>(round))));
+    ASSERT_TRUE((*log)->close());
+  }
+  const auto r = verify_with_pub(o);
+  EXPECT_TRUE(r.findings.empty()) << findings_text(r);
+  EXPECT_EQ(r.records, 6u);  // three records, three checkpoints
+}
+
+TEST(AuditLogTest, TornTailIsCutOnReopenAndRecorded) {
+  TempDir t;
+  auto o = options_for(t);
+  {
+    auto log = AuditLog::open(o);
+    ASSERT_TRUE(log);
+    ASSERT_TRUE(append_wait(**log, Record("e")));
+    ASSERT_TRUE((*log)->close());
+  }
+  const auto seg = o.dir / "audit-00000000000000000001.jsonl";
+  const std::string good = read_all(seg);
+  const std::string torn = "{\"seq\":3,\"ts\":\"2026-";
+  write_all(seg, good + torn);
+  EXPECT_TRUE(verify_with_pub(o).has("torn_tail"));
+  {
+    auto log = AuditLog::open(o);
+    ASSERT_TRUE(log);
+    EXPECT_NE((*log)->recovered().find(fmt::format("cut {} bytes", torn.size())), std::string::npos)
+        << (*log)->recovered();
+    ASSERT_TRUE(append_wait(**log, Record("after")));
+    ASSERT_TRUE((*log)->close());
+  }
+  const auto texts = read_lines(seg);
+  const auto lines = parse_all(texts);
+  ASSERT_GE(lines.size(), 4u);
+  EXPECT_EQ(lines[2].event, "recovered");
+  EXPECT_EQ(lines[2].find("dropped_bytes")->raw, std::to_string(torn.size()));
+  const auto r = verify_with_pub(o);
+  EXPECT_TRUE(r.findings.empty()) << findings_text(r);
+
+  // A complete last line whose hash does not hold is cut as well.
+  std::string text = read_all(seg);
+  const size_t last = text.rfind('\n', text.size() - 2) + 1;
+  text[last + 15] = text[last + 15] == '1' ? '2' : '1';  // the year in "ts"
+  write_all(seg, text);
+  auto log = AuditLog::open(o);
+  ASSERT_TRUE(log);
+  EXPECT_NE((*log)->recovered(), "");
+  ASSERT_TRUE((*log)->close());
+  EXPECT_TRUE(verify_with_pub(o).findings.empty());
+}
+
+TEST(AuditLogTest, WriteFailureFailsClosedThenRecovers) {
+  TempDir t;
+  auto o = options_for(t);
+  o.retry_interval = std::chrono::milliseconds(50);
+  auto failing = std::make_shared<std::atomic<int>>(0);
+  o.fault = [failing](IoOp op) {
+    if (op == IoOp::kSync && *failing > 0) {
+      --*failing;
+      return ENOSPC;
+    }
+    return 0;
+  };
+  auto log = AuditLog::open(o);
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(append_wait(**log, Record("before")));
+  *failing = 3;
+  auto lost = append_wait(**log, Record("lost").str("marker", "never-on-disk"));
+  ASSERT_FALSE(lost);
+  EXPECT_EQ(lost.error().code, "audit_unavailable");
+  EXPECT_NE(lost.error().message.find("No space left on device"), std::string::npos);
+  EXPECT_FALSE((*log)->healthy());
+  auto refused = (*log)->append(Record("refused"), [](Result<uint64_t>) {});
+  if (!refused) {
+    EXPECT_EQ(refused.error().code, "audit_unavailable");
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!(*log)->healthy() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE((*log)->healthy());
+  ASSERT_TRUE(append_wait(**log, Record("after")));
+  ASSERT_TRUE((*log)->close());
+
+  const std::string text = read_all(o.dir / "audit-00000000000000000001.jsonl");
+  EXPECT_EQ(text.find("never-on-disk"), std::string::npos);
+  EXPECT_NE(text.find("\"event\":\"audit_recovered\""), std::string::npos);
+  const auto r = verify_with_pub(o);
+  EXPECT_TRUE(r.findings.empty()) << findings_text(r);
+}
+
+TEST(AuditLogTest, FullQueueRefusesAtOnce) {
+  TempDir t;
+  auto o = options_for(t);
+  o.queue_limit = 1;
+  auto entered = std::make_shared<std::promise<void>>();
+  auto release = std::make_shared<std::promise<void>>();
+  auto released = release->get_future().share();
+  auto first = std::make_shared<std::atomic<bool>>(true);
+  o.fault = [=](IoOp op) {
+    if (op == IoOp::kSync && first->exchange(false)) {
+      entered->set_value();
+      released.wait();
+    }
+    return 0;
+  };
+  auto log = AuditLog::open(o);
+  ASSERT_TRUE(log);
+  std::atomic<int> done{0};
+  ASSERT_TRUE((*log)->append(Record("a"), [&](Result<uint64_t> r) { done += r ? 1 : 100; }));
+  entered->get_future().wait();
+  ASSERT_TRUE((*log)->append(Record("b"), [&](Result<uint64_t> r) { done += r ? 1 : 100; }));
+  auto c = (*log)->append(Record("c"), [](Result<uint64_t>) {});
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, "audit_overloaded");
+  release->set_value();
+  ASSERT_TRUE((*log)->close());
+  EXPECT_EQ(done.load(), 2);
+}
+
+TEST(AuditLogTest, InvalidRecordIsRefused) {
+  TempDir t;
+  auto log = AuditLog::open(options_for(t));
+  ASSERT_TRUE(log);
+  auto a = (*log)->append(Record("x").str("seq", "1"), [](Result<uint64_t>) {});
+  ASSERT_FALSE(a);
+  EXPECT_EQ(a.error().code, "audit_bad_record");
+}
+
+}  // namespace
+}  // namespace touchgate::audit

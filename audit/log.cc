@@ -175,7 +175,11 @@ Result<void> AuditLog::open_segment(bool create) {
 }
 
 Result<void> AuditLog::append(Record r, Durable durable) {
-  if (!r.valid()) return fail("audit_bad_record", fmt::format("record {} has an invalid name", r.event()));
+  if (!r.valid())
+    return fail("audit_bad_record", fmt::format("record {} has an invalid name", r.event()));
+  // seq, ts, prev, event and hash take at most 300 bytes: the line stays readable by verify.
+  if (r.fields().size() + r.event().size() + 300 > kMaxLine)
+    return fail("audit_bad_record", fmt::format("record {} is too long", r.event()));
   std::lock_guard lk(mu_);
   if (stopping_ || closed_) return fail("audit_closed", "the audit log is closed");
   if (!healthy_.load()) return fail("audit_unavailable", last_error_);

@@ -64,7 +64,8 @@ class AuditLog {
   // append queues r. On success `durable` is later called exactly once, on the writer thread, with
   // the record's seq once it is on disk, or with an "audit_unavailable" error. It fails at once
   // (durable not called) with "audit_overloaded" when the queue is full, "audit_unavailable" while
-  // the log is unhealthy, "audit_closed" after close(), "audit_bad_record" for an invalid record.
+  // the log is unhealthy, "audit_closed" after close(), "audit_bad_record" for an invalid record or one whose line would
+  // be longer than kMaxLine.
   Result<void> append(Record r, Durable durable);
 
   bool healthy() const { return healthy_.load(); }

@@ -51,6 +51,8 @@ struct VerifyReport {
 
   // clean is true when no finding is tampering (warnings allowed).
   bool clean() const;
+  // verdict is "clean" or "tampered".
+  std::string_view verdict() const { return clean() ? "clean" : "tampered"; }
   // has is true when a finding of that kind was reported.
   bool has(std::string_view kind) const;
   const Finding* first(std::string_view kind) const;

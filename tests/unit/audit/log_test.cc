@@ -298,6 +298,28 @@ TEST(AuditLogTest, FullQueueRefusesAtOnce) {
   EXPECT_EQ(done.load(), 2);
 }
 
+TEST(AuditLogTest, CheckpointAfterIntervalWithoutClose) {
+  TempDir t;
+  auto o = options_for(t);
+  o.checkpoint_interval = std::chrono::milliseconds(50);
+  auto log = AuditLog::open(o);
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(append_wait(**log, Record("e")));
+  const auto seg = o.dir / "audit-00000000000000000001.jsonl";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (read_all(seg).find("\"event\":\"checkpoint\"") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const auto lines = read_lines(seg);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[1].find("\"event\":\"checkpoint\",\"head_seq\":1,"), std::string::npos);
+  // Nothing new since: no further checkpoint, and close adds none either.
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_TRUE((*log)->close());
+  EXPECT_EQ(read_lines(seg).size(), 2u);
+  EXPECT_TRUE(verify_with_pub(o).findings.empty());
+}
+
 TEST(AuditLogTest, InvalidRecordIsRefused) {
   TempDir t;
   auto log = AuditLog::open(options_for(t));
@@ -305,6 +327,10 @@ TEST(AuditLogTest, InvalidRecordIsRefused) {
   auto a = (*log)->append(Record("x").str("seq", "1"), [](Result<uint64_t>) {});
   ASSERT_FALSE(a);
   EXPECT_EQ(a.error().code, "audit_bad_record");
+  auto big = (*log)->append(Record("x").str("blob", std::string(kMaxLine, 'a')),
+                            [](Result<uint64_t>) {});
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().code, "audit_bad_record");
 }
 
 }  // namespace

@@ -246,6 +246,62 @@ TEST_F(VerifyTest, SshKeygenVerifiesACheckpoint) {
   EXPECT_NE(std::system((cmd + " " + std::string(64, 'a') + " >/dev/null 2>&1").c_str()), 0);
 }
 
+TEST_F(VerifyTest, HeadNamingAnotherRecord) {
+  write_all(o_.dir / "audit.head",
+            "touchgate-audit-head-v1\nseq: 18\nhash: " + std::string(64, 'a') + "\n");
+  const auto r = verify();
+  EXPECT_EQ(r.verdict(), "tampered");
+  ASSERT_NE(r.first("bad_head"), nullptr) << findings_text(r);
+  EXPECT_EQ(r.first("bad_head")->seq, 18u);
+  write_all(o_.dir / "audit.head", "garbage");
+  EXPECT_TRUE(verify().has("bad_head"));
+}
+
+TEST(VerifySegmentsTest, RemovedSegmentAndForgedSegmentStart) {
+  TempDir t;
+  auto o = options_for(t);
+  o.max_segment_bytes = 1500;
+  {
+    auto log = AuditLog::open(o);
+    ASSERT_TRUE(log);
+    for (int i = 0; i < 30; ++i) ASSERT_TRUE(append_wait(**log, Record("e").u64("i", i)));
+    ASSERT_TRUE((*log)->close());
+  }
+  auto key = load_audit_public_key(o.key_path.string() + ".pub");
+  ASSERT_TRUE(key);
+  const auto segs = list_segments(o.dir);
+  ASSERT_GE(segs.size(), 4u);
+  EXPECT_EQ(verify_directory(o.dir, *key).verdict(), "clean");
+
+  // The second segment's segment_start renamed to claim another predecessor (hash recomputed).
+  const auto second = o.dir / segs[1];
+  const auto original = read_all(second);
+  auto lines = read_lines(second);
+  ParsedLine p;
+  ASSERT_EQ(parse_line(lines[0], &p), nullptr);
+  std::string body(p.hashed);
+  body.replace(body.find(segs[0]), segs[0].size(), segment_name(999));
+  lines[0] = body + ",\"hash\":\"" + record_hash(body) + "\"}";
+  write_lines(second, lines);
+  auto r = verify_directory(o.dir, *key);
+  ASSERT_NE(r.first("bad_segment"), nullptr);
+  EXPECT_EQ(r.first("bad_segment")->file, segs[1]);
+  EXPECT_EQ(r.first("bad_segment")->line, 1u);
+  write_all(second, original);
+
+  // A whole segment in the middle removed.
+  std::filesystem::remove(o.dir / segs[2]);
+  r = verify_directory(o.dir, *key);
+  EXPECT_EQ(r.verdict(), "tampered");
+  const auto* f = r.first("removed");
+  ASSERT_NE(f, nullptr) << findings_text(r);
+  EXPECT_EQ(f->file, segs[3]);
+  EXPECT_EQ(f->line, 1u);
+  uint64_t from = 0;
+  ASSERT_TRUE(parse_segment_name(segs[2], &from));
+  EXPECT_EQ(f->seq, from);
+}
+
 TEST(VerifyDirTest, EmptyDirectoryIsClean) {
   TempDir t;
   const auto r = verify_directory(t.path(), std::nullopt);

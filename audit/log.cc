@@ -347,7 +347,9 @@ void AuditLog::run() {
       deadline = std::chrono::steady_clock::now() +
                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(sys_due - now());
     }
-    cv_.wait_until(lk, deadline, [&] { return !queue_.empty() || stopping_ || pending_note_; });
+    cv_.wait_until(lk, deadline, [&] {
+      return !queue_.empty() || stopping_ || (pending_note_ && healthy_.load());
+    });
 
     if (!healthy_.load()) {
       if (std::chrono::steady_clock::now() >= next_retry_) {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -267,6 +268,58 @@ TEST(AuditLogTest, WriteFailureFailsClosedThenRecovers) {
   EXPECT_NE(text.find("\"event\":\"audit_recovered\""), std::string::npos);
   const auto r = verify_with_pub(o);
   EXPECT_TRUE(r.findings.empty()) << findings_text(r);
+}
+
+TEST(AuditLogTest, FailuresAroundRotationKeepTheChain) {
+  TempDir t;
+  auto o = options_for(t);
+  o.max_segment_bytes = 1200;
+  o.checkpoint_every = 4;
+  o.retry_interval = std::chrono::milliseconds(10);
+  auto failing = std::make_shared<std::atomic<int>>(0);
+  o.fault = [failing](IoOp op) {
+    if (op == IoOp::kWrite && *failing > 0) {
+      --*failing;
+      return EIO;
+    }
+    return 0;
+  };
+  std::map<uint64_t, int> durable;  // seq -> i
+  int refused = 0;
+  {
+    auto log = AuditLog::open(o);
+    ASSERT_TRUE(log);
+    for (int i = 0; i < 60; ++i) {
+      if (i % 5 == 0) *failing = 1;
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (!(*log)->healthy() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      auto r = append_wait(**log, Record("e").u64("i", static_cast<uint64_t>(i)));
+      if (r) {
+        durable[*r] = i;
+      } else {
+        EXPECT_EQ(r.error().code, "audit_unavailable");
+        ++refused;
+      }
+    }
+    ASSERT_TRUE((*log)->close());
+  }
+  EXPECT_GT(refused, 0);
+  EXPECT_GT(list_segments(o.dir).size(), 2u);
+  const auto r = verify_with_pub(o);
+  EXPECT_TRUE(r.findings.empty()) << findings_text(r);
+  // Every record reported durable is in the log under its seq.
+  for (const auto& seg : list_segments(o.dir)) {
+    const auto texts = read_lines(o.dir / seg);
+    for (const auto& p : parse_all(texts)) {
+      auto it = durable.find(p.seq);
+      if (it == durable.end()) continue;
+      EXPECT_EQ(p.event, "e");
+      EXPECT_EQ(p.find("i")->raw, std::to_string(it->second));
+      durable.erase(it);
+    }
+  }
+  EXPECT_TRUE(durable.empty());
 }
 
 TEST(AuditLogTest, FullQueueRefusesAtOnce) {

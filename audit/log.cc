@@ -152,6 +152,17 @@ Result<void> AuditLog::start() {
     break;
   }
   if (create) segment_ = segment_name(1);
+  // A log cut back to before the checkpoint audit.head names is not continued: the next
+  // checkpoint would overwrite the evidence.
+  if (std::filesystem::exists(opts_.dir / kHeadFile, ec)) {
+    const auto head = read_head(opts_.dir / kHeadFile);
+    const uint64_t last = next_seq_ - 1;
+    if (!head || head->first > last || (head->first == last && head->second != prev_hash_))
+      return fail("audit_truncated",
+                  fmt::format("{}: audit.head names checkpoint seq {} but the log ends at seq {}; "
+                              "run touchgate audit verify and move the log aside",
+                              opts_.dir.string(), head ? head->first : 0, last));
+  }
   if (auto o = open_segment(create); !o) return o;
   if (dropped_total > 0)
     pending_note_ = Record("recovered").str("segment", segment_).u64("dropped_bytes", dropped_total);

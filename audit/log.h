@@ -55,7 +55,9 @@ class AuditLog {
   // open continues the log in options.dir (or starts it). A last line that is torn (no '\n') or
   // corrupt (bad JSON or hash) is cut off; recovered() then says so and a `recovered` record with
   // `dropped_bytes` is the first record written. Codes "audit_unavailable" (directory or file I/O),
-  // "audit_corrupt" (no good record in the tail of the last segment), and the key's codes.
+  // "audit_corrupt" (no good record in the tail of the last segment), "audit_truncated"
+  // (audit.head names a checkpoint past the end of the log, or is unreadable: the log is not
+  // continued), and the key's codes.
   static Result<std::unique_ptr<AuditLog>> open(Options options);
   ~AuditLog();
   AuditLog(const AuditLog&) = delete;

@@ -222,13 +222,36 @@ TEST(AuditLogTest, TornTailIsCutOnReopenAndRecorded) {
   // A complete last line whose hash does not hold is cut as well.
   std::string text = read_all(seg);
   const size_t last = text.rfind('\n', text.size() - 2) + 1;
-  text[last + 15] = text[last + 15] == '1' ? '2' : '1';  // the year in "ts"
-  write_all(seg, text);
+  std::string bad = text.substr(last);
+  bad[15] = bad[15] == '1' ? '2' : '1';  // the year in "ts"
+  write_all(seg, text + bad);
   auto log = AuditLog::open(o);
   ASSERT_TRUE(log);
-  EXPECT_NE((*log)->recovered(), "");
+  EXPECT_NE((*log)->recovered().find(fmt::format("cut {} bytes", bad.size())), std::string::npos);
   ASSERT_TRUE((*log)->close());
   EXPECT_TRUE(verify_with_pub(o).findings.empty());
+}
+
+TEST(AuditLogTest, RefusesToContinueALogCutBeforeItsHead) {
+  TempDir t;
+  auto o = options_for(t);
+  {
+    auto log = AuditLog::open(o);
+    ASSERT_TRUE(log);
+    ASSERT_TRUE(append_wait(**log, Record("a")));
+    ASSERT_TRUE(append_wait(**log, Record("b")));
+    ASSERT_TRUE((*log)->close());
+  }
+  const auto seg = o.dir / "audit-00000000000000000001.jsonl";
+  auto lines = read_lines(seg);
+  ASSERT_EQ(lines.size(), 3u);
+  lines.resize(1);  // "b" and the checkpoint audit.head names are gone
+  write_lines(seg, lines);
+  auto log = AuditLog::open(o);
+  ASSERT_FALSE(log);
+  EXPECT_EQ(log.error().code, "audit_truncated");
+  EXPECT_EQ(read_lines(seg).size(), 1u);
+  EXPECT_TRUE(verify_with_pub(o).has("truncated"));
 }
 
 TEST(AuditLogTest, WriteFailureFailsClosedThenRecovers) {

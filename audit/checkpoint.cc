@@ -68,8 +68,7 @@ Result<std::unique_ptr<AuditKey>> AuditKey::load_or_create(const std::filesystem
     }
     pkey.reset(PEM_read_PrivateKey(f.get(), nullptr, nullptr, nullptr));
     if (!pkey)
-      return fail("audit_key_unreadable",
-                  fmt::format("{}: not a PEM private key", path.string()));
+      return fail("audit_key_unreadable", fmt::format("{}: not a PEM private key", path.string()));
   } else if (errno == ENOENT) {
     pkey.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
     if (!pkey) return fail("audit_key_write", "cannot generate an Ed25519 key");
@@ -150,7 +149,8 @@ Result<ssh::PublicKey> load_audit_public_key(const std::filesystem::path& path) 
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#') continue;
     auto kl = ssh::parse_key_line(line);
-    if (!kl) return fail("audit_key_unreadable", fmt::format("{}: {}", path.string(), kl.error().message));
+    if (!kl)
+      return fail("audit_key_unreadable", fmt::format("{}: {}", path.string(), kl.error().message));
     auto key = ssh::parse_public_key(kl->blob);
     if (!key || key->type != ssh::KeyType::kEd25519)
       return fail("audit_key_unreadable", fmt::format("{}: not an ssh-ed25519 key", path.string()));

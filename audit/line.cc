@@ -27,7 +27,9 @@ bool is_timestamp(std::string_view s) {
   return true;
 }
 
-bool is_name_char(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
+bool is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+}
 
 // utf8_valid_at returns the length of a valid UTF-8 multi-byte sequence at s[i], or 0.
 size_t utf8_at(std::string_view s, size_t i) {

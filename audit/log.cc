@@ -59,7 +59,8 @@ Result<Tail> read_tail(const std::filesystem::path& file) {
   std::string buf(size - from, '\0');
   size_t got = 0;
   while (got < buf.size()) {
-    const ssize_t n = ::pread(fd, buf.data() + got, buf.size() - got, static_cast<off_t>(from + got));
+    const ssize_t n =
+        ::pread(fd, buf.data() + got, buf.size() - got, static_cast<off_t>(from + got));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     got += static_cast<size_t>(n);
@@ -90,8 +91,8 @@ Result<Tail> read_tail(const std::filesystem::path& file) {
     end = prev_nl;
   }
   if (from > 0)
-    return fail("audit_corrupt",
-                fmt::format("{}: no intact record in its last {} bytes", file.string(), kTailWindow));
+    return fail("audit_corrupt", fmt::format("{}: no intact record in its last {} bytes",
+                                             file.string(), kTailWindow));
   t.dropped = size;  // nothing good: the whole file is cut
   return t;
 }
@@ -100,7 +101,9 @@ Result<Tail> read_tail(const std::filesystem::path& file) {
 
 AuditLog::AuditLog(Options options) : opts_(std::move(options)) {}
 
-AuditLog::~AuditLog() { (void)close(); }
+AuditLog::~AuditLog() {
+  (void)close();
+}
 
 std::chrono::system_clock::time_point AuditLog::now() const {
   return opts_.clock ? opts_.clock() : std::chrono::system_clock::now();
@@ -165,7 +168,8 @@ Result<void> AuditLog::start() {
   }
   if (auto o = open_segment(create); !o) return o;
   if (dropped_total > 0)
-    pending_note_ = Record("recovered").str("segment", segment_).u64("dropped_bytes", dropped_total);
+    pending_note_ =
+        Record("recovered").str("segment", segment_).u64("dropped_bytes", dropped_total);
   last_checkpoint_ = now();
   thread_ = std::thread([this] { run(); });
   return {};
@@ -195,7 +199,8 @@ Result<void> AuditLog::append(Record r, Durable durable) {
   if (stopping_ || closed_) return fail("audit_closed", "the audit log is closed");
   if (!healthy_.load()) return fail("audit_unavailable", last_error_);
   if (queue_.size() >= opts_.queue_limit)
-    return fail("audit_overloaded", fmt::format("{} records wait for the audit log", queue_.size()));
+    return fail("audit_overloaded",
+                fmt::format("{} records wait for the audit log", queue_.size()));
   queue_.push_back(Item{std::move(r), std::move(durable)});
   if (queue_.size() == 1) cv_.notify_one();
   return {};
@@ -264,7 +269,8 @@ Result<void> AuditLog::write_head() {
   const int err = errno;
   ::close(fd);
   if (!ok) return tl::unexpected(io_error(tmp.string(), err));
-  if (::rename(tmp.c_str(), file.c_str()) != 0) return tl::unexpected(io_error(file.string(), errno));
+  if (::rename(tmp.c_str(), file.c_str()) != 0)
+    return tl::unexpected(io_error(file.string(), errno));
   pending_head_.reset();
   return fsync_dir(opts_.dir);
 }
@@ -404,7 +410,8 @@ void AuditLog::run() {
     const bool due = since_checkpoint_ > 0 && now() >= last_checkpoint_ + opts_.checkpoint_interval;
     std::vector<uint64_t> seqs;
     Result<void> r;
-    if (!items.empty() || due || stop || pending_note_) r = write_records(items, &seqs, due || stop);
+    if (!items.empty() || due || stop || pending_note_)
+      r = write_records(items, &seqs, due || stop);
     if (r) {
       for (size_t i = 0; i < items.size(); ++i)
         if (items[i].durable) items[i].durable(seqs[i]);

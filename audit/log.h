@@ -66,8 +66,8 @@ class AuditLog {
   // append queues r. On success `durable` is later called exactly once, on the writer thread, with
   // the record's seq once it is on disk, or with an "audit_unavailable" error. It fails at once
   // (durable not called) with "audit_overloaded" when the queue is full, "audit_unavailable" while
-  // the log is unhealthy, "audit_closed" after close(), "audit_bad_record" for an invalid record or one whose line would
-  // be longer than kMaxLine.
+  // the log is unhealthy, "audit_closed" after close(), "audit_bad_record" for an invalid record or
+  // one whose line would be longer than kMaxLine.
   Result<void> append(Record r, Durable durable);
 
   bool healthy() const { return healthy_.load(); }
@@ -106,8 +106,8 @@ class AuditLog {
 
   // Writer state (writer thread, or open() before it starts).
   int fd_ = -1;
-  std::string segment_;          // current segment file name
-  uint64_t segment_bytes_ = 0;   // durable, complete-line length of the current segment
+  std::string segment_;         // current segment file name
+  uint64_t segment_bytes_ = 0;  // durable, complete-line length of the current segment
   std::chrono::system_clock::time_point segment_opened_;
   bool need_segment_start_ = false;
   std::string prev_segment_;

@@ -108,7 +108,9 @@ std::string record_hash(std::string_view hashed_part) {
   return to_hex(h);
 }
 
-Record::Record(std::string_view event) : event_(event) { valid_ = is_name(event); }
+Record::Record(std::string_view event) : event_(event) {
+  valid_ = is_name(event);
+}
 
 bool Record::add_name(std::string_view name) {
   bool ok = is_name(name);

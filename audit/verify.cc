@@ -37,10 +37,13 @@ bool hash_matches(std::string_view hashed, std::string_view hash_hex) {
 
 bool VerifyReport::clean() const {
   if (suppressed > 0) return false;
-  return std::none_of(findings.begin(), findings.end(), [](const Finding& f) { return f.tampering; });
+  return std::none_of(findings.begin(), findings.end(),
+                      [](const Finding& f) { return f.tampering; });
 }
 
-bool VerifyReport::has(std::string_view kind) const { return first(kind) != nullptr; }
+bool VerifyReport::has(std::string_view kind) const {
+  return first(kind) != nullptr;
+}
 
 const Finding* VerifyReport::first(std::string_view kind) const {
   for (const auto& f : findings)
@@ -48,7 +51,9 @@ const Finding* VerifyReport::first(std::string_view kind) const {
   return nullptr;
 }
 
-std::string segment_name(uint64_t first_seq) { return fmt::format("audit-{:020}.jsonl", first_seq); }
+std::string segment_name(uint64_t first_seq) {
+  return fmt::format("audit-{:020}.jsonl", first_seq);
+}
 
 bool parse_segment_name(std::string_view name, uint64_t* first_seq) {
   if (name.size() != 32 || !name.starts_with("audit-") || !name.ends_with(".jsonl")) return false;
@@ -86,8 +91,8 @@ void ChainVerifier::add(std::string_view kind, uint64_t seq, std::string message
     ++report_.suppressed;
     return;
   }
-  report_.findings.push_back(Finding{std::string(kind), file_, line_no_, seq, std::move(message),
-                                     tampering});
+  report_.findings.push_back(
+      Finding{std::string(kind), file_, line_no_, seq, std::move(message), tampering});
 }
 
 void ChainVerifier::begin_segment(std::string_view name, bool last) {
@@ -110,8 +115,8 @@ void ChainVerifier::line(std::string_view text, bool complete, bool too_long) {
   }
   if (!complete) {
     if (last_segment_) {
-      add("torn_tail", 0, fmt::format("last line is incomplete ({} bytes, no newline)", text.size()),
-          false);
+      add("torn_tail", 0,
+          fmt::format("last line is incomplete ({} bytes, no newline)", text.size()), false);
     } else {
       add("malformed", 0, "segment ends in an incomplete line");
       chain_known_ = false;
@@ -159,7 +164,8 @@ void ChainVerifier::line(std::string_view text, bool complete, bool too_long) {
   if (check_link) {
     const std::string_view want = first_record ? kGenesisHash : std::string_view(last_hash_);
     if (p.prev != want)
-      add("bad_link", p.seq, fmt::format("prev of seq {} is not the hash of seq {}", p.seq, last_seq_));
+      add("bad_link", p.seq,
+          fmt::format("prev of seq {} is not the hash of seq {}", p.seq, last_seq_));
   }
 
   if (first_in_segment_) {
@@ -191,14 +197,15 @@ void ChainVerifier::check_checkpoint(const ParsedLine& p) {
   const Field* fp = p.find("key_fp");
   const Field* sig = p.find("sig");
   uint64_t head_seq = 0;
-  if (!hs || !h || !fp || !sig || hs->kind != ValueKind::kInteger || !parse_u64(hs->raw, &head_seq) ||
-      h->kind != ValueKind::kString || fp->kind != ValueKind::kString ||
-      sig->kind != ValueKind::kString) {
+  if (!hs || !h || !fp || !sig || hs->kind != ValueKind::kInteger ||
+      !parse_u64(hs->raw, &head_seq) || h->kind != ValueKind::kString ||
+      fp->kind != ValueKind::kString || sig->kind != ValueKind::kString) {
     add("bad_checkpoint", p.seq, "checkpoint fields missing or of the wrong type");
     return;
   }
   if (head_seq != last_seq_ || h->raw != last_hash_)
-    add("bad_checkpoint", p.seq, fmt::format("checkpoint names seq {}, not the record before it", head_seq));
+    add("bad_checkpoint", p.seq,
+        fmt::format("checkpoint names seq {}, not the record before it", head_seq));
   const std::string key_fp = unescape_string(fp->raw);
   std::optional<ssh::PublicKey> signer = key_;
   if (!signer) {
@@ -299,8 +306,7 @@ VerifyReport verify_directory(const std::filesystem::path& dir,
       if (n <= 0) break;
       end += static_cast<size_t>(n);
       while (true) {
-        const char* nl =
-            static_cast<const char*>(std::memchr(buf.data() + scan, '\n', end - scan));
+        const char* nl = static_cast<const char*>(std::memchr(buf.data() + scan, '\n', end - scan));
         if (!nl) {
           scan = end;
           if (end - start > kMaxLine) {

@@ -36,26 +36,26 @@ TEST(LineTest, ParsesWhatTheWriterWrites) {
 TEST(LineTest, RefusesAnythingElse) {
   ParsedLine p;
   const std::string line = good();
-  const std::string head = "{\"seq\":1,\"ts\":\"1970-01-01T00:00:00.000Z\",\"prev\":\"" + kZ +
-                           "\",\"event\":\"e\"";
+  const std::string head =
+      "{\"seq\":1,\"ts\":\"1970-01-01T00:00:00.000Z\",\"prev\":\"" + kZ + "\",\"event\":\"e\"";
   const std::string tail = ",\"hash\":\"" + kZ + "\"}";
   EXPECT_EQ(parse_line(head + tail, &p), nullptr);
   const char* bad[] = {
-      ",\"a\":01",          // leading zero
-      ",\"a\":-0",          // negative zero
-      ",\"a\":1.5",         // not an integer
+      ",\"a\":01",                    // leading zero
+      ",\"a\":-0",                    // negative zero
+      ",\"a\":1.5",                   // not an integer
       ",\"a\":18446744073709551616",  // too big
       ",\"a\":-9223372036854775809",  // too small
-      ",\"a\":\"\\n\"",     // non-canonical escape
-      ",\"a\":\"\\u0041\"", // escape of a printable character
-      ",\"a\":\"\x01\"",    // raw control character
-      ",\"a\":\"\xff\"",    // not UTF-8
-      ",\"a\":null",        // not a value we write
-      ",\"a\":{}",          // no nesting
-      ", \"a\":1",          // whitespace
-      ",\"A\":1",           // bad name
-      ",\"seq\":2",         // duplicate
-      ",\"a\":\"x",         // unterminated
+      ",\"a\":\"\\n\"",               // non-canonical escape
+      ",\"a\":\"\\u0041\"",           // escape of a printable character
+      ",\"a\":\"\x01\"",              // raw control character
+      ",\"a\":\"\xff\"",              // not UTF-8
+      ",\"a\":null",                  // not a value we write
+      ",\"a\":{}",                    // no nesting
+      ", \"a\":1",                    // whitespace
+      ",\"A\":1",                     // bad name
+      ",\"seq\":2",                   // duplicate
+      ",\"a\":\"x",                   // unterminated
   };
   for (const char* b : bad) EXPECT_NE(parse_line(head + b + tail, &p), nullptr) << b;
   EXPECT_NE(parse_line(line + " ", &p), nullptr);

@@ -55,8 +55,9 @@ TEST(AuditLogTest, StartsAChainSignsItAndWritesTheKey) {
   {
     auto log = AuditLog::open(o);
     ASSERT_TRUE(log) << log.error().message;
-    EXPECT_EQ(*append_wait(**log, Record("connection_accepted").str("peer", "192.0.2.1").u64("conn", 7)),
-              1u);
+    EXPECT_EQ(
+        *append_wait(**log, Record("connection_accepted").str("peer", "192.0.2.1").u64("conn", 7)),
+        1u);
     EXPECT_EQ(*append_wait(**log, Record("auth").str("user", "alice").boolean("ok", true)), 2u);
     ASSERT_TRUE((*log)->close());
   }
@@ -403,8 +404,8 @@ TEST(AuditLogTest, InvalidRecordIsRefused) {
   auto a = (*log)->append(Record("x").str("seq", "1"), [](Result<uint64_t>) {});
   ASSERT_FALSE(a);
   EXPECT_EQ(a.error().code, "audit_bad_record");
-  auto big = (*log)->append(Record("x").str("blob", std::string(kMaxLine, 'a')),
-                            [](Result<uint64_t>) {});
+  auto big =
+      (*log)->append(Record("x").str("blob", std::string(kMaxLine, 'a')), [](Result<uint64_t>) {});
   ASSERT_FALSE(big);
   EXPECT_EQ(big.error().code, "audit_bad_record");
 }

@@ -42,12 +42,18 @@ TEST(RecordTest, LineHasFixedFieldOrderAndHashCoversEverythingBeforeIt) {
 
 TEST(RecordTest, StringsAreEscapedCanonically) {
   Record r("x");
-  r.str("s", std::string("a\"b\\c\n\x01\x7f\xc3\xa9\xff" "d", 12));
-  EXPECT_EQ(r.fields(), ",\"s\":\"a\\\"b\\\\c\\u000a\\u0001\\u007f\xc3\xa9\xef\xbf\xbd" "d\"");
+  r.str("s", std::string("a\"b\\c\n\x01\x7f\xc3\xa9\xff"
+                         "d",
+                         12));
+  EXPECT_EQ(r.fields(),
+            ",\"s\":\"a\\\"b\\\\c\\u000a\\u0001\\u007f\xc3\xa9\xef\xbf\xbd"
+            "d\"");
   const auto line = format_line(3, kTime, kGenesisHash, r);
   ParsedLine p;
   ASSERT_EQ(parse_line(std::string_view(line.text).substr(0, line.text.size() - 1), &p), nullptr);
-  EXPECT_EQ(unescape_string(p.find("s")->raw), "a\"b\\c\n\x01\x7f\xc3\xa9\xef\xbf\xbd" "d");
+  EXPECT_EQ(unescape_string(p.find("s")->raw),
+            "a\"b\\c\n\x01\x7f\xc3\xa9\xef\xbf\xbd"
+            "d");
 }
 
 TEST(RecordTest, InvalidNamesMakeTheRecordInvalid) {

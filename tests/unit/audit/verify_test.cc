@@ -183,8 +183,7 @@ TEST_F(VerifyTest, ForgedCheckpoint) {
   cp.u64("head_seq", 5).str("head", std::string(p.find("head")->raw));
   cp.str("key_fp", (*other_key)->fingerprint());
   cp.str("sig", ssh::base64_encode(*(*other_key)->sign_checkpoint(5, p.find("head")->raw)));
-  const auto forged =
-      format_line(6, std::chrono::system_clock::now(), p.prev, cp);
+  const auto forged = format_line(6, std::chrono::system_clock::now(), p.prev, cp);
   auto l = lines_;
   l[5] = forged.text.substr(0, forged.text.size() - 1);
   write_lines(seg_, l);
@@ -239,8 +238,8 @@ TEST_F(VerifyTest, MalformedAndOverlongLines) {
 TEST_F(VerifyTest, SshKeygenVerifiesACheckpoint) {
   if (!std::filesystem::exists("/usr/bin/ssh-keygen")) GTEST_SKIP() << "no /usr/bin/ssh-keygen";
   const std::string script = std::string(AUDIT_TEST_DIR) + "/checkpoint_ssh_keygen.sh";
-  const std::string cmd = "PATH=/usr/bin:/bin sh '" + script + "' '" + o_.dir.string() + "' '" +
-                          pub_.string() + "'";
+  const std::string cmd =
+      "PATH=/usr/bin:/bin sh '" + script + "' '" + o_.dir.string() + "' '" + pub_.string() + "'";
   EXPECT_EQ(std::system((cmd + " >/dev/null 2>&1").c_str()), 0) << cmd;
   // The same steps over another head fail.
   EXPECT_NE(std::system((cmd + " " + std::string(64, 'a') + " >/dev/null 2>&1").c_str()), 0);

@@ -144,6 +144,12 @@ Result<void> AuditLog::start() {
       segments.pop_back();
       continue;
     }
+    uint64_t first_seq = 0;
+    if (tail->good_size == 0 &&
+        (!parse_segment_name(segments.back(), &first_seq) || first_seq != 1))
+      return fail("audit_corrupt", fmt::format("{}: no intact record, and no earlier segment to "
+                                               "continue from",
+                                               path.string()));
     segment_ = segments.back();
     segment_bytes_ = tail->good_size;
     if (tail->good_size > 0) {

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
+#include <thread>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -227,6 +229,39 @@ Store::Store(std::unique_ptr<Db> db) : db_(std::move(db)) {}
 
 Store::~Store() = default;
 
+namespace {
+
+// configure puts a freshly opened connection in WAL mode with our pragmas and migrates the
+// schema. Idempotent. *retry is set when the failure may be another opener's doing.
+Result<void> configure(sqlite3* raw, const std::string& path, bool* retry) {
+  *retry = false;
+  // The journal mode is stored in the file; switching needs a moment alone with it, which the
+  // busy timeout waits for. Reading it first also tells a file that is not a database.
+  {
+    auto mode = sqlite::Statement::prepare(raw, "PRAGMA journal_mode = WAL");
+    if (!mode) return tl::unexpected(in_open(path, mode.error()));
+    sqlite::Query q(*mode);
+    auto row = q.next();
+    if (!row) return tl::unexpected(in_open(path, row.error()));
+    if (!*row || q.text(0) != "wal") {
+      *retry = true;  // SQLite keeps the old mode when it cannot have the file alone
+      return fail("store_open_failed",
+                  fmt::format("{}: cannot switch the database to WAL journal mode", path));
+    }
+  }
+  if (auto r = sqlite::exec(raw,
+                            "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; "
+                            "PRAGMA trusted_schema = OFF;",
+                            "store_open_failed", "cannot configure the database");
+      !r) {
+    return tl::unexpected(in_open(path, r.error()));
+  }
+  if (auto r = migrate(raw); !r) return tl::unexpected(in_open(path, r.error()));
+  return {};
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   if (auto r = create_private_file(path); !r) return tl::unexpected(r.error());
 
@@ -244,27 +279,20 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   sqlite3_busy_timeout(raw, kBusyTimeoutMs);
   sqlite3_db_config(raw, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
 
-  // The journal mode is stored in the file; switching needs a moment alone with it, which the
-  // busy timeout waits for. Reading it first also tells a file that is not a database.
-  {
-    auto mode = sqlite::Statement::prepare(raw, "PRAGMA journal_mode = WAL");
-    if (!mode) return tl::unexpected(in_open(path, mode.error()));
-    sqlite::Query q(*mode);
-    auto row = q.next();
-    if (!row) return tl::unexpected(in_open(path, row.error()));
-    if (!*row || q.text(0) != "wal") {
-      return fail("store_open_failed",
-                  fmt::format("{}: cannot switch the database to WAL journal mode", path));
-    }
+  // Setting up a fresh file races with other openers (another gateway, the CLI): SQLite answers
+  // some of these steps with "database is locked" without waiting in its busy handler (the
+  // switch to WAL, a schema read during another opener's migration). Every step is idempotent:
+  // retry the whole setup until the busy timeout has passed.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (int attempt = 0;; ++attempt) {
+    bool retry = false;
+    auto r = configure(raw, path, &retry);
+    if (r) break;
+    const int code = sqlite3_extended_errcode(raw) & 0xff;
+    const bool busy = retry || code == SQLITE_BUSY || code == SQLITE_LOCKED;
+    if (!busy || std::chrono::steady_clock::now() >= deadline) return tl::unexpected(r.error());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 + (attempt % 8) * 5));
   }
-  if (auto r = sqlite::exec(raw,
-                            "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; "
-                            "PRAGMA trusted_schema = OFF;",
-                            "store_open_failed", "cannot configure the database");
-      !r) {
-    return tl::unexpected(in_open(path, r.error()));
-  }
-  if (auto r = migrate(raw); !r) return tl::unexpected(in_open(path, r.error()));
 
   const std::array<std::pair<sqlite::Statement*, const char*>, 7> statements = {{
       {&db->find_key, kFindKey},

@@ -3,6 +3,8 @@
 
 #include <charconv>
 
+#include "ssh/text.h"
+
 namespace touchgate::audit {
 namespace {
 
@@ -31,31 +33,6 @@ bool is_name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-// utf8_valid_at returns the length of a valid UTF-8 multi-byte sequence at s[i], or 0.
-size_t utf8_at(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
-  const uint8_t c = b(i);
-  size_t n = 0;
-  uint8_t lo = 0x80, hi = 0xbf;
-  if (c >= 0xc2 && c <= 0xdf) {
-    n = 2;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    n = 3;
-    if (c == 0xe0) lo = 0xa0;
-    if (c == 0xed) hi = 0x9f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    n = 4;
-    if (c == 0xf0) lo = 0x90;
-    if (c == 0xf4) hi = 0x8f;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
-  for (size_t k = 2; k < n; ++k)
-    if (b(i + k) < 0x80 || b(i + k) > 0xbf) return 0;
-  return n;
-}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -97,7 +74,7 @@ const char* scan_string(std::string_view s, size_t* pos, std::string_view* raw) 
       ++i;
       continue;
     }
-    const size_t n = utf8_at(s, i);
+    const size_t n = ssh::utf8_sequence_length(s, i);
     if (n == 0) return "invalid UTF-8 in string";
     i += n;
   }

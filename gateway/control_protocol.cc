@@ -2,6 +2,8 @@
 // read by touchgate.
 #include "gateway/control_protocol.h"
 
+#include "ssh/text.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -49,61 +51,8 @@ std::string shown(std::string_view word) {
   return "\"" + std::string(word) + "\"";
 }
 
-// utf8_length is the length of the well-formed UTF-8 sequence at the start of s (RFC 3629: no
-// overlong forms, no surrogates, nothing above U+10FFFF), 0 if there is none.
-size_t utf8_length(std::string_view s) {
-  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char c = b(0);
-  size_t n = 0;
-  unsigned char lo = 0x80, hi = 0xbf;  // bounds of the second byte
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) {
-    n = 2;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    n = 3;
-    if (c == 0xe0) lo = 0xa0;
-    if (c == 0xed) hi = 0x9f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    n = 4;
-    if (c == 0xf0) lo = 0x90;
-    if (c == 0xf4) hi = 0x8f;
-  } else {
-    return 0;
-  }
-  if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
-  for (size_t i = 2; i < n; ++i) {
-    if (b(i) < 0x80 || b(i) > 0xbf) return 0;
-  }
-  return n;
-}
 
-// append_json_string writes s as a JSON string: control characters escaped, well-formed UTF-8
-// kept, any other byte replaced by U+FFFD, so the line is valid JSON whatever a certificate or a
-// target name carried.
-void append_json_string(std::string* out, std::string_view s) {
-  out->push_back('"');
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out->push_back('\\');
-      out->push_back(static_cast<char>(c));
-      ++i;
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      *out += buf;
-      ++i;
-    } else if (size_t n = utf8_length(s.substr(i)); n > 0) {
-      out->append(s.substr(i, n));
-      i += n;
-    } else {
-      *out += "\\ufffd";
-      ++i;
-    }
-  }
-  out->push_back('"');
-}
+void append_json_string(std::string* out, std::string_view s) { ssh::append_json_string(*out, s); }
 
 void append_field(std::string* out, std::string_view name) {
   if (out->back() != '{') out->push_back(',');

@@ -155,15 +155,6 @@ Result<Target> parse_target_address(std::string_view s) {
   return out;
 }
 
-bool same_host(std::string_view a, std::string_view b) {
-  if (iequals(a, b)) return true;
-  for (int af : {AF_INET, AF_INET6}) {
-    std::string ca = canonical_ip(af, a);
-    if (!ca.empty() && ca == canonical_ip(af, b)) return true;
-  }
-  return false;
-}
-
 std::string ListenAddress::to_string() const {
   return fmt::format("{}:{}", bracket_if_v6(host), port);
 }
@@ -172,29 +163,5 @@ std::string Target::address() const {
   return fmt::format("{}:{}", bracket_if_v6(host), port);
 }
 
-const Target* Config::find_target(std::string_view host, uint16_t port) const {
-  // A request whose host is itself "host:port", "[v6]:port" or "[v6]" names that address.
-  uint16_t explicit_port = 0;
-  if (!host.empty() && host.front() == '[') {
-    size_t close = host.find(']');
-    if (close != std::string_view::npos) {
-      std::string_view rest = host.substr(close + 1);
-      if (rest.empty() || (rest.front() == ':' && parse_port(rest.substr(1), &explicit_port))) {
-        host = host.substr(1, close - 1);
-      }
-    }
-  } else if (std::count(host.begin(), host.end(), ':') == 1) {
-    size_t colon = host.find(':');
-    if (parse_port(host.substr(colon + 1), &explicit_port)) host = host.substr(0, colon);
-  }
-  if (explicit_port != 0) port = explicit_port;
-  for (const Target& t : targets) {
-    if (iequals(t.name, host)) return &t;
-  }
-  for (const Target& t : targets) {
-    if (t.port == port && same_host(t.host, host)) return &t;
-  }
-  return nullptr;
-}
 
 }  // namespace touchgate::policy

@@ -26,8 +26,5 @@ Result<ListenAddress> parse_listen_address(std::string_view text);
 // digits must be valid IPv4 ("10.1" is refused). Code "config_invalid".
 Result<Target> parse_target_address(std::string_view text);
 
-// same_host is true for names equal without regard to case, and for numeric addresses that are
-// the same address ("2001:DB8::1" and "2001:db8:0::1").
-bool same_host(std::string_view a, std::string_view b);
 
 }  // namespace touchgate::policy

@@ -125,9 +125,6 @@ struct Config {
   // mfa_namespace is the SSHSIG namespace of touch challenges: "touchgate-mfa@<server.name>".
   std::string mfa_namespace() const { return "touchgate-mfa@" + server.name; }
 
-  // find_target matches by name, or by exact "host:port" of a target (also host alone when the
-  // requested port equals the target's port). nullptr if none.
-  const Target* find_target(std::string_view host, uint16_t port) const;
 };
 
 // load_config reads and validates a config file. Relative paths inside are resolved against the

@@ -164,8 +164,10 @@ TEST(ControlReplyTest, SessionJsonEscapesText) {
   s.user = std::string("a\"b\\c\nd\x01") + "\xc3\xa9" + "\xff" + "\xed\xa0\x80";
   s.factor = "none";
   const std::string line = format_session(s);
-  EXPECT_THAT(line, HasSubstr("\"user\":\"a\\\"b\\\\c\\u000ad\\u0001\xc3\xa9\\ufffd"
-                              "\\ufffd\\ufffd\\ufffd\""));
+  // Bytes that are not UTF-8 become U+FFFD (its UTF-8 bytes), one per byte.
+  const std::string fffd = "\xef\xbf\xbd";
+  EXPECT_THAT(line, HasSubstr("\"user\":\"a\\\"b\\\\c\\u000ad\\u0001\xc3\xa9" + fffd + fffd + fffd +
+                              fffd + "\""));
   EXPECT_THAT(line, HasSubstr("\"channels\":[]"));
   EXPECT_EQ(line.find('\n'), line.size() - 1);
 }

@@ -584,61 +584,6 @@ address = "10.0.0.2"
                9, "duplicate target name \"DB1\" (first at line 5)");
 }
 
-// ---- find_target -------------------------------------------------------------------------------
-
-class FindTargetTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto c = parse(with_targets(R"(
-[[target]]
-name = "db1"
-address = "127.0.0.1:2201"
-[[target]]
-name = "web"
-address = "Web.Example.com"
-[[target]]
-name = "v6"
-address = "[2001:db8::1]:2222"
-)"));
-    ASSERT_TRUE(c.has_value()) << c.error().message;
-    config_ = std::move(*c);
-  }
-  std::string find(std::string_view host, uint16_t port) const {
-    const Target* t = config_.find_target(host, port);
-    return t == nullptr ? "none" : t->name;
-  }
-  Config config_;
-};
-
-TEST_F(FindTargetTest, ByName) {
-  EXPECT_EQ(find("db1", 22), "db1");  // `ssh -J gw db1` asks for db1:22
-  EXPECT_EQ(find("db1", 5432), "db1");
-  EXPECT_EQ(find("DB1", 22), "db1");
-  EXPECT_EQ(find("db", 22), "none");
-  EXPECT_EQ(find("", 22), "none");
-}
-
-TEST_F(FindTargetTest, ByExactAddress) {
-  EXPECT_EQ(find("127.0.0.1", 2201), "db1");
-  EXPECT_EQ(find("127.0.0.1", 22), "none");
-  EXPECT_EQ(find("web.example.com", 22), "web");
-  EXPECT_EQ(find("WEB.EXAMPLE.COM", 22), "web");
-  EXPECT_EQ(find("web.example.com", 2222), "none");
-  EXPECT_EQ(find("web.example.co", 22), "none");
-  EXPECT_EQ(find("2001:db8::1", 2222), "v6");
-  EXPECT_EQ(find("2001:DB8:0::1", 2222), "v6");
-  EXPECT_EQ(find("2001:db8::1", 22), "none");
-  EXPECT_EQ(find("10.0.0.1", 2201), "none");
-}
-
-TEST_F(FindTargetTest, HostWrittenWithPort) {
-  EXPECT_EQ(find("127.0.0.1:2201", 22), "db1");
-  EXPECT_EQ(find("127.0.0.1:2202", 2201), "none");
-  EXPECT_EQ(find("[2001:db8::1]:2222", 22), "v6");
-  EXPECT_EQ(find("[2001:db8::1]", 2222), "v6");
-  EXPECT_EQ(find("web.example.com:22", 2200), "web");
-}
-
 // ---- load_config from disk ---------------------------------------------------------------------
 
 class LoadConfigTest : public ::testing::Test {

@@ -105,6 +105,42 @@ TEST(EngineTest, UnknownDestination) {
   EXPECT_EQ(decide(*p, user("alice"), to("10.0.0.7")).code, "target_unknown");
 }
 
+TEST(EngineTest, FindsConfiguredTargetsByNameOrAddress) {
+  auto p = compile(R"(
+[[target]]
+name = "web"
+address = "Web.Example.com"
+[[target]]
+name = "v6"
+address = "[2001:db8::1]:2222"
+[[rule]]
+id = "all"
+principals = ["*"]
+targets = ["*"]
+)");
+  auto name_of = [&](const char* host, uint16_t port) {
+    auto d = decide(*p, user("alice"), to(host, port));
+    return d.target != nullptr ? d.target_name : d.code;
+  };
+  // By name, whatever the port (`ssh -J gw db1` asks for db1:22), without regard to case.
+  EXPECT_EQ(name_of("db1", 22), "db1");
+  EXPECT_EQ(name_of("db1", 5432), "db1");
+  EXPECT_EQ(name_of("DB1", 22), "db1");
+  EXPECT_EQ(name_of("db", 22), "target_unknown");
+  EXPECT_EQ(name_of("", 22), "target_unknown");
+  // By exact address: same host (case-insensitive; numeric addresses compared as addresses) and
+  // same port.
+  EXPECT_EQ(name_of("10.0.0.5", 22), "db1");
+  EXPECT_EQ(name_of("10.0.0.5", 2222), "target_unknown");
+  EXPECT_EQ(name_of("WEB.EXAMPLE.COM", 22), "web");
+  EXPECT_EQ(name_of("web.example.com", 2222), "target_unknown");
+  EXPECT_EQ(name_of("2001:DB8:0::1", 2222), "v6");
+  EXPECT_EQ(name_of("[2001:db8::1]", 2222), "v6");
+  EXPECT_EQ(name_of("2001:db8::1", 22), "target_unknown");
+  // A host with a port inside is not a host (direct-tcpip carries the port apart).
+  EXPECT_EQ(name_of("10.0.0.5:22", 22), "target_unknown");
+}
+
 TEST(EngineTest, SelectsByNameGlobAndTag) {
   auto p = compile(R"(
 [[rule]]

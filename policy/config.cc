@@ -138,6 +138,7 @@ class Loader {
                        std::map<std::string, const toml::node*>* names) const;
   Result<Target> load_target(const toml::table& table) const;
   Result<void> load_policy(const toml::table& table, PolicyConfig* out) const;
+  Result<void> load_audit(const toml::table& table, AuditConfig* out) const;
   Result<GroupConfig> load_group(const toml::table& table, const Config& config) const;
   Result<RuleConfig> load_rule(const toml::table& table, const Config& config) const;
   // get_strings: an array of strings (or, with allow_single, one string); each checked by `ok`
@@ -601,6 +602,87 @@ Result<void> Loader::load_policy(const toml::table& table, PolicyConfig* out) co
   return {};
 }
 
+Result<void> Loader::load_audit(const toml::table& table, AuditConfig* out) const {
+  for (auto&& [key, node] : table) {
+    const std::string_view k = key.str();
+    const std::string name = fmt::format("audit.{}", k);
+    if (k == "dir" || k == "key" || k == "syslog_socket") {
+      auto p = get_path(node, name);
+      if (!p) return tl::unexpected(p.error());
+      (k == "dir" ? out->dir : k == "key" ? out->key : out->syslog_socket) = *p;
+    } else if (k == "max_segment_size") {
+      // An integer of bytes, or a string with a unit: "64M", "1G", "512K".
+      uint64_t bytes = 0;
+      if (const auto* i = node.as_integer()) {
+        if (i->get() < 0) return error_at(node, name + " must not be negative");
+        bytes = static_cast<uint64_t>(i->get());
+      } else if (const auto* s = node.as_string()) {
+        const std::string& t = s->get();
+        size_t digits = 0;
+        while (digits < t.size() && digits < 12 && t[digits] >= '0' && t[digits] <= '9') ++digits;
+        const std::string unit = t.substr(digits);
+        uint64_t mult = unit == "" ? 1 : unit == "K" ? 1ull << 10 : unit == "M" ? 1ull << 20
+                        : unit == "G" ? 1ull << 30 : 0;
+        if (digits == 0 || digits > 11 || mult == 0) {
+          return error_at(node, fmt::format("{}: \"{}\" is not a size (write e.g. \"64M\", "
+                                            "\"1G\" or a number of bytes)", name, t));
+        }
+        bytes = std::stoull(t.substr(0, digits)) * mult;
+      } else {
+        return wrong_type(node, name, "a size (bytes, or a string like \"64M\")");
+      }
+      if (bytes < (1ull << 20) || bytes > (16ull << 30)) {
+        return error_at(node, fmt::format("{} must be between 1M and 16G", name));
+      }
+      out->max_segment_size = bytes;
+    } else if (k == "max_segment_age") {
+      auto d = get_duration(node, name, 60, 30 * 86400);
+      if (!d) return tl::unexpected(d.error());
+      out->max_segment_age = *d;
+    } else if (k == "checkpoint_every") {
+      auto i = get_int(node, name, 1, 1000000);
+      if (!i) return tl::unexpected(i.error());
+      out->checkpoint_every = static_cast<uint64_t>(*i);
+    } else if (k == "checkpoint_interval") {
+      auto d = get_duration(node, name, 1, 86400);
+      if (!d) return tl::unexpected(d.error());
+      out->checkpoint_interval = *d;
+    } else if (k == "on_failure") {
+      auto s = get_string(node, name);
+      if (!s) return tl::unexpected(s.error());
+      if (*s != "deny" && *s != "continue") {
+        return error_at(node, fmt::format("{} must be \"deny\" or \"continue\", not \"{}\"", name,
+                                          *s));
+      }
+      out->deny_on_failure = *s == "deny";
+    } else if (k == "syslog") {
+      auto b = get_bool(node, name);
+      if (!b) return tl::unexpected(b.error());
+      out->syslog = *b;
+    } else if (k == "syslog_facility") {
+      auto s = get_string(node, name);
+      if (!s) return tl::unexpected(s.error());
+      static constexpr std::string_view kFacilities[] = {
+          "auth", "authpriv", "daemon", "local0", "local1", "local2",
+          "local3", "local4", "local5", "local6", "local7"};
+      if (std::find(std::begin(kFacilities), std::end(kFacilities), *s) == std::end(kFacilities)) {
+        return error_at(node, fmt::format("{}: unknown facility \"{}\" (allowed: auth, authpriv, "
+                                          "daemon, local0 .. local7)",
+                                          name, *s));
+      }
+      out->syslog_facility = *s;
+    } else {
+      return error_at(key.source(),
+                      fmt::format("unknown key \"{}\" in [audit]{}", k,
+                                  suggestion(k, {"dir", "key", "max_segment_size",
+                                                 "max_segment_age", "checkpoint_every",
+                                                 "checkpoint_interval", "on_failure", "syslog",
+                                                 "syslog_socket", "syslog_facility"})));
+    }
+  }
+  return {};
+}
+
 namespace {
 
 // Principals and key ids: printable ASCII without spaces or commas, 1..256 characters.
@@ -937,6 +1019,7 @@ Result<Config> Loader::load(const toml::table& root) {
   const toml::table* trust = nullptr;
   const toml::table* mfa = nullptr;
   const toml::table* policy_table = nullptr;
+  const toml::table* audit_table = nullptr;
   const toml::array* target_tables = nullptr;
   const toml::array* group_tables = nullptr;
   const toml::array* rule_tables = nullptr;
@@ -956,14 +1039,13 @@ Result<Config> Loader::load(const toml::table& root) {
       }
       (k == "target" ? target_tables : k == "group" ? group_tables : rule_tables) = a;
     } else if (k == "audit") {
-      return error_at(key.source(),
-                      "[audit] is not supported by this version of touchgate (planned for a later "
-                      "release); remove it");
+      audit_table = node.as_table();
+      if (audit_table == nullptr) return error_at(key.source(), "audit must be a table [audit]");
     } else {
       return error_at(key.source(),
                       fmt::format("unknown {} \"{}\"{}", node.is_table() ? "section" : "key", k,
-                                  suggestion(k, {"server", "trust", "mfa", "policy", "target",
-                                                 "group", "rule"})));
+                                  suggestion(k, {"server", "trust", "mfa", "policy", "audit",
+                                                 "target", "group", "rule"})));
     }
   }
   if (target_tables != nullptr) {
@@ -994,6 +1076,11 @@ Result<Config> Loader::load(const toml::table& root) {
   if (policy_table != nullptr) {
     if (auto r = load_policy(*policy_table, &config.policy); !r) return tl::unexpected(r.error());
   }
+  if (audit_table != nullptr) {
+    if (auto r = load_audit(*audit_table, &config.audit); !r) return tl::unexpected(r.error());
+  }
+  if (config.audit.dir.empty()) config.audit.dir = config.server.state_dir / "audit";
+  if (config.audit.key.empty()) config.audit.key = config.server.state_dir / "audit_key";
   // Groups before rules (rules name groups, wherever they stand in the file).
   if (group_tables != nullptr) {
     for (const toml::node& item : *group_tables) {

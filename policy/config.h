@@ -68,6 +68,21 @@ struct PolicyConfig {
   bool reevaluate = false;  // on reload, re-check running channels and close those now denied
 };
 
+// [audit]: the tamper-evident audit log (docs/audit-format.md). Always on.
+struct AuditConfig {
+  std::filesystem::path dir;       // default: state_dir/audit
+  std::filesystem::path key;       // audit signing key; default: state_dir/audit_key (+ .pub)
+  uint64_t max_segment_size = 64ull << 20;            // bytes, 1 MiB .. 16 GiB
+  std::chrono::seconds max_segment_age{24 * 3600};    // 1 min .. 30 days
+  uint64_t checkpoint_every = 1000;                   // records, 1 .. 1,000,000
+  std::chrono::seconds checkpoint_interval{60};       // 1 s .. 1 day
+  bool deny_on_failure = true;                        // on_failure = "deny" | "continue"
+  // syslog: a copy of every record as an RFC 5424 message to a local datagram socket.
+  bool syslog = false;
+  std::filesystem::path syslog_socket = "/dev/log";
+  std::string syslog_facility = "authpriv";           // auth, authpriv, daemon, local0..local7
+};
+
 // [[group]]: a named set of identities. Membership comes only from the verified certificate.
 struct GroupConfig {
   std::string name;                     // [A-Za-z0-9._-]{1,64}, unique
@@ -118,6 +133,7 @@ struct Config {
   TrustConfig trust;
   MfaConfig mfa;
   PolicyConfig policy;
+  AuditConfig audit;
   std::vector<Target> targets;
   std::vector<GroupConfig> groups;
   std::vector<RuleConfig> rules;

@@ -439,8 +439,56 @@ user_ca_keys = ["/etc/tg/ca.pub"]
   expect_error(text, 3, "server.name must be 1-64 characters");
 }
 
+TEST(ConfigTest, AuditDefaults) {
+  auto c = parse(kMinimal);
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->audit.dir, fs::path("/var/lib/touchgate/audit"));
+  EXPECT_EQ(c->audit.key, fs::path("/var/lib/touchgate/audit_key"));
+  EXPECT_EQ(c->audit.max_segment_size, 64ull << 20);
+  EXPECT_EQ(c->audit.max_segment_age, std::chrono::hours(24));
+  EXPECT_EQ(c->audit.checkpoint_every, 1000u);
+  EXPECT_EQ(c->audit.checkpoint_interval, std::chrono::seconds(60));
+  EXPECT_TRUE(c->audit.deny_on_failure);
+  EXPECT_FALSE(c->audit.syslog);
+}
+
+TEST(ConfigTest, AuditSection) {
+  auto c = parse(std::string(kMinimal) + R"([audit]
+dir = "log"
+key = "/etc/tg/keys/audit"
+max_segment_size = "128M"
+max_segment_age = "1h"
+checkpoint_every = 50
+checkpoint_interval = "10s"
+on_failure = "continue"
+syslog = true
+syslog_socket = "/run/log.sock"
+syslog_facility = "local3"
+)");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->audit.dir, fs::path("/etc/tg/log"));
+  EXPECT_EQ(c->audit.key, fs::path("/etc/tg/keys/audit"));
+  EXPECT_EQ(c->audit.max_segment_size, 128ull << 20);
+  EXPECT_EQ(c->audit.max_segment_age, std::chrono::hours(1));
+  EXPECT_EQ(c->audit.checkpoint_every, 50u);
+  EXPECT_EQ(c->audit.checkpoint_interval, std::chrono::seconds(10));
+  EXPECT_FALSE(c->audit.deny_on_failure);
+  EXPECT_TRUE(c->audit.syslog);
+  EXPECT_EQ(c->audit.syslog_socket, fs::path("/run/log.sock"));
+  EXPECT_EQ(c->audit.syslog_facility, "local3");
+}
+
+TEST(ConfigTest, AuditErrors) {
+  const std::string m = std::string(kMinimal) + "[audit]\n";
+  expect_error(m + "on_failure = \"ignore\"\n", 7, "audit.on_failure must be \"deny\" or \"continue\"");
+  expect_error(m + "max_segment_size = \"64Q\"\n", 7, "is not a size");
+  expect_error(m + "max_segment_size = 1000\n", 7, "between 1M and 16G");
+  expect_error(m + "checkpoint_every = 0\n", 7, "audit.checkpoint_every must be between 1");
+  expect_error(m + "syslog_facility = \"kern\"\n", 7, "unknown facility \"kern\"");
+  expect_error(m + "dirr = \"x\"\n", 7, "unknown key \"dirr\" in [audit]");
+}
+
 TEST(ConfigTest, FutureSectionsAreNotSupportedYet) {
-  expect_error(std::string(kMinimal) + "[audit]\n", 6, "[audit] is not supported by this version");
   expect_error(std::string(kMinimal) + "[[group]]\nname = \"x\"\n", 6,
                "group \"x\" has no members");
   expect_error(std::string(kMinimal) + "[[rule]]\n", 6,

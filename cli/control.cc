@@ -109,6 +109,17 @@ Result<Reply> exchange(const std::filesystem::path& socket, const ControlRequest
   return reply;
 }
 
+}  // namespace
+
+Result<std::string> control_exchange(const std::filesystem::path& socket,
+                                     const gateway::ControlRequest& request) {
+  auto reply = exchange(socket, request);
+  if (!reply) return tl::unexpected(reply.error());
+  return reply->detail;
+}
+
+namespace {
+
 // socket_path is --socket, else [server] control_socket of the configuration file.
 Result<std::filesystem::path> socket_path(const std::string& option,
                                           const std::filesystem::path& config_file) {

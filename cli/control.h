@@ -9,7 +9,15 @@ namespace CLI {
 class App;
 }
 
+#include "gateway/control_protocol.h"
+#include "ssh/error.h"
+
 namespace touchgate::cli {
+
+// control_exchange sends one request to the daemon at `socket` and returns the detail of its
+// "ok" reply; an "error" reply is the Error it names, an absent daemon control_unreachable.
+Result<std::string> control_exchange(const std::filesystem::path& socket,
+                                     const gateway::ControlRequest& request);
 
 // ControlCommands adds "reload" and "sessions" (list, kill) to a command line and runs the one
 // chosen. CLI11 binds the options to its members, so it stays where it was made.

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/app.h"
+#include "cli/audit_record.h"
 #include "cli/context.h"
 #include "cli/format.h"
 #include "cli/key_file.h"
@@ -28,6 +29,20 @@ int64_t now() {
 std::string full_fingerprint(const std::string& text) {
   if (text.rfind("SHA256:", 0) == 0) return text;
   return "SHA256:" + text;
+}
+
+// recorded reports a change that is made; it is on record in the audit log, or the command fails
+// saying that it is not.
+int recorded(const std::filesystem::path& config_file, gateway::KeyChange change,
+             const store::EnrolledKey& key) {
+  auto r = record_key_change(config_file, change, key);
+  if (!r) {
+    return report(Error{r.error().code,
+                        fmt::format("the change was made, but its audit record could not be "
+                                    "written: {}",
+                                    r.error().message)});
+  }
+  return kExitOk;
 }
 
 std::string flags_of(const store::EnrolledKey& k) {
@@ -156,7 +171,8 @@ int KeysCommand::add(const std::filesystem::path& config_file) const {
   if (!added) return report(added.error());
   std::printf("enrolled %s (%s, %s) for %s\n", added->fingerprint.c_str(), added->key_type.c_str(),
               std::string(store::kind_name(added->kind)).c_str(), added->principal.c_str());
-  return kExitOk;
+  std::fflush(stdout);
+  return recorded(config_file, gateway::KeyChange::kAdded, *added);
 }
 
 int KeysCommand::list(const std::filesystem::path& config_file) const {
@@ -178,7 +194,8 @@ int KeysCommand::revoke(const std::filesystem::path& config_file) const {
   if (!key) return report(key.error());
   std::printf("revoked %s (%s) of %s\n", key->fingerprint.c_str(), key->key_type.c_str(),
               key->principal.c_str());
-  return kExitOk;
+  std::fflush(stdout);
+  return recorded(config_file, gateway::KeyChange::kRevoked, *key);
 }
 
 int KeysCommand::clear_clone(const std::filesystem::path& config_file) const {
@@ -188,7 +205,8 @@ int KeysCommand::clear_clone(const std::filesystem::path& config_file) const {
   if (!key) return report(key.error());
   std::printf("cleared %s (%s) of %s: active again; its next touch is accepted with any counter\n",
               key->fingerprint.c_str(), key->key_type.c_str(), key->principal.c_str());
-  return kExitOk;
+  std::fflush(stdout);
+  return recorded(config_file, gateway::KeyChange::kCloneCleared, *key);
 }
 
 }  // namespace touchgate::cli

@@ -1,13 +1,20 @@
 #include "gateway/admin.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 
 #include <fmt/format.h>
 
+#include "audit/record.h"
+#include "gateway/auditor.h"
 #include "gateway/connection.h"
 #include "gateway/log.h"
+#include "gateway/store_service.h"
 
 namespace touchgate::gateway {
 
@@ -53,7 +60,31 @@ Result<T> ask_workers(const std::vector<std::unique_ptr<Worker>>& workers,
   return std::move(g->value);
 }
 
+bool same_audit(const policy::AuditConfig& a, const policy::AuditConfig& b) {
+  return a.dir == b.dir && a.key == b.key && a.max_segment_size == b.max_segment_size &&
+         a.max_segment_age == b.max_segment_age && a.checkpoint_every == b.checkpoint_every &&
+         a.checkpoint_interval == b.checkpoint_interval &&
+         a.deny_on_failure == b.deny_on_failure && a.syslog == b.syslog &&
+         a.syslog_socket == b.syslog_socket && a.syslog_facility == b.syslog_facility;
+}
+
 }  // namespace
+
+std::string user_name(uint32_t uid) {
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) {
+    return found->pw_name;
+  }
+  return fmt::format("uid{}", uid);
+}
+
+audit::Record admin_record(std::string_view event, uint32_t uid) {
+  audit::Record r(event);
+  r.str("admin", user_name(uid)).u64("uid", uid);
+  return r;
+}
 
 std::vector<std::string> restart_only_changes(const policy::ServerConfig& running,
                                               const policy::ServerConfig& loaded) {
@@ -72,10 +103,17 @@ std::vector<std::string> restart_only_changes(const policy::ServerConfig& runnin
   return changed;
 }
 
-Result<Reloaded> Admin::reload(std::string_view by) {
+Result<Reloaded> Admin::reload(std::string_view by, uint32_t uid) {
   const Snapshot running = runtime_.snapshot();
   auto loaded = load_snapshot(config_);
+  const std::string via = by == "SIGHUP" ? "sighup" : "control";
   if (!loaded) {
+    if (runtime_.auditor != nullptr) {
+      audit::Record r = admin_record("admin_reload", uid);
+      r.str("via", via).str("outcome", "deny").str("reason", loaded.error().code);
+      r.str("message", loaded.error().message);
+      runtime_.auditor->note(std::move(r));
+    }
     log_event(Level::kWarn, "reload_failed",
               {{"by", by},
                {"generation", running.generation},
@@ -85,7 +123,8 @@ Result<Reloaded> Admin::reload(std::string_view by) {
   }
   Snapshot next = std::move(*loaded);
   const policy::ServerConfig& was = running.config->server;
-  const auto kept = restart_only_changes(was, next.config->server);
+  auto kept = restart_only_changes(was, next.config->server);
+  if (!same_audit(running.config->audit, next.config->audit)) kept.push_back("audit");
   if (!kept.empty()) {
     // What is already bound, opened and started stays as it is; the snapshot says so too.
     auto patched = std::make_shared<policy::Config>(*next.config);
@@ -95,6 +134,7 @@ Result<Reloaded> Admin::reload(std::string_view by) {
     patched->server.workers = was.workers;
     patched->server.control_socket = was.control_socket;
     patched->server.admin_group = was.admin_group;
+    patched->audit = running.config->audit;
     next.config = patched;
     next.policy = policy::Policy::compile(next.config);
     log_event(Level::kWarn, "reload_needs_restart",
@@ -109,6 +149,12 @@ Result<Reloaded> Admin::reload(std::string_view by) {
   const size_t targets = next.config->targets.size();
   const size_t cas = next.trust->cas.size();
   runtime_.set_snapshot(std::move(next));
+  if (runtime_.auditor != nullptr) {
+    audit::Record r = admin_record("admin_reload", uid);
+    r.str("via", via).str("outcome", "allow").u64("generation", generation);
+    if (!kept.empty()) r.str("restart_needed", fmt::format("{}", fmt::join(kept, ",")));
+    runtime_.auditor->note(std::move(r));
+  }
   log_event(Level::kInfo, "reload_ok",
             {{"generation", generation},
              {"by", by},
@@ -163,7 +209,7 @@ std::string Admin::answer(const ControlRequest& request, uint32_t uid) {
     case ControlVerb::kPing:
       return format_ok();
     case ControlVerb::kReload: {
-      auto reloaded = reload("control");
+      auto reloaded = reload("control", uid);
       if (!reloaded) return format_error(reloaded.error());
       std::string out = format_ok(fmt::format("generation {}", reloaded->generation));
       if (!reloaded->restart_needed.empty()) {
@@ -181,6 +227,16 @@ std::string Admin::answer(const ControlRequest& request, uint32_t uid) {
     case ControlVerb::kSessionsKill:
     case ControlVerb::kSessionsKillUser: {
       auto killed = kill(request, uid);
+      if (runtime_.auditor != nullptr) {
+        audit::Record r = admin_record("admin_session_kill", uid);
+        r.str("request", request.verb == ControlVerb::kSessionsKillUser
+                             ? "--user " + request.principal
+                             : std::to_string(request.connection_id));
+        r.str("outcome", killed && *killed > 0 ? "allow" : "deny");
+        r.u64("killed", killed ? *killed : 0);
+        if (!killed) r.str("reason", killed.error().code);
+        runtime_.auditor->note(std::move(r));
+      }
       if (!killed) return format_error(killed.error());
       if (*killed == 0) {
         const std::string what =
@@ -192,8 +248,65 @@ std::string Admin::answer(const ControlRequest& request, uint32_t uid) {
       }
       return format_ok(fmt::format("killed {}", *killed));
     }
+    case ControlVerb::kAuditKey: {
+      auto recorded = record_key_change(request, uid);
+      if (!recorded) return format_error(recorded.error());
+      return format_ok("recorded");
+    }
   }
   return format_error(Error{"control_bad_request", "unknown request"});
+}
+
+Result<void> Admin::record_key_change(const ControlRequest& request, uint32_t uid) {
+  if (runtime_.auditor == nullptr) return fail("audit_unavailable", "the gateway has no audit log");
+  // What the store says about the key (the request names only its fingerprint).
+  std::optional<store::EnrolledKey> key;
+  if (runtime_.store != nullptr) {
+    auto found = std::make_shared<std::promise<Result<store::EnrolledKey>>>();
+    auto answer = found->get_future();
+    const std::string fp = request.fingerprint;
+    runtime_.store->submit([found, fp](store::Store* st) {
+      if (st == nullptr) {
+        found->set_value(tl::unexpected(Error{"store_io", "the key store is shut down"}));
+      } else {
+        found->set_value(st->find_key(fp));
+      }
+    });
+    if (answer.wait_for(kWorkerDeadline) == std::future_status::ready) {
+      auto k = answer.get();
+      if (k) key = std::move(*k);
+    }
+  }
+  const char* event = request.change == KeyChange::kAdded     ? "admin_key_added"
+                      : request.change == KeyChange::kRevoked ? "admin_key_revoked"
+                                                              : "admin_clone_cleared";
+  audit::Record r = admin_record(event, uid);
+  r.str("via", "control");
+  if (key) r.str("user", key->principal);
+  r.str("key_fp", request.fingerprint);
+  if (key) {
+    r.str("kind", store::kind_name(key->kind)).str("label", key->label);
+    r.boolean("pin_required", key->pin_required);
+    r.str("status", store::status_name(key->status));
+  }
+  // Waited for here: the admin learns that the change is on record, durably, or that it is not.
+  auto done = std::make_shared<std::promise<Result<uint64_t>>>();
+  auto durable = done->get_future();
+  Result<void> queued = runtime_.auditor->append_direct(std::move(r), [done](Result<uint64_t> seq) {
+    done->set_value(std::move(seq));
+  });
+  if (!queued) return queued;
+  if (durable.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    return fail("audit_timeout", "the audit record was not written within 5 s");
+  }
+  auto seq = durable.get();
+  if (!seq) return tl::unexpected(seq.error());
+  log_event(Level::kInfo, "key_change_recorded",
+            {{"change", key_change_word(request.change)},
+             {"key_fp", request.fingerprint},
+             {"uid", uid},
+             {"seq", *seq}});
+  return {};
 }
 
 }  // namespace touchgate::gateway

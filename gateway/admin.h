@@ -45,7 +45,8 @@ class Admin {
   // (running channels continue; with [policy] reevaluate they are re-checked); restart-only
   // settings keep their running values (a warning names them). On failure nothing changes and
   // the error carries the file's line-numbered message. `by` says who asked ("SIGHUP", "control"), for the log.
-  Result<Reloaded> reload(std::string_view by);
+  // uid is who asked (the control socket peer, or the sender of SIGHUP); the reload is audited.
+  Result<Reloaded> reload(std::string_view by, uint32_t uid);
 
   // list_sessions describes every authenticated connection, by connection id. Code
   // control_timeout when a worker does not answer within kWorkerDeadline.
@@ -55,6 +56,10 @@ class Admin {
   // each with "ended by an administrator (uid UID)", and returns how many. control_timeout as
   // above (connections already ended stay ended).
   Result<size_t> kill(const ControlRequest& request, uint32_t uid);
+
+  // record_key_change writes the audit record of a `touchgate keys` change (kAuditKey) with
+  // what the store says about the key, and waits until it is durable: "ok recorded" only then.
+  Result<void> record_key_change(const ControlRequest& request, uint32_t uid);
 
   // answer runs a control request for a peer with uid `uid` and returns the whole reply.
   std::string answer(const ControlRequest& request, uint32_t uid);

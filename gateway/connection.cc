@@ -2,6 +2,7 @@
 // callbacks; the certificate bytes are judged by ssh::validate_certificate alone.
 #include "gateway/connection.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -15,10 +16,12 @@
 
 #include <fmt/format.h>
 
+#include "gateway/auditor.h"
 #include "gateway/direct_tcpip.h"
 #include "gateway/log.h"
 #include "gateway/session_channel.h"
 #include "gateway/store_service.h"
+#include "ssh/certificate.h"
 #include "ssh/digest.h"
 
 namespace touchgate::gateway {
@@ -57,6 +60,38 @@ uint64_t unix_now() {
   return static_cast<uint64_t>(std::time(nullptr));
 }
 
+// split_peer splits "addr:port" / "[v6]:port" into the address and the port.
+std::pair<std::string, uint64_t> split_peer(const std::string& peer) {
+  const size_t colon = peer.rfind(':');
+  if (colon == std::string::npos) return {peer, 0};
+  std::string host = peer.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return {host, std::strtoull(peer.c_str() + colon + 1, nullptr, 10)};
+}
+
+// local_address is "addr:port" of our end of the socket fd.
+std::string local_address(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
+  char host[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+    return fmt::format("{}:{}", host, ntohs(a->sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+    return fmt::format("[{}]:{}", host, ntohs(a->sin6_port));
+  }
+  return "";
+}
+
+Auditor* auditor_of(Worker& w) { return w.runtime().auditor; }
+
 }  // namespace
 
 std::string disconnect_text(const std::string& code, const std::string& message) {
@@ -71,9 +106,16 @@ Connection::Connection(Worker& worker, const Accepted& accepted)
       peer_ip_(accepted.peer_ip),
       accepted_at_(accepted.accepted_at),
       snap_(worker.runtime().snapshot()) {
+  audit_id_ = fmt::format("{}-{}", worker.runtime().instance, id_);
   grace_deadline_ = accepted_at_ + snap_.config->server.login_grace_time;
   last_activity_ = accepted_at_;
   worker_.runtime().connections.fetch_add(1);
+}
+
+audit::Record Connection::audit_record(std::string_view event) const {
+  audit::Record r(event);
+  r.str("conn", audit_id_).str("user", login_);
+  return r;
 }
 
 Connection::~Connection() {
@@ -93,6 +135,14 @@ bool Connection::start() {
     return false;
   }
   ssh_set_blocking(session_, 0);
+  if (Auditor* a = auditor_of(worker_)) {
+    auto [client, client_port] = split_peer(peer_);
+    audit::Record r("connection_accepted");
+    r.str("conn", audit_id_).str("client", client).u64("client_port", client_port);
+    r.str("local", local_address(fd_));
+    a->note(std::move(r));
+    audit_accepted_ = true;
+  }
 
   // Authentication and channel opens go through the message callback, which lets us leave a
   // request unanswered before disconnecting with a reason.
@@ -314,6 +364,10 @@ int Connection::auth_request(ssh_message msg) {
                {"user", login},
                {"code", "auth_not_certificate"},
                {"key_type", type_name != nullptr ? type_name : "?"}});
+    audit_auth_refused(login, "auth_not_certificate",
+                       fmt::format("a plain {} key, not a certificate",
+                                   type_name != nullptr ? type_name : "?"),
+                       nullptr);
     if (!banner_sent_) {
       // Shown by the OpenSSH client at its default log level, before "Permission denied".
       std::string text =
@@ -343,6 +397,8 @@ int Connection::auth_request(ssh_message msg) {
   if (sig_state != SSH_PUBLICKEY_STATE_VALID) {
     log_event(Level::kInfo, "auth_refused",
               {{"conn", id_}, {"peer", peer_}, {"user", login}, {"code", "auth_bad_signature"}});
+    audit_auth_refused(login, "auth_bad_signature",
+                       "the signature over the authentication request is invalid", nullptr);
     schedule_disconnect("auth_bad_signature",
                         "the signature over the authentication request is invalid");
     return 0;
@@ -350,6 +406,7 @@ int Connection::auth_request(ssh_message msg) {
 
   auto blob = key_blob(key);
   if (!blob) {
+    audit_auth_refused(login, "cert_malformed", "the certificate could not be read", nullptr);
     schedule_disconnect("cert_malformed", "the certificate could not be read");
     return 0;
   }
@@ -364,7 +421,17 @@ int Connection::auth_request(ssh_message msg) {
                {"code", verified.error().code},
                {"reason", verified.error().message},
                {"cert_fp", ssh::fingerprint_sha256(*blob)}});
+    audit_auth_refused(login, verified.error().code, verified.error().message, &*blob);
     schedule_disconnect(verified.error().code, verified.error().message);
+    return 0;
+  }
+  Auditor* auditor = auditor_of(worker_);
+  if (auditor != nullptr && auditor->refusing()) {
+    const Error e = Auditor::refusal();
+    log_event(Level::kWarn, "auth_refused",
+              {{"conn", id_}, {"peer", peer_}, {"user", login}, {"code", e.code}});
+    audit_auth_refused(login, e.code, e.message, &*blob);
+    schedule_disconnect(e.code, e.message);
     return 0;
   }
   cert_ = std::move(*verified);
@@ -384,8 +451,45 @@ int Connection::auth_request(ssh_message msg) {
              {"serial", cert_->serial()},
              {"key_fp", cert_->key_fingerprint()},
              {"valid_before", ssh::format_utc(cert_->valid_before())}});
+  // Authentication alone reaches nothing: the grant is a channel's policy_decision, which waits
+  // until it is durable, and the log is written in order, so this record is durable by then.
+  if (auditor != nullptr) {
+    audit::Record r = audit_record("auth_accepted");
+    std::string principals;
+    for (const auto& p : cert_->principals()) principals += (principals.empty() ? "" : ",") + p;
+    r.str("outcome", "allow")
+        .str("ca", cert_->ca_name())
+        .str("key_id", cert_->key_id())
+        .u64("serial", cert_->serial())
+        .str("principals", principals)
+        .str("valid_after", ssh::format_utc(cert_->valid_after()))
+        .str("valid_before", ssh::format_utc(cert_->valid_before()))
+        .str("key_fp", cert_->key_fingerprint())
+        .str("cert_fp", ssh::fingerprint_sha256(cert_blob_))
+        .boolean("verify_required", cert_->verify_required());
+    auditor->note(std::move(r));
+  }
   ssh_message_auth_reply_success(msg, 0);
   return 0;
+}
+
+void Connection::audit_auth_refused(const std::string& login, const std::string& code,
+                                    const std::string& message,
+                                    const std::vector<uint8_t>* blob) {
+  Auditor* auditor = auditor_of(worker_);
+  if (auditor == nullptr) return;
+  audit::Record r("auth_refused");
+  r.str("conn", audit_id_).str("user", login).str("outcome", "deny").str("reason", code);
+  r.str("message", message);
+  if (blob != nullptr) {
+    // What the certificate claims (its signature may be the reason it was refused).
+    if (auto c = ssh::parse_certificate(*blob)) {
+      r.str("key_id", c->key_id).u64("serial", c->serial);
+      r.str("ca_fp", ssh::fingerprint_sha256(c->signature_key));
+    }
+    r.str("cert_fp", ssh::fingerprint_sha256(*blob));
+  }
+  auditor->note(std::move(r));
 }
 
 // ---- channel opens and other requests ----------------------------------------------------------
@@ -413,9 +517,15 @@ int Connection::message(ssh_message msg) {
   return 1;
 }
 
-int Connection::refuse_open(const std::string& code, const std::string& message) {
+int Connection::refuse_open(const std::string& code, const std::string& message,
+                            const std::string& target, bool audited) {
   log_event(Level::kInfo, "channel_refused",
             {{"conn", id_}, {"user", login_}, {"code", code}, {"reason", message}});
+  if (Auditor* a = auditor_of(worker_); a != nullptr && !audited) {
+    audit::Record r = audit_record("channel_refused");
+    r.str("outcome", "deny").str("target", target).str("reason", code).str("message", message);
+    a->note(std::move(r));
+  }
   if (live_channels() == 0) {
     // Nothing else runs on this connection: a disconnect is the one way the client prints why.
     schedule_disconnect(code, message);
@@ -426,23 +536,32 @@ int Connection::refuse_open(const std::string& code, const std::string& message)
 
 int Connection::open_direct_tcpip(ssh_message msg) {
   const auto& server = snap_.config->server;
-  if (worker_.draining()) return refuse_open("shutting_down", "the gateway is shutting down");
   const char* host_c = ssh_message_channel_request_open_destination(msg);
   int port_i = ssh_message_channel_request_open_destination_port(msg);
   std::string host = host_c != nullptr ? host_c : "";
   uint16_t port = (port_i > 0 && port_i <= 65535) ? static_cast<uint16_t>(port_i) : 0;
   std::string requested = host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port_i)
                                                               : fmt::format("{}:{}", host, port_i);
+  if (worker_.draining()) {
+    return refuse_open("shutting_down", "the gateway is shutting down", requested);
+  }
+  if (Auditor* a = auditor_of(worker_); a != nullptr && a->refusing()) {
+    return refuse_open(Auditor::refusal().code, Auditor::refusal().message, requested);
+  }
   if (!cert_->permit_port_forwarding()) {
     return refuse_open("port_forwarding_not_permitted",
-                       "the certificate does not permit port forwarding (permit-port-forwarding)");
+                       "the certificate does not permit port forwarding (permit-port-forwarding)",
+                       requested);
   }
   if (live_channels() >= static_cast<size_t>(server.max_channels_per_connection)) {
-    return refuse_open("too_many_channels", fmt::format("at most {} channels per connection",
-                                                        server.max_channels_per_connection));
+    return refuse_open("too_many_channels",
+                       fmt::format("at most {} channels per connection",
+                                   server.max_channels_per_connection),
+                       requested);
   }
   if (port == 0) {
-    return refuse_open("target_unknown", fmt::format("{} is not a valid destination", requested));
+    return refuse_open("target_unknown", fmt::format("{} is not a valid destination", requested),
+                       requested);
   }
   if (!certificate_still_valid()) return 0;
   // The policy decides (deny by default); the decision names the target and what the second
@@ -457,7 +576,10 @@ int Connection::open_direct_tcpip(ssh_message msg) {
              {"rule", d.rule_id},
              {"code", d.code},
              {"factor", d.allowed() ? policy::factor_names(d.factors) : std::string()}});
-  if (!d.allowed()) return refuse_open(d.code, d.explanation);
+  if (!d.allowed()) {
+    audit_denied(0, d.target_name.empty() ? requested : d.target_name, d, d.code, "none");
+    return refuse_open(d.code, d.explanation, requested, true);
+  }
   policy::Target target = d.target != nullptr ? *d.target
                                               : policy::Target{d.target_name, d.host, d.port, {}};
   ssh_channel channel = ssh_message_channel_request_open_reply_accept(msg);
@@ -469,6 +591,7 @@ int Connection::open_direct_tcpip(ssh_message msg) {
   auto fwd = std::make_unique<Forward>(*this, next_channel_id_++, std::move(target), requested);
   Forward* raw = fwd.get();
   forwards_.push_back(std::move(fwd));
+  ++channels_opened_;
   raw->attach(channel);
   raw->limit_session(d.max_session, d.rule_id);
   if (d.window_closes) raw->limit_window(*d.window_closes, d.rule_id, d.window);
@@ -493,6 +616,7 @@ int Connection::open_session(ssh_message msg) {
     return 0;
   }
   sessions_.push_back(std::make_unique<SessionChannel>(*this, next_channel_id_++, channel));
+  ++channels_opened_;
   return 0;
 }
 
@@ -578,19 +702,20 @@ void Connection::deliver_touch(uint64_t channel_id, const Result<TouchProof>& re
       // while the user touched the key, and the touch must prove what the rule wants now.
       const policy::Decision d = decide(f->request_host(), f->request_port());
       const uint8_t wanted = d.factors != 0 ? d.factors : policy::kAllFactors;
+      const std::string used(
+          policy::strongest_factor(proven_factor(result->touch, result->kind)));
       if (!d.allowed()) {
+        audit_denied(f->id(), f->target().name, d, d.code, used);
         f->refuse(d.code, d.explanation);
       } else if ((result->factors & wanted) == 0) {
-        f->refuse("factor_too_weak",
-                  fmt::format("rule {} requires {}; the touch proved only {}", d.rule_id,
-                              policy::factor_names(wanted),
-                              policy::strongest_factor(
-                                  proven_factor(result->touch, result->kind))));
+        audit_denied(f->id(), f->target().name, d, "factor_too_weak", used);
+        f->refuse("factor_too_weak", fmt::format("rule {} requires {}; the touch proved only {}",
+                                                 d.rule_id, policy::factor_names(wanted), used));
       } else {
         f->limit_session(d.max_session, d.rule_id);
         if (d.window_closes) f->limit_window(*d.window_closes, d.rule_id, d.window);
         f->set_touch_factors(result->factors);
-        f->authorized();
+        grant_forward(*f, d, used);
       }
     } else {
       f->refuse(result.error().code, result.error().message);
@@ -603,6 +728,70 @@ void Connection::deliver_touch(uint64_t channel_id, const Result<TouchProof>& re
       return;
     }
   }
+}
+
+void Connection::audit_denied(uint64_t channel, const std::string& target,
+                              const policy::Decision& d, const std::string& code,
+                              const std::string& factor_used) {
+  Auditor* a = auditor_of(worker_);
+  if (a == nullptr) return;
+  audit::Record r = audit_record("policy_decision");
+  r.str("outcome", "deny");
+  if (channel != 0) r.u64("channel", channel);
+  r.str("target", target)
+      .str("action", "jump")
+      .str("rule", d.rule_id)
+      .str("reason", code)
+      .str("factors_required", d.allowed() ? policy::factor_names(d.factors) : "")
+      .str("factor_used", factor_used)
+      .str("from", peer_ip_.to_string());
+  a->note(std::move(r));
+}
+
+void Connection::grant_forward(Forward& f, const policy::Decision& d,
+                               const std::string& factor_used) {
+  const uint8_t wanted = d.factors != 0 ? d.factors : policy::kAllFactors;
+  log_event(Level::kInfo, "access_granted",
+            {{"conn", id_},
+             {"channel", f.id()},
+             {"user", login_},
+             {"target", f.target().name},
+             {"rule", d.rule_id},
+             {"factor", factor_used}});
+  Auditor* a = auditor_of(worker_);
+  if (a == nullptr) {
+    f.authorized();
+    return;
+  }
+  audit::Record r = audit_record("policy_decision");
+  r.str("outcome", "allow")
+      .u64("channel", f.id())
+      .str("target", f.target().name)
+      .str("action", "jump")
+      .str("rule", d.rule_id)
+      .str("reason", d.code)
+      .str("factors_required", policy::factor_names(wanted))
+      .str("factor_used", factor_used)
+      .str("from", peer_ip_.to_string());
+  // The target is connected only once this record is durable (the channel stays in
+  // kAuthorizing, holding the client's bytes, meanwhile).
+  a->grant(worker_, alive_, std::move(r), [this, channel = f.id()](Result<void> recorded) {
+    for (auto& fwd : forwards_) {
+      if (fwd->id() != channel) continue;
+      if (fwd->state() != Forward::State::kAuthorizing) break;
+      if (recorded) {
+        fwd->authorized();
+      } else {
+        const Error e = recorded.error().code == "audit_overloaded"
+                            ? Error{"audit_overloaded",
+                                    "the gateway's audit log is overloaded; try again in a moment"}
+                            : Auditor::refusal();
+        fwd->refuse(e.code, e.message);
+      }
+      break;
+    }
+    after_mfa_event();
+  });
 }
 
 void Connection::check_reuse(uint64_t channel_id, std::string target, std::string rule) {
@@ -631,6 +820,15 @@ void Connection::check_reuse(uint64_t channel_id, std::string target, std::strin
                      {"target", target},
                      {"rule", rule},
                      {"key_fp", fp}});
+          if (Auditor* a = auditor_of(worker_)) {
+            audit::Record r = audit_record("mfa_reused");
+            r.str("outcome", "allow").u64("channel", channel_id).str("target", target);
+            r.str("key_fp", fp).u64("age_ms", static_cast<uint64_t>(
+                                                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                     Clock::now() - last_touch_->at)
+                                                     .count()));
+            a->note(std::move(r));
+          }
           touch_queue_.pop_front();
           deliver_touch(channel_id, *last_touch_);
         }
@@ -694,6 +892,7 @@ void Connection::pump_mfa() {
     ctx.target = w.target;
     ctx.factors = w.need.factors;
     ctx.rule = w.need.rule;
+    ctx.channel = w.channel_id;
     mfa_ = std::make_unique<MfaDialog>(*this, std::move(ctx));
     mfa_->start();
     break;  // a challenge refused at once is delivered just below
@@ -773,6 +972,20 @@ void Connection::reevaluate() {
       continue;
     }
     ++revoked;
+    if (Auditor* a = auditor_of(worker_)) {
+      audit::Record r = audit_record("policy_decision");
+      r.str("outcome", "deny")
+          .u64("channel", f.id())
+          .str("target", f.target().name)
+          .str("action", "jump")
+          .str("rule", d.rule_id)
+          .str("reason", "policy_revoked")
+          .str("factors_required", d.allowed() ? policy::factor_names(d.factors) : "")
+          .str("factor_used", "none")
+          .str("from", peer_ip_.to_string())
+          .str("message", why);
+      a->note(std::move(r));
+    }
     log_event(Level::kInfo, "channel_revoked",
               {{"conn", id_},
                {"channel", f.id()},
@@ -855,6 +1068,16 @@ void Connection::teardown(const std::string& reason) {
              {"user", login_},
              {"reason", reason},
              {"duration_ms", lifetime.count()}});
+  if (Auditor* a = auditor_of(worker_); a != nullptr && audit_accepted_) {
+    audit::Record r("connection_closed");
+    r.str("conn", audit_id_);
+    if (!login_.empty()) r.str("user", login_);
+    r.str("client", split_peer(peer_).first)
+        .u64("duration_ms", static_cast<uint64_t>(lifetime.count()))
+        .u64("channels", channels_opened_)
+        .str("reason", reason);
+    a->note(std::move(r));
+  }
   state_ = State::kClosed;
   worker_.mark_dirty(this);
 }

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/record.h"
 #include "gateway/control_protocol.h"
 #include "gateway/mfa_dialog.h"
 #include "gateway/pollable.h"
@@ -56,6 +57,12 @@ class Connection : public Pollable {
   Worker& worker() { return worker_; }
   ssh_session session() { return session_; }
   uint64_t id() const { return id_; }
+  // audit_id is the connection's id in the audit log: "<instance>-<id>".
+  const std::string& audit_id() const { return audit_id_; }
+  // audit_record starts a record of this connection: event, conn, user.
+  audit::Record audit_record(std::string_view event) const;
+  // alive expires when the connection is torn down (for answers from other threads).
+  std::weak_ptr<int> alive() const { return alive_; }
   const std::string& login() const { return login_; }
   const std::string& peer() const { return peer_; }
   const policy::Config& config() const { return *snap_.config; }
@@ -108,7 +115,13 @@ class Connection : public Pollable {
   bool waiting_for_touch(uint64_t channel_id) const;
   // refuse_open declines a channel open from inside the message callback. Returns the value for
   // the callback: 1 = let libssh send the default refusal, 0 = no reply (a disconnect follows).
-  int refuse_open(const std::string& code, const std::string& message);
+  // The refusal is audited as channel_refused naming `target` (what was asked for), unless
+  // audited is false (a policy_decision record already says it).
+  int refuse_open(const std::string& code, const std::string& message,
+                  const std::string& target = "", bool audited = false);
+  // audit_decision writes a policy_decision record that grants nothing (outcome deny).
+  void audit_denied(uint64_t channel, const std::string& target, const policy::Decision& d,
+                    const std::string& code, const std::string& factor_used);
   void after_poll();
   void update_interest();
   // settle carries out a scheduled disconnect, or else refreshes the epoll interest and hands
@@ -131,6 +144,12 @@ class Connection : public Pollable {
   const policy::ResolvedIdentity& identity();
   // decide: the policy's decision for a jump to host:port now, under the current snapshot.
   policy::Decision decide(const std::string& host, uint16_t port);
+  // auth_refused writes the audit record of a refused authentication.
+  void audit_auth_refused(const std::string& login, const std::string& code,
+                          const std::string& message, const std::vector<uint8_t>* blob);
+  // grant_forward writes the policy decision that lets channel `channel_id` reach its target and
+  // connects it once the record is durable.
+  void grant_forward(Forward& f, const policy::Decision& d, const std::string& factor_used);
   // certificate_still_valid re-validates the certificate under the current trust and clock;
   // false (with a disconnect scheduled, naming the reason) when it no longer is.
   bool certificate_still_valid();
@@ -141,6 +160,7 @@ class Connection : public Pollable {
   int fd_ = -1;
   uint32_t interest_ = 0;
   uint64_t id_;
+  std::string audit_id_;
   std::string peer_;
   ssh::IpAddress peer_ip_;
   Clock::time_point accepted_at_;
@@ -157,6 +177,8 @@ class Connection : public Pollable {
   std::optional<policy::ResolvedIdentity> who_;
   std::shared_ptr<const policy::Policy> who_policy_;  // the policy who_ was resolved under
   int auth_failures_ = 0;
+  bool audit_accepted_ = false;  // connection_accepted was recorded (so closing is too)
+  size_t channels_opened_ = 0;
   int quickack_events_ = 0;
   bool banner_sent_ = false;
   std::optional<std::pair<std::string, std::string>> pending_disconnect_;

@@ -44,6 +44,16 @@ bool parse_id(std::string_view s, uint64_t* out) {
   return true;
 }
 
+// valid_fingerprint: "SHA256:" and 43 characters of unpadded base64 (OpenSSH's form).
+bool valid_fingerprint(std::string_view s) {
+  constexpr std::string_view kPrefix = "SHA256:";
+  if (s.size() != kPrefix.size() + 43 || s.substr(0, kPrefix.size()) != kPrefix) return false;
+  return std::all_of(s.begin() + kPrefix.size(), s.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '+' || c == '/';
+  });
+}
+
 // shown is a word of a refused request as a message quotes it: at most 32 characters (printable
 // ASCII: parse_request checks that before splitting).
 std::string shown(std::string_view word) {
@@ -113,9 +123,32 @@ Result<ControlRequest> parse_request(std::string_view bytes) {
     r.verb = words[0] == "ping" ? ControlVerb::kPing : ControlVerb::kReload;
     return r;
   }
+  if (words[0] == "audit") {
+    if (words.size() < 3) {
+      return fail(kBad, "\"audit\" needs key-added, key-revoked or clone-cleared and a fingerprint");
+    }
+    if (words.size() > 3) return extra(3);
+    if (words[1] == "key-added") {
+      r.change = KeyChange::kAdded;
+    } else if (words[1] == "key-revoked") {
+      r.change = KeyChange::kRevoked;
+    } else if (words[1] == "clone-cleared") {
+      r.change = KeyChange::kCloneCleared;
+    } else {
+      return fail(kBad, "unknown request " + shown("audit " + std::string(words[1])) +
+                            " (expected audit key-added, key-revoked, clone-cleared)");
+    }
+    if (!valid_fingerprint(words[2])) {
+      return fail(kBad, "the fingerprint " + shown(words[2]) +
+                            " is not SHA256: followed by 43 base64 characters");
+    }
+    r.verb = ControlVerb::kAuditKey;
+    r.fingerprint = std::string(words[2]);
+    return r;
+  }
   if (words[0] != "sessions") {
     return fail(kBad, "unknown request " + shown(words[0]) +
-                          " (expected ping, reload, sessions list, sessions kill)");
+                          " (expected ping, reload, sessions list, sessions kill, audit)");
   }
   if (words.size() < 2) return fail(kBad, "\"sessions\" needs \"list\" or \"kill\"");
   if (words[1] == "list") {
@@ -162,8 +195,23 @@ std::string encode_request(const ControlRequest& request) {
       return "sessions kill " + std::to_string(request.connection_id) + "\n";
     case ControlVerb::kSessionsKillUser:
       return "sessions kill --user " + request.principal + "\n";
+    case ControlVerb::kAuditKey:
+      return "audit " + std::string(key_change_word(request.change)) + " " + request.fingerprint +
+             "\n";
   }
   return "ping\n";
+}
+
+std::string_view key_change_word(KeyChange change) {
+  switch (change) {
+    case KeyChange::kAdded:
+      return "key-added";
+    case KeyChange::kRevoked:
+      return "key-revoked";
+    case KeyChange::kCloneCleared:
+      return "clone-cleared";
+  }
+  return "key-added";
 }
 
 std::string format_ok(std::string_view detail) {

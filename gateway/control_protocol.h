@@ -23,13 +23,22 @@ enum class ControlVerb {
   kSessionsList,      // "sessions list"
   kSessionsKill,      // "sessions kill <connection-id>"
   kSessionsKillUser,  // "sessions kill --user <principal>"
+  kAuditKey,          // "audit key-added|key-revoked|clone-cleared <SHA256:fingerprint>"
 };
+
+// What `touchgate keys` changed, for the audit record the gateway writes (kAuditKey).
+enum class KeyChange { kAdded, kRevoked, kCloneCleared };
 
 struct ControlRequest {
   ControlVerb verb = ControlVerb::kPing;
   uint64_t connection_id = 0;  // kSessionsKill
   std::string principal;       // kSessionsKillUser: 1-256 printable ASCII, no space or comma
+  KeyChange change = KeyChange::kAdded;  // kAuditKey
+  std::string fingerprint;               // kAuditKey: "SHA256:" + 43 base64 characters
 };
+
+// key_change_word is "key-added", "key-revoked" or "clone-cleared".
+std::string_view key_change_word(KeyChange change);
 
 // parse_request reads one whole request: UTF-8 words separated by single spaces, ending in exactly
 // one "\n" that is its last byte. Refused (code control_bad_request, message says why): no final

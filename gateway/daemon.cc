@@ -24,7 +24,9 @@
 
 #include <fmt/format.h>
 
+#include "audit/log.h"
 #include "gateway/admin.h"
+#include "gateway/auditor.h"
 #include "gateway/control_server.h"
 #include "gateway/host_keys.h"
 #include "gateway/listener.h"
@@ -143,9 +145,30 @@ int run_daemon(const DaemonOptions& options) {
     return 1;
   }
 
+  // The audit log: the gateway does not start without it (fail closed).
+  const policy::AuditConfig& ac = config->audit;
+  audit::Options audit_options;
+  audit_options.dir = ac.dir;
+  audit_options.key_path = ac.key;
+  audit_options.max_segment_bytes = ac.max_segment_size;
+  audit_options.max_segment_age = ac.max_segment_age;
+  audit_options.checkpoint_every = ac.checkpoint_every;
+  audit_options.checkpoint_interval = ac.checkpoint_interval;
+  auto audit_log = audit::AuditLog::open(audit_options);
+  if (!audit_log) {
+    print_error(fmt::format("audit log {}: {} ({})", ac.dir.string(), audit_log.error().message,
+                            audit_log.error().code));
+    return 1;
+  }
+  if (!(*audit_log)->recovered().empty()) {
+    log_event(Level::kWarn, "audit_tail_recovered", {{"note", (*audit_log)->recovered()}});
+  }
+  Auditor auditor(audit_log->get(), ac.deny_on_failure);
+
   ssh_init();
   Runtime runtime;
   runtime.store = store->get();
+  runtime.auditor = &auditor;
   {
     std::array<uint8_t, 8> id{};
     RAND_bytes(id.data(), static_cast<int>(id.size()));
@@ -189,6 +212,16 @@ int run_daemon(const DaemonOptions& options) {
     ev.data.u64 = kControlTag;
     epoll_ctl(ep, EPOLL_CTL_ADD, (*control)->fd(), &ev);
   }
+  {
+    std::string listen;
+    for (const auto& addr : cfg->server.listen) {
+      listen += (listen.empty() ? "" : ",") + addr.to_string();
+    }
+    audit::Record r("gateway_started");
+    r.str("instance", runtime.instance).str("version", TOUCHGATE_VERSION).str("listen", listen);
+    r.str("audit_key_fp", (*audit_log)->key().fingerprint());
+    auditor.note(std::move(r));
+  }
   log_event(Level::kInfo, "ready",
             {{"workers", nworkers}, {"targets", cfg->targets.size()}, {"cas", runtime.snapshot().trust->cas.size()},
              {"control_socket", (*control)->path().string()}});
@@ -216,7 +249,7 @@ int run_daemon(const DaemonOptions& options) {
         while (::read(sfd, &si, sizeof si) == sizeof si) {
           if (si.ssi_signo == SIGHUP) {
             // Success and failure are logged by reload; the running configuration stays on failure.
-            (void)admin.reload("SIGHUP");
+            (void)admin.reload("SIGHUP", si.ssi_uid);
             cfg = runtime.snapshot().config;
             continue;
           }
@@ -274,6 +307,16 @@ int run_daemon(const DaemonOptions& options) {
   for (auto& w : workers) w->join();
   // Answers still queued by the store are posted to the stopped workers and never run.
   (*store)->stop();
+  {
+    audit::Record r("gateway_stopped");
+    r.str("instance", runtime.instance).str("reason", "signal");
+    auditor.note(std::move(r));
+    // The last records, then a final checkpoint; durable callbacks post to the stopped workers.
+    if (auto closed = (*audit_log)->close(); !closed) {
+      log_event(Level::kError, "audit_close_failed",
+                {{"code", closed.error().code}, {"reason", closed.error().message}});
+    }
+  }
   if (runtime.resolving.load() > 0) {
     // A name lookup thread may still post to a worker: keep the workers (and the runtime they
     // point to) alive until the process exits rather than free them under it.

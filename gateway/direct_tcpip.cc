@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "gateway/auditor.h"
 #include "gateway/connection.h"
 #include "gateway/discard.h"
 #include "gateway/log.h"
@@ -137,6 +138,11 @@ void Forward::connected() {
              {"target", target_.name},
              {"address", address_},
              {"connect_ms", std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - opened_at_).count()}});
+  if (Auditor* a = conn_.worker().runtime().auditor) {
+    audit::Record r = conn_.audit_record("channel_open");
+    r.u64("channel", id_).str("target", target_.name).str("address", address_);
+    a->note(std::move(r));
+  }
   set_interest(EPOLLIN);
   // Client bytes that arrived while we were connecting.
   drain_channel_buffer();
@@ -486,7 +492,25 @@ void Forward::close(const std::string& reason) {
              {"bytes_up", bytes_up_},
              {"bytes_down", bytes_down_},
              {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - opened_at_).count()}});
+  audit_closed(close_reason_);
   state_ = State::kDone;
+}
+
+void Forward::audit_closed(const std::string& reason) {
+  Auditor* a = conn_.worker().runtime().auditor;
+  if (a == nullptr) return;
+  audit::Record r = conn_.audit_record("channel_closed");
+  r.u64("channel", id_)
+      .str("target", target_.name)
+      .str("address", address_)
+      .u64("bytes_up", bytes_up_)
+      .u64("bytes_down", bytes_down_)
+      .u64("duration_ms", static_cast<uint64_t>(
+                              std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  Clock::now() - opened_at_)
+                                  .count()))
+      .str("reason", reason);
+  a->note(std::move(r));
 }
 
 void Forward::abandon() {
@@ -509,6 +533,9 @@ void Forward::abandon() {
                  {"bytes_up", bytes_up_},
                  {"bytes_down", bytes_down_}});
     }
+  }
+  if (state_ != State::kDone) {
+    audit_closed(close_reason_.empty() ? "connection_closed" : close_reason_);
   }
   state_ = State::kDone;
 }

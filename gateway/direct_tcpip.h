@@ -109,6 +109,8 @@ class Forward : public Pollable {
   void maybe_finish();
   void set_interest(uint32_t events);
   void release_socket();
+  // audit_closed writes the channel_closed record.
+  void audit_closed(const std::string& reason);
 
   Connection& conn_;
   uint64_t id_;

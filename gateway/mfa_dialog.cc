@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "gateway/auditor.h"
 #include "gateway/connection.h"
 #include "gateway/discard.h"
 #include "gateway/log.h"
@@ -397,6 +398,12 @@ void MfaDialog::choose_and_sign(const std::vector<ssh::agent::Identity>& ids) {
              {"key_fp", chosen_->fingerprint},
              {"kind", store::kind_name(chosen_->kind)},
              {"target", ctx_.target}});
+  if (Auditor* a = conn_.worker().runtime().auditor) {
+    audit::Record r = audit_record("mfa_challenge", "");
+    r.str("namespace", ctx_.ns).str("key_fp", chosen_->fingerprint);
+    r.str("kind", store::kind_name(chosen_->kind));
+    a->note(std::move(r));
+  }
   flush_out();
 }
 
@@ -492,6 +499,12 @@ void MfaDialog::on_recorded(Result<store::TouchOutcome> outcome) {
                  {"counter", touch_->counter()},
                  {"last_counter", last},
                  {"action", "key suspended; touchgate keys clear-clone after investigation"}});
+      if (Auditor* a = conn_.worker().runtime().auditor) {
+        audit::Record r = audit_record("suspected_clone", "deny");
+        r.str("key_fp", chosen_->fingerprint).u64("counter", touch_->counter());
+        if (chosen_->last_counter) r.u64("last_counter", *chosen_->last_counter);
+        a->note(std::move(r));
+      }
       refuse("mfa_counter_regression",
              fmt::format("the signature counter of key {} did not advance ({} after {}): the key "
                          "may be cloned and is now suspended; an admin must check it",
@@ -533,7 +546,30 @@ void MfaDialog::on_recorded(Result<store::TouchOutcome> outcome) {
                            : ""));
     return;
   }
+  if (Auditor* a = conn_.worker().runtime().auditor) {
+    audit::Record r = audit_record("mfa_verified", "allow");
+    r.str("key_fp", touch_->fingerprint())
+        .str("kind", store::kind_name(chosen_->kind))
+        .str("label", chosen_->label)
+        .boolean("up", touch_->user_present())
+        .boolean("uv", touch_->user_verified())
+        .u64("counter", touch_->counter())
+        .str("factor", policy::strongest_factor(proven_factor(*touch_, chosen_->kind)))
+        .str("namespace", ctx_.ns)
+        .str("signed_message", message_)
+        .str("proof", proof.sshsig);
+    a->note(std::move(r));
+  }
   finish(std::move(proof));
+}
+
+audit::Record MfaDialog::audit_record(std::string_view event, std::string_view outcome) const {
+  audit::Record r(event);
+  r.str("conn", conn_.audit_id()).str("user", ctx_.principal);
+  if (!outcome.empty()) r.str("outcome", outcome);
+  if (ctx_.channel != 0) r.u64("channel", ctx_.channel);
+  r.str("target", ctx_.target.substr(0, ctx_.target.find(' ')));
+  return r;
 }
 
 void MfaDialog::tick(Clock::time_point now) {
@@ -569,6 +605,12 @@ void MfaDialog::refuse(const std::string& code, const std::string& message) {
              {"code", code},
              {"reason", message},
              {"key_fp", chosen_ != nullptr ? chosen_->fingerprint : ""}});
+  if (Auditor* a = conn_.worker().runtime().auditor) {
+    audit::Record r = audit_record("mfa_refused", "deny");
+    r.str("reason", code).str("message", message);
+    if (chosen_ != nullptr) r.str("key_fp", chosen_->fingerprint);
+    a->note(std::move(r));
+  }
   finish(tl::unexpected(Error{code, message}));
 }
 

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/record.h"
 #include "fido/touch.h"
 #include "policy/factor.h"
 #include "ssh/agent.h"
@@ -44,6 +45,7 @@ struct ChallengeContext {
   // The factors the deciding rule accepts (policy::Factor bits, any one suffices); 0 = any.
   uint8_t factors = 0;
   std::string rule;    // the deciding rule, for messages
+  uint64_t channel = 0;  // the channel waiting for the touch (audit records; not signed)
 };
 
 // A verified touch with its proof, as the connection keeps it.
@@ -107,6 +109,8 @@ class MfaDialog {
   void close_channel();
   void finish(Result<TouchProof> result);
   void refuse(const std::string& code, const std::string& message);
+  // audit_record starts a record of this challenge: conn, user, [outcome], channel, target.
+  audit::Record audit_record(std::string_view event, std::string_view outcome) const;
   std::string enrolled_list() const;
 
   Connection& conn_;

@@ -14,6 +14,7 @@
 
 namespace touchgate::gateway {
 
+class Auditor;
 class StoreService;
 
 // Snapshot: one loaded configuration. Connections take the current one for each decision;
@@ -46,6 +47,7 @@ class Runtime {
   std::atomic<bool> draining{false};
   std::atomic<int> resolving{0};        // name lookups running on helper threads
   StoreService* store = nullptr;        // enrolled keys and counters (set before workers start)
+  Auditor* auditor = nullptr;           // the audit log (set before workers start)
   std::string instance;                 // random id of this gateway process (in challenges)
 
  private:

@@ -271,6 +271,35 @@ class Gateway(Process):
                 out.append(fields)
         return out
 
+    def audit_dir(self):
+        return os.path.join(os.path.dirname(self.config), "state", "audit")
+
+    def audit_records(self, event=None, conn=None):
+        """The records of the gateway's audit log, in order, as dicts (docs/audit-format.md)."""
+        out = []
+        d = self.audit_dir()
+        for name in sorted(os.listdir(d)):
+            if not (name.startswith("audit-") and name.endswith(".jsonl")):
+                continue
+            with open(os.path.join(d, name), encoding="utf-8") as f:
+                for line in f:
+                    if not line.endswith("\n"):
+                        continue
+                    r = json.loads(line)
+                    if (event is None or r["event"] == event) and \
+                            (conn is None or r.get("conn") == conn):
+                        out.append(r)
+        return out
+
+    def wait_for_audit(self, event, timeout=10.0, **fields):
+        """Waits for an audit record of `event` whose fields include `fields`; returns it."""
+        def found():
+            for r in self.audit_records(event):
+                if all(r.get(k) == v for k, v in fields.items()):
+                    return r
+            return None
+        return wait_until(found, timeout, f"audit record {event} {fields} of {self.name}")
+
     def wait_for_log(self, pattern, timeout=5.0):
         """Waits until the daemon's log matches the regex; returns the match."""
         return wait_until(lambda: re.search(pattern, self.log_text()), timeout,

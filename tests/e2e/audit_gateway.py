@@ -10,9 +10,6 @@ Admin actions name the admin: `touchgate keys add|revoke` through the running ga
 sessions kill too. After shutdown the last checkpoint verifies with ssh-keygen alone, and the
 hash chain holds record by record."""
 
-import base64
-import hashlib
-import json
 import os
 import re
 
@@ -22,28 +19,6 @@ from harness import assert_ok, assert_refused, check
 
 def events_of(records):
     return [r["event"] for r in records]
-
-
-def check_chain(records_dir):
-    """Recomputes every record's hash and link (section 2)."""
-    prev = "0" * 64
-    seq = 0
-    count = 0
-    for name in sorted(os.listdir(records_dir)):
-        if not (name.startswith("audit-") and name.endswith(".jsonl")):
-            continue
-        with open(os.path.join(records_dir, name), "rb") as f:
-            for raw in f:
-                line = raw.rstrip(b"\n")
-                cut = line.rindex(b',"hash":"')
-                digest = hashlib.sha256(line[:cut]).hexdigest()
-                r = json.loads(line)
-                check(r["hash"] == digest, f"record {r['seq']}: hash does not match its bytes")
-                check(r["prev"] == prev, f"record {r['seq']}: prev does not link")
-                check(r["seq"] == seq + 1, f"record {r['seq']}: seq does not follow {seq}")
-                prev, seq = r["hash"], r["seq"]
-                count += 1
-    return count
 
 
 def verify_with_ssh_keygen(env, pub_line, ns, message, armoured, name):
@@ -179,7 +154,7 @@ def main():
         v = verify_with_ssh_keygen(env, audit_pub, "touchgate-audit", message, armoured, "cp")
         check(v.returncode == 0 and "Good" in v.stdout + v.stderr,
               "ssh-keygen -Y verify does not accept the checkpoint", v)
-        n = check_chain(gw.audit_dir())
+        n = harness.check_audit_chain(gw.audit_dir())
         check(n == len(records), "chain check read every record")
 
         # -- with no gateway running, the CLI writes the record itself --------------------------
@@ -191,7 +166,7 @@ def main():
         check(len(direct) == 1 and direct[0]["via"] == "direct" and direct[0]["uid"] == 0,
               f"no direct admin_key_added record: {events_of(records[-3:])}")
         check(records[-1]["event"] == "checkpoint", "the CLI closes the log with a checkpoint")
-        check(check_chain(gw.audit_dir()) == len(records), "the chain still holds")
+        check(harness.check_audit_chain(gw.audit_dir()) == len(records), "the chain still holds")
 
 
 if __name__ == "__main__":

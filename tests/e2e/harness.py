@@ -17,6 +17,7 @@ failure the daemon's and sshd's logs are printed. The whole scenario runs under 
 of 90 s leaves room for a loaded CI box and still reports (with logs) before meson's 120 s.
 """
 
+import hashlib
 import json
 import os
 import pwd
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import types
 
 SSH = shutil.which("ssh") or "/usr/bin/ssh"
@@ -272,7 +274,12 @@ class Gateway(Process):
         return out
 
     def audit_dir(self):
-        return os.path.join(os.path.dirname(self.config), "state", "audit")
+        """[audit] dir of the gateway's configuration (default: state/audit beside it)."""
+        with open(self.config, "rb") as f:
+            configured = tomllib.load(f).get("audit", {}).get("dir")
+        base = os.path.dirname(self.config)
+        return os.path.join(base, configured) if configured else os.path.join(base, "state",
+                                                                               "audit")
 
     def audit_records(self, event=None, conn=None):
         """The records of the gateway's audit log, in order, as dicts (docs/audit-format.md)."""
@@ -916,6 +923,28 @@ def assert_permission_denied(result, gateway=None):
     check(result.stdout == "", "expected no output from the target", result)
     if gateway is not None:
         check(gateway.alive(), "touchgated died after refusing a login")
+
+
+def check_audit_chain(records_dir):
+    """Recomputes every audit record's hash, link and seq (docs/audit-format.md, section 2);
+    returns how many records there are."""
+    prev = "0" * 64
+    seq = 0
+    for name in sorted(os.listdir(records_dir)):
+        if not (name.startswith("audit-") and name.endswith(".jsonl")):
+            continue
+        with open(os.path.join(records_dir, name), "rb") as f:
+            for raw in f:
+                check(raw.endswith(b"\n"), f"{name}: a record without its newline")
+                line = raw.rstrip(b"\n")
+                cut = line.rindex(b',"hash":"')
+                r = json.loads(line)
+                check(r["hash"] == hashlib.sha256(line[:cut]).hexdigest(),
+                      f"record {r['seq']}: hash does not match its bytes")
+                check(r["prev"] == prev, f"record {r['seq']}: prev does not link")
+                check(r["seq"] == seq + 1, f"record {r['seq']}: seq does not follow {seq}")
+                prev, seq = r["hash"], r["seq"]
+    return seq
 
 
 def scenario(main):

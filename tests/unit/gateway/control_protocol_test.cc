@@ -177,5 +177,28 @@ TEST(ControlReplyTest, Rfc3339) {
   EXPECT_EQ(format_rfc3339(1772356364), "2026-03-01T09:12:44Z");
 }
 
+
+TEST(ControlRequestTest, AuditKeyChange) {
+  const std::string fp = "SHA256:o57P+X2zo7zI5fJgR/KJ12HfbAXnh4fjYnNjJI83HSE";
+  for (auto [word, change] : {std::pair{"key-added", KeyChange::kAdded},
+                              std::pair{"key-revoked", KeyChange::kRevoked},
+                              std::pair{"clone-cleared", KeyChange::kCloneCleared}}) {
+    const std::string line = "audit " + std::string(word) + " " + fp + "\n";
+    auto r = parse_request(line);
+    ASSERT_TRUE(r.has_value()) << r.error().message;
+    EXPECT_EQ(r->verb, ControlVerb::kAuditKey);
+    EXPECT_EQ(r->change, change);
+    EXPECT_EQ(r->fingerprint, fp);
+    EXPECT_EQ(encode_request(*r), line);
+  }
+  refused("audit\n", "needs key-added, key-revoked or clone-cleared");
+  refused("audit key-added\n", "needs key-added");
+  refused("audit key-deleted " + fp + "\n", "unknown request \"audit key-deleted\"");
+  refused("audit key-added SHA256:short\n", "is not SHA256: followed by 43 base64");
+  refused("audit key-added " + fp.substr(7) + "\n", "is not SHA256:");
+  refused("audit key-added " + fp.substr(0, fp.size() - 1) + "=\n", "is not SHA256:");
+  refused("audit key-added " + fp + " extra\n", "unexpected \"extra\"");
+}
+
 }  // namespace
 }  // namespace touchgate::gateway

@@ -484,7 +484,11 @@ void Connection::audit_auth_refused(const std::string& login, const std::string&
   if (blob != nullptr) {
     // What the certificate claims (its signature may be the reason it was refused).
     if (auto c = ssh::parse_certificate(*blob)) {
-      r.str("key_id", c->key_id).u64("serial", c->serial);
+      std::string principals;
+      for (const auto& p : c->principals) principals += (principals.empty() ? "" : ",") + p;
+      r.str("key_id", c->key_id).u64("serial", c->serial).str("principals", principals);
+      r.str("valid_after", ssh::format_utc(c->valid_after));
+      r.str("valid_before", ssh::format_utc(c->valid_before));
       r.str("ca_fp", ssh::fingerprint_sha256(c->signature_key));
     }
     r.str("cert_fp", ssh::fingerprint_sha256(*blob));

@@ -1,6 +1,7 @@
 #include "audit/log.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@ namespace touchgate::audit {
 namespace {
 
 constexpr std::string_view kHeadFile = "audit.head";
+constexpr std::string_view kLockFile = "audit.lock";
 // How much of the last segment open() reads to find the last good record.
 constexpr size_t kTailWindow = 2 * kMaxLine + 2;
 
@@ -119,6 +121,7 @@ Result<void> AuditLog::start() {
   std::error_code ec;
   std::filesystem::create_directories(opts_.dir, ec);
   if (ec) return fail("audit_unavailable", fmt::format("{}: {}", opts_.dir.string(), ec.message()));
+  if (auto l = lock_dir(); !l) return l;
   auto key = AuditKey::load_or_create(opts_.key_path);
   if (!key) return tl::unexpected(key.error());
   key_ = std::move(*key);
@@ -178,6 +181,27 @@ Result<void> AuditLog::start() {
         Record("recovered").str("segment", segment_).u64("dropped_bytes", dropped_total);
   last_checkpoint_ = now();
   thread_ = std::thread([this] { run(); });
+  return {};
+}
+
+Result<void> AuditLog::lock_dir() {
+  // One writer per directory: a second writer would fork the chain. The lock lives as long as the
+  // descriptor (released by close() or by the process's exit, also a crash).
+  const auto path = opts_.dir / kLockFile;
+  lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lock_fd_ < 0) return tl::unexpected(io_error(path.string(), errno));
+  while (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    const int err = errno;
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    if (err == EWOULDBLOCK)
+      return fail("audit_locked",
+                  fmt::format("{}: another touchgated (or touchgate command) is writing this audit "
+                              "log",
+                              opts_.dir.string()));
+    return tl::unexpected(io_error(path.string() + ": flock", err));
+  }
   return {};
 }
 
@@ -454,6 +478,10 @@ Result<void> AuditLog::close() {
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
+  }
+  if (lock_fd_ >= 0) {
+    ::close(lock_fd_);  // releases the lock
+    lock_fd_ = -1;
   }
   return close_result_;
 }

@@ -1,6 +1,7 @@
 // AuditLog: the chained, segmented, checkpointed audit log writer (docs/audit-format.md).
 //
-// One writer thread owns the files. append() queues a record from any thread; the writer writes
+// One writer thread owns the files (and an exclusive flock on <dir>/audit.lock: one writer per
+// directory, across processes). append() queues a record from any thread; the writer writes
 // what is queued as one batch, fdatasync()s once (group commit) and then calls each record's
 // `durable` callback ON THE WRITER THREAD: callers post the result to their own loop and never
 // block in it. Fail closed: when a write or sync fails, every record of that batch and every record
@@ -57,7 +58,7 @@ class AuditLog {
   // `dropped_bytes` is the first record written. Codes "audit_unavailable" (directory or file I/O),
   // "audit_corrupt" (no good record in the tail of the last segment), "audit_truncated"
   // (audit.head names a checkpoint past the end of the log, or is unreadable: the log is not
-  // continued), and the key's codes.
+  // continued), "audit_locked" (another writer holds <dir>/audit.lock), and the key's codes.
   static Result<std::unique_ptr<AuditLog>> open(Options options);
   ~AuditLog();
   AuditLog(const AuditLog&) = delete;
@@ -88,6 +89,7 @@ class AuditLog {
   explicit AuditLog(Options options);
   std::chrono::system_clock::time_point now() const;
   Result<void> start();
+  Result<void> lock_dir();
   void run();
   void fail_items(std::vector<Item>& items, const Error& e);
   // write_records formats records (and any due segment_start / checkpoint) and commits them.
@@ -103,6 +105,8 @@ class AuditLog {
   Options opts_;
   std::unique_ptr<AuditKey> key_;
   std::string recovered_;
+
+  int lock_fd_ = -1;  // holds the flock on <dir>/audit.lock
 
   // Writer state (writer thread, or open() before it starts).
   int fd_ = -1;

@@ -257,7 +257,7 @@ void AuditLog::append_checkpoint(std::string& buf) {
   since_checkpoint_ = 0;
 }
 
-Result<void> AuditLog::commit(const std::string& buf) {
+Result<void> AuditLog::commit(const std::string& buf, uint64_t lines) {
   size_t done = 0;
   int err = 0;
   while (done < buf.size()) {
@@ -282,7 +282,22 @@ Result<void> AuditLog::commit(const std::string& buf) {
     return tl::unexpected(io_error(fmt::format("{}", segment_), err));
   }
   segment_bytes_ += buf.size();
+  syncs_.fetch_add(1, std::memory_order_relaxed);
+  lines_.fetch_add(lines, std::memory_order_relaxed);
+  if (opts_.on_written) written_ += buf;
   return {};
+}
+
+void AuditLog::notify_written() {
+  if (written_.empty()) return;
+  const std::string_view all(written_);
+  size_t start = 0;
+  while (start < all.size()) {
+    const size_t nl = all.find('\n', start);  // every committed line ends in '\n'
+    opts_.on_written(all.substr(start, nl - start));
+    start = nl + 1;
+  }
+  written_.clear();
 }
 
 Result<void> AuditLog::write_head() {
@@ -314,7 +329,7 @@ Result<void> AuditLog::rotate_if_due() {
     const auto saved_seq = next_seq_;
     const auto saved_prev = prev_hash_;
     append_checkpoint(buf);
-    if (auto c = commit(buf); !c) {
+    if (auto c = commit(buf, 1); !c) {
       next_seq_ = saved_seq;
       prev_hash_ = saved_prev;
       since_checkpoint_ = 1;
@@ -359,7 +374,7 @@ Result<void> AuditLog::write_records(std::vector<Item>& items, std::vector<uint6
   }
   if (force_checkpoint && since_checkpoint_ > 0) append_checkpoint(buf);
   if (buf.empty()) return {};
-  if (auto c = commit(buf); !c) {
+  if (auto c = commit(buf, next_seq_ - saved_seq); !c) {
     next_seq_ = saved_seq;
     prev_hash_ = saved_prev;
     since_checkpoint_ = saved_since;
@@ -402,6 +417,7 @@ void AuditLog::run() {
       if (std::chrono::steady_clock::now() >= next_retry_) {
         lk.unlock();
         auto r = try_recover();
+        notify_written();
         lk.lock();
         if (r) {
           healthy_ = true;
@@ -454,6 +470,7 @@ void AuditLog::run() {
       lk.unlock();
       fail_items(items, Error{"audit_unavailable", r.error().message});
     }
+    notify_written();
     lk.lock();
     if (stop) {
       if (!r) {

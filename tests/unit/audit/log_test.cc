@@ -276,6 +276,8 @@ TEST(AuditLogTest, WriteFailureFailsClosedThenRecovers) {
     }
     return 0;
   };
+  std::vector<std::string> written;  // on_written: durable lines only, in order
+  o.on_written = [&](std::string_view line) { written.emplace_back(line); };
   auto log = AuditLog::open(o);
   ASSERT_TRUE(log);
   ASSERT_TRUE(append_wait(**log, Record("before")));
@@ -298,6 +300,8 @@ TEST(AuditLogTest, WriteFailureFailsClosedThenRecovers) {
 
   const std::string text = read_all(o.dir / "audit-00000000000000000001.jsonl");
   EXPECT_EQ(text.find("never-on-disk"), std::string::npos);
+  EXPECT_EQ(written, read_lines(o.dir / "audit-00000000000000000001.jsonl"));
+  EXPECT_EQ((*log)->lines(), written.size());
   EXPECT_NE(text.find("\"event\":\"audit_recovered\""), std::string::npos);
   const auto r = verify_with_pub(o);
   EXPECT_TRUE(r.findings.empty()) << findings_text(r);

@@ -471,7 +471,7 @@ void AuditLog::run() {
       fail_items(items, Error{"audit_unavailable", r.error().message});
     }
     notify_written();
-    (void)write_head();  // a failure leaves it pending: the next checkpoint rewrites the head
+    (void)write_head();  // a failure leaves it pending: tried again after the next batch
     lk.lock();
     if (stop) {
       if (!r) {

@@ -1,6 +1,7 @@
 #include "audit/log.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@ namespace touchgate::audit {
 namespace {
 
 constexpr std::string_view kHeadFile = "audit.head";
+constexpr std::string_view kLockFile = "audit.lock";
 // How much of the last segment open() reads to find the last good record.
 constexpr size_t kTailWindow = 2 * kMaxLine + 2;
 
@@ -119,6 +121,7 @@ Result<void> AuditLog::start() {
   std::error_code ec;
   std::filesystem::create_directories(opts_.dir, ec);
   if (ec) return fail("audit_unavailable", fmt::format("{}: {}", opts_.dir.string(), ec.message()));
+  if (auto l = lock_dir(); !l) return l;
   auto key = AuditKey::load_or_create(opts_.key_path);
   if (!key) return tl::unexpected(key.error());
   key_ = std::move(*key);
@@ -181,6 +184,27 @@ Result<void> AuditLog::start() {
   return {};
 }
 
+Result<void> AuditLog::lock_dir() {
+  // One writer per directory: a second writer would fork the chain. The lock lives as long as the
+  // descriptor (released by close() or by the process's exit, also a crash).
+  const auto path = opts_.dir / kLockFile;
+  lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lock_fd_ < 0) return tl::unexpected(io_error(path.string(), errno));
+  while (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    const int err = errno;
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    if (err == EWOULDBLOCK)
+      return fail("audit_locked",
+                  fmt::format("{}: another touchgated (or touchgate command) is writing this audit "
+                              "log",
+                              opts_.dir.string()));
+    return tl::unexpected(io_error(path.string() + ": flock", err));
+  }
+  return {};
+}
+
 Result<void> AuditLog::open_segment(bool create) {
   if (fd_ >= 0) ::close(fd_);
   const auto path = opts_.dir / segment_;
@@ -233,7 +257,7 @@ void AuditLog::append_checkpoint(std::string& buf) {
   since_checkpoint_ = 0;
 }
 
-Result<void> AuditLog::commit(const std::string& buf) {
+Result<void> AuditLog::commit(const std::string& buf, uint64_t lines) {
   size_t done = 0;
   int err = 0;
   while (done < buf.size()) {
@@ -258,7 +282,22 @@ Result<void> AuditLog::commit(const std::string& buf) {
     return tl::unexpected(io_error(fmt::format("{}", segment_), err));
   }
   segment_bytes_ += buf.size();
+  syncs_.fetch_add(1, std::memory_order_relaxed);
+  lines_.fetch_add(lines, std::memory_order_relaxed);
+  if (opts_.on_written) written_ += buf;
   return {};
+}
+
+void AuditLog::notify_written() {
+  if (written_.empty()) return;
+  const std::string_view all(written_);
+  size_t start = 0;
+  while (start < all.size()) {
+    const size_t nl = all.find('\n', start);  // every committed line ends in '\n'
+    opts_.on_written(all.substr(start, nl - start));
+    start = nl + 1;
+  }
+  written_.clear();
 }
 
 Result<void> AuditLog::write_head() {
@@ -290,7 +329,7 @@ Result<void> AuditLog::rotate_if_due() {
     const auto saved_seq = next_seq_;
     const auto saved_prev = prev_hash_;
     append_checkpoint(buf);
-    if (auto c = commit(buf); !c) {
+    if (auto c = commit(buf, 1); !c) {
       next_seq_ = saved_seq;
       prev_hash_ = saved_prev;
       since_checkpoint_ = 1;
@@ -335,7 +374,7 @@ Result<void> AuditLog::write_records(std::vector<Item>& items, std::vector<uint6
   }
   if (force_checkpoint && since_checkpoint_ > 0) append_checkpoint(buf);
   if (buf.empty()) return {};
-  if (auto c = commit(buf); !c) {
+  if (auto c = commit(buf, next_seq_ - saved_seq); !c) {
     next_seq_ = saved_seq;
     prev_hash_ = saved_prev;
     since_checkpoint_ = saved_since;
@@ -345,10 +384,9 @@ Result<void> AuditLog::write_records(std::vector<Item>& items, std::vector<uint6
   }
   need_segment_start_ = false;
   pending_note_.reset();
-  if (pending_head_) {
-    last_checkpoint_ = now();
-    (void)write_head();  // the records are durable; the next checkpoint rewrites the head
-  }
+  // The records are durable: run() answers their callers first and then replaces audit.head
+  // (two more syncs), so that a checkpoint does not add to the batch's latency.
+  if (pending_head_) last_checkpoint_ = now();
   return {};
 }
 
@@ -378,6 +416,8 @@ void AuditLog::run() {
       if (std::chrono::steady_clock::now() >= next_retry_) {
         lk.unlock();
         auto r = try_recover();
+        notify_written();
+        (void)write_head();
         lk.lock();
         if (r) {
           healthy_ = true;
@@ -430,6 +470,8 @@ void AuditLog::run() {
       lk.unlock();
       fail_items(items, Error{"audit_unavailable", r.error().message});
     }
+    notify_written();
+    (void)write_head();  // a failure leaves it pending: tried again after the next batch
     lk.lock();
     if (stop) {
       if (!r) {
@@ -454,6 +496,10 @@ Result<void> AuditLog::close() {
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
+  }
+  if (lock_fd_ >= 0) {
+    ::close(lock_fd_);  // releases the lock
+    lock_fd_ = -1;
   }
   return close_result_;
 }

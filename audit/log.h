@@ -1,6 +1,7 @@
 // AuditLog: the chained, segmented, checkpointed audit log writer (docs/audit-format.md).
 //
-// One writer thread owns the files. append() queues a record from any thread; the writer writes
+// One writer thread owns the files (and an exclusive flock on <dir>/audit.lock: one writer per
+// directory, across processes). append() queues a record from any thread; the writer writes
 // what is queued as one batch, fdatasync()s once (group commit) and then calls each record's
 // `durable` callback ON THE WRITER THREAD: callers post the result to their own loop and never
 // block in it. Fail closed: when a write or sync fails, every record of that batch and every record
@@ -19,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -41,6 +43,11 @@ struct Options {
   size_t queue_limit = 64 * 1024;  // records waiting for the writer
   size_t max_batch = 4096;         // records per group commit
   std::chrono::milliseconds retry_interval = std::chrono::seconds(1);
+  // on_written, when set, is called ON THE WRITER THREAD with each line the log wrote (without its
+  // '\n'), once it is durable, in log order: callers' records and the log's own (checkpoint,
+  // segment_start, recovered, audit_recovered). A copy for elsewhere (SyslogSink::send): it must
+  // not block; the log does not depend on it.
+  std::function<void(std::string_view line)> on_written;
   // Clock for `ts` (tests); system_clock::now when empty.
   std::function<std::chrono::system_clock::time_point()> clock;
   // Fault injection (tests): called before every write and sync of a segment; a non-zero return
@@ -57,7 +64,7 @@ class AuditLog {
   // `dropped_bytes` is the first record written. Codes "audit_unavailable" (directory or file I/O),
   // "audit_corrupt" (no good record in the tail of the last segment), "audit_truncated"
   // (audit.head names a checkpoint past the end of the log, or is unreadable: the log is not
-  // continued), and the key's codes.
+  // continued), "audit_locked" (another writer holds <dir>/audit.lock), and the key's codes.
   static Result<std::unique_ptr<AuditLog>> open(Options options);
   ~AuditLog();
   AuditLog(const AuditLog&) = delete;
@@ -74,6 +81,10 @@ class AuditLog {
   // recovered is the note open() left about a cut tail, or "".
   const std::string& recovered() const { return recovered_; }
   const AuditKey& key() const { return *key_; }
+  // syncs is how many batches were made durable (fdatasync of a segment); lines how many records
+  // they held, the log's own included. lines() / syncs() is the average group-commit batch.
+  uint64_t syncs() const { return syncs_.load(std::memory_order_relaxed); }
+  uint64_t lines() const { return lines_.load(std::memory_order_relaxed); }
 
   // close writes what is queued, then a final checkpoint, syncs, and stops the writer. Idempotent.
   Result<void> close();
@@ -88,12 +99,15 @@ class AuditLog {
   explicit AuditLog(Options options);
   std::chrono::system_clock::time_point now() const;
   Result<void> start();
+  Result<void> lock_dir();
   void run();
   void fail_items(std::vector<Item>& items, const Error& e);
   // write_records formats records (and any due segment_start / checkpoint) and commits them.
   Result<void> write_records(std::vector<Item>& items, std::vector<uint64_t>* seqs,
                              bool force_checkpoint);
-  Result<void> commit(const std::string& buf);
+  Result<void> commit(const std::string& buf, uint64_t lines);
+  // notify_written hands what commit() made durable to opts_.on_written.
+  void notify_written();
   Result<void> rotate_if_due();
   Result<void> open_segment(bool create);
   Result<void> try_recover();
@@ -103,6 +117,8 @@ class AuditLog {
   Options opts_;
   std::unique_ptr<AuditKey> key_;
   std::string recovered_;
+
+  int lock_fd_ = -1;  // holds the flock on <dir>/audit.lock
 
   // Writer state (writer thread, or open() before it starts).
   int fd_ = -1;
@@ -120,6 +136,9 @@ class AuditLog {
   std::chrono::system_clock::time_point outage_since_;
   std::chrono::steady_clock::time_point next_retry_;
   uint64_t failed_records_ = 0;
+  std::string written_;  // durable lines not yet given to on_written
+  std::atomic<uint64_t> syncs_{0};
+  std::atomic<uint64_t> lines_{0};
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

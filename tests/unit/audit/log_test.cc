@@ -276,6 +276,8 @@ TEST(AuditLogTest, WriteFailureFailsClosedThenRecovers) {
     }
     return 0;
   };
+  std::vector<std::string> written;  // on_written: durable lines only, in order
+  o.on_written = [&](std::string_view line) { written.emplace_back(line); };
   auto log = AuditLog::open(o);
   ASSERT_TRUE(log);
   ASSERT_TRUE(append_wait(**log, Record("before")));
@@ -298,6 +300,8 @@ TEST(AuditLogTest, WriteFailureFailsClosedThenRecovers) {
 
   const std::string text = read_all(o.dir / "audit-00000000000000000001.jsonl");
   EXPECT_EQ(text.find("never-on-disk"), std::string::npos);
+  EXPECT_EQ(written, read_lines(o.dir / "audit-00000000000000000001.jsonl"));
+  EXPECT_EQ((*log)->lines(), written.size());
   EXPECT_NE(text.find("\"event\":\"audit_recovered\""), std::string::npos);
   const auto r = verify_with_pub(o);
   EXPECT_TRUE(r.findings.empty()) << findings_text(r);
@@ -404,6 +408,41 @@ TEST(AuditLogTest, CheckpointAfterIntervalWithoutClose) {
   ASSERT_TRUE((*log)->close());
   EXPECT_EQ(read_lines(seg).size(), 2u);
   EXPECT_TRUE(verify_with_pub(o).findings.empty());
+}
+
+TEST(AuditLogTest, OneWriterPerDirectory) {
+  TempDir t;
+  auto o = options_for(t);
+  auto first = AuditLog::open(o);
+  ASSERT_TRUE(first) << first.error().message;
+  ASSERT_TRUE(append_wait(**first, Record("a")));
+  struct stat st {};
+  ASSERT_EQ(::stat((o.dir / "audit.lock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  auto second = AuditLog::open(o);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, "audit_locked");
+  EXPECT_NE(second.error().message.find(o.dir.string()), std::string::npos);
+  EXPECT_NE(second.error().message.find("another touchgated"), std::string::npos);
+  // The refused writer touched nothing: the first one goes on.
+  ASSERT_TRUE(append_wait(**first, Record("b")));
+  ASSERT_TRUE((*first)->close());
+
+  auto third = AuditLog::open(o);
+  ASSERT_TRUE(third) << third.error().message;
+  ASSERT_TRUE(append_wait(**third, Record("c")));
+  third->reset();  // the destructor releases the lock too
+  auto fourth = AuditLog::open(o);
+  ASSERT_TRUE(fourth) << fourth.error().message;
+  ASSERT_TRUE((*fourth)->close());
+
+  // The lock file is not a segment: listing and verifying ignore it.
+  ASSERT_TRUE(std::filesystem::exists(o.dir / "audit.lock"));
+  EXPECT_EQ(list_segments(o.dir), std::vector<std::string>{"audit-00000000000000000001.jsonl"});
+  const auto r = verify_with_pub(o);
+  EXPECT_TRUE(r.findings.empty()) << findings_text(r);
+  EXPECT_EQ(r.records, 5u);  // a, b, checkpoint, c, checkpoint
 }
 
 TEST(AuditLogTest, InvalidRecordIsRefused) {

@@ -25,6 +25,7 @@
 #include <fmt/format.h>
 
 #include "audit/log.h"
+#include "audit/syslog.h"
 #include "gateway/admin.h"
 #include "gateway/auditor.h"
 #include "gateway/control_server.h"
@@ -154,6 +155,21 @@ int run_daemon(const DaemonOptions& options) {
   audit_options.max_segment_age = ac.max_segment_age;
   audit_options.checkpoint_every = ac.checkpoint_every;
   audit_options.checkpoint_interval = ac.checkpoint_interval;
+  std::unique_ptr<audit::SyslogSink> syslog_sink;
+  if (ac.syslog) {
+    audit::SyslogOptions so;
+    so.socket = ac.syslog_socket;
+    so.facility = ac.syslog_facility;
+    auto sink = audit::SyslogSink::create(so);
+    if (!sink) {
+      print_error(fmt::format("{} ({})", sink.error().message, sink.error().code));
+      return 1;
+    }
+    syslog_sink = std::move(*sink);
+    audit_options.on_written = [sink = syslog_sink.get()](std::string_view line) {
+      sink->send(line);
+    };
+  }
   auto audit_log = audit::AuditLog::open(audit_options);
   if (!audit_log) {
     print_error(fmt::format("audit log {}: {} ({})", ac.dir.string(), audit_log.error().message,
@@ -315,6 +331,10 @@ int run_daemon(const DaemonOptions& options) {
     if (auto closed = (*audit_log)->close(); !closed) {
       log_event(Level::kError, "audit_close_failed",
                 {{"code", closed.error().code}, {"reason", closed.error().message}});
+    }
+    if (syslog_sink != nullptr) {
+      log_event(syslog_sink->dropped() > 0 ? Level::kWarn : Level::kInfo, "audit_syslog_copies",
+                {{"sent", syslog_sink->sent()}, {"dropped", syslog_sink->dropped()}});
     }
   }
   if (runtime.resolving.load() > 0) {

@@ -8,10 +8,14 @@ not). Refusals leave auth_refused / policy_decision deny records with their reas
 Admin actions name the admin: `touchgate keys add|revoke` through the running gateway
 (via=control, uid from the kernel) and directly when no gateway runs (via=direct); reload and
 sessions kill too. After shutdown the last checkpoint verifies with ssh-keygen alone, and the
-hash chain holds record by record."""
+hash chain holds record by record. With [audit] syslog = true every record also reaches the
+syslog socket as an RFC 5424 message."""
 
 import os
 import re
+import socket
+import threading
+import time
 
 import harness
 from harness import assert_ok, assert_refused, check
@@ -36,7 +40,23 @@ def verify_with_ssh_keygen(env, pub_line, ns, message, armoured, name):
 
 def main():
     with harness.Env("audit_gateway") as env:
-        w = env.world()
+        syslog_path = env.path("syslog.sock")
+        syslog = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        syslog.bind(syslog_path)
+        syslog.settimeout(0.2)
+        messages = []
+        done = threading.Event()
+
+        def drain():  # a syslog daemon reads at once (the kernel queues only a few datagrams)
+            while not done.is_set():
+                try:
+                    messages.append(syslog.recv(65536).decode())
+                except socket.timeout:
+                    pass
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        w = env.world(extra=f'[audit]\nsyslog = true\nsyslog_socket = "{syslog_path}"\n'
+                            'syslog_facility = "local3"\n')
         gw = w.gw
 
         started = gw.wait_for_audit("gateway_started")
@@ -166,6 +186,21 @@ def main():
         check(len(direct) == 1 and direct[0]["via"] == "direct" and direct[0]["uid"] == 0,
               f"no direct admin_key_added record: {events_of(records[-3:])}")
         check(records[-1]["event"] == "checkpoint", "the CLI closes the log with a checkpoint")
+
+        # -- the syslog copy: one RFC 5424 message per record the gateway wrote ----------------
+        time.sleep(0.5)
+        done.set()
+        reader.join()
+        gateway_records = [r for r in records if r["seq"] <= cp["seq"]]
+        check(len(messages) == len(gateway_records),
+              f"{len(messages)} syslog messages for {len(gateway_records)} records")
+        for m, r in zip(messages, gateway_records):
+            pri = 19 * 8 + (4 if r.get("outcome") == "deny" else
+                            6 if r["event"] in ("checkpoint", "segment_start") else 5)
+            head = (f"<{pri}>1 {r['ts']} ")
+            check(m.startswith(head) and f" touchgated {w.gw.pid} {r['event']} " in m and
+                  f'[touchgate@32473 seq="{r["seq"]}" hash="{r["hash"]}"]' in m,
+                  f"syslog message does not frame record {r['seq']}: {m[:200]}")
         check(harness.check_audit_chain(gw.audit_dir()) == len(records), "the chain still holds")
 
 

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/audit.h"
 #include "cli/client_config.h"
 #include "cli/context.h"
 #include "cli/control.h"
@@ -37,7 +38,7 @@ int usage_error(const CLI::App& app, const std::string& message) {
 
 int run(int argc, char** argv) {
   CLI::App app("Administer the touchgate SSH gateway: enrolled hardware keys, the access policy, "
-                "running sessions, configuration reload.",
+                "running sessions, configuration reload, the audit log.",
                 "touchgate");
   app.fallthrough();  // global options are accepted after the command too
   app.footer("See touchgate(8).");
@@ -57,6 +58,7 @@ int run(int argc, char** argv) {
   PolicyCommand policy(app);
   ClientConfigCommand client_config(app);
   ControlCommands control(app);
+  AuditCommand audit(app);
 
   try {
     app.parse(argc, argv);
@@ -78,8 +80,12 @@ int run(int argc, char** argv) {
     if (!control.command_chosen()) return usage_error(app, control.missing_command_message());
     return control.run(config);
   }
+  if (audit.selected()) {
+    if (!audit.command_chosen()) return usage_error(app, audit.missing_command_message());
+    return audit.run(config);
+  }
   return usage_error(app,
-                     "a command is required: keys, policy, client-config, reload, sessions");
+                     "a command is required: keys, policy, client-config, reload, sessions, audit");
 }
 
 }  // namespace touchgate::cli

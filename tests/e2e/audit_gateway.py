@@ -11,6 +11,7 @@ sessions kill too. After shutdown the last checkpoint verifies with ssh-keygen a
 hash chain holds record by record. With [audit] syslog = true every record also reaches the
 syslog socket as an RFC 5424 message."""
 
+import json
 import os
 import re
 import socket
@@ -176,6 +177,17 @@ def main():
               "ssh-keygen -Y verify does not accept the checkpoint", v)
         n = harness.check_audit_chain(gw.audit_dir())
         check(n == len(records), "chain check read every record")
+        r = env.touchgate(gw, "audit", "verify")
+        check(r.returncode == 0 and "clean" in r.stdout, "touchgate audit verify: not clean", r)
+        r = env.touchgate(gw, "audit", "show", conn, "--json")
+        check(r.returncode == 0 and
+              [json.loads(line)["event"] for line in r.stdout.splitlines()] == expected,
+              "touchgate audit show does not tell the connection's story", r)
+        r = env.touchgate(gw, "audit", "search", "--outcome", "deny", "--json")
+        check(r.returncode == 0 and
+              {json.loads(line)["event"] for line in r.stdout.splitlines()} ==
+              {"auth_refused", "policy_decision", "admin_session_kill"},
+              "touchgate audit search --outcome deny", r)
 
         # -- with no gateway running, the CLI writes the record itself --------------------------
         other = env.make_user_key("offline")

@@ -501,6 +501,7 @@ void MfaDialog::on_recorded(Result<store::TouchOutcome> outcome) {
                  {"action", "key suspended; touchgate keys clear-clone after investigation"}});
       if (Auditor* a = conn_.worker().runtime().auditor) {
         audit::Record r = audit_record("suspected_clone", "deny");
+        r.str("reason", "mfa_counter_regression");
         r.str("key_fp", chosen_->fingerprint).u64("counter", touch_->counter());
         if (chosen_->last_counter) r.u64("last_counter", *chosen_->last_counter);
         a->note(std::move(r));

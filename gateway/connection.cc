@@ -456,7 +456,10 @@ int Connection::auth_request(ssh_message msg) {
   if (auditor != nullptr) {
     audit::Record r = audit_record("auth_accepted");
     std::string principals;
-    for (const auto& p : cert_->principals()) principals += (principals.empty() ? "" : ",") + p;
+    for (const auto& p : cert_->principals()) {
+      if (!principals.empty()) principals.push_back(',');
+      principals.append(p);
+    }
     r.str("outcome", "allow")
         .str("ca", cert_->ca_name())
         .str("key_id", cert_->key_id())
@@ -485,7 +488,10 @@ void Connection::audit_auth_refused(const std::string& login, const std::string&
     // What the certificate claims (its signature may be the reason it was refused).
     if (auto c = ssh::parse_certificate(*blob)) {
       std::string principals;
-      for (const auto& p : c->principals) principals += (principals.empty() ? "" : ",") + p;
+      for (const auto& p : c->principals) {
+        if (!principals.empty()) principals.push_back(',');
+        principals.append(p);
+      }
       r.str("key_id", c->key_id).u64("serial", c->serial).str("principals", principals);
       r.str("valid_after", ssh::format_utc(c->valid_after));
       r.str("valid_before", ssh::format_utc(c->valid_before));

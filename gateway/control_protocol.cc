@@ -57,8 +57,13 @@ bool valid_fingerprint(std::string_view s) {
 // shown is a word of a refused request as a message quotes it: at most 32 characters (printable
 // ASCII: parse_request checks that before splitting).
 std::string shown(std::string_view word) {
-  if (word.size() > 32) return "\"" + std::string(word.substr(0, 32)) + "...\"";
-  return "\"" + std::string(word) + "\"";
+  std::string out;
+  out.reserve(40);
+  out.push_back('"');
+  out.append(word.substr(0, 32));
+  if (word.size() > 32) out.append("...");
+  out.push_back('"');
+  return out;
 }
 
 
@@ -114,8 +119,13 @@ Result<ControlRequest> parse_request(std::string_view bytes) {
   // extra refuses words[n] and what follows it.
   const auto extra = [&](size_t n) {
     std::string before;
-    for (size_t i = 0; i < n; ++i) before += (i > 0 ? " " : "") + std::string(words[i]);
-    return fail(kBad, "unexpected " + shown(words[n]) + " after \"" + before + "\"");
+    for (size_t i = 0; i < n; ++i) {
+      if (i > 0) before.push_back(' ');
+      before.append(words[i]);
+    }
+    std::string message = "unexpected ";
+    message.append(shown(words[n])).append(" after \"").append(before).push_back('"');
+    return fail(kBad, message);
   };
   ControlRequest r;
   if (words[0] == "ping" || words[0] == "reload") {
@@ -135,7 +145,9 @@ Result<ControlRequest> parse_request(std::string_view bytes) {
     } else if (words[1] == "clone-cleared") {
       r.change = KeyChange::kCloneCleared;
     } else {
-      return fail(kBad, "unknown request " + shown("audit " + std::string(words[1])) +
+      std::string what = "audit ";
+      what.append(words[1]);
+      return fail(kBad, "unknown request " + shown(what) +
                             " (expected audit key-added, key-revoked, clone-cleared)");
     }
     if (!valid_fingerprint(words[2])) {
@@ -196,8 +208,14 @@ std::string encode_request(const ControlRequest& request) {
     case ControlVerb::kSessionsKillUser:
       return "sessions kill --user " + request.principal + "\n";
     case ControlVerb::kAuditKey:
-      return "audit " + std::string(key_change_word(request.change)) + " " + request.fingerprint +
-             "\n";
+    {
+      std::string line = "audit ";
+      line.append(key_change_word(request.change));
+      line.push_back(' ');
+      line.append(request.fingerprint);
+      line.push_back('\n');
+      return line;
+    }
   }
   return "ping\n";
 }

@@ -231,7 +231,8 @@ int run_daemon(const DaemonOptions& options) {
   {
     std::string listen;
     for (const auto& addr : cfg->server.listen) {
-      listen += (listen.empty() ? "" : ",") + addr.to_string();
+      if (!listen.empty()) listen.push_back(',');
+      listen.append(addr.to_string());
     }
     audit::Record r("gateway_started");
     r.str("instance", runtime.instance).str("version", TOUCHGATE_VERSION).str("listen", listen);

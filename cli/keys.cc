@@ -31,8 +31,8 @@ std::string full_fingerprint(const std::string& text) {
   return "SHA256:" + text;
 }
 
-// recorded reports a change that is made; it is on record in the audit log, or the command fails
-// saying that it is not.
+// recorded reports a revocation that is made (it stands in any case); it is on record in the
+// audit log, or the command fails saying that it is not.
 int recorded(const std::filesystem::path& config_file, gateway::KeyChange change,
              const store::EnrolledKey& key) {
   auto r = record_key_change(config_file, change, key);
@@ -169,10 +169,20 @@ int KeysCommand::add(const std::filesystem::path& config_file) const {
   if (!store) return report(store.error());
   auto added = (*store)->add_key(key, now());
   if (!added) return report(added.error());
+  // Fail closed: a key whose enrollment is not on record does not stay usable.
+  if (auto r = record_key_change(config_file, gateway::KeyChange::kAdded, *added); !r) {
+    auto undone = (*store)->revoke_key(added->fingerprint, now());
+    return report(Error{r.error().code,
+                        fmt::format("key {} was not enrolled: its audit record could not be "
+                                    "written ({}); {}",
+                                    added->fingerprint, r.error().message,
+                                    undone ? "it was revoked at once"
+                                           : "revoking it failed too: " + undone.error().message +
+                                                 "; revoke it by hand")});
+  }
   std::printf("enrolled %s (%s, %s) for %s\n", added->fingerprint.c_str(), added->key_type.c_str(),
               std::string(store::kind_name(added->kind)).c_str(), added->principal.c_str());
-  std::fflush(stdout);
-  return recorded(config_file, gateway::KeyChange::kAdded, *added);
+  return kExitOk;
 }
 
 int KeysCommand::list(const std::filesystem::path& config_file) const {
@@ -201,12 +211,22 @@ int KeysCommand::revoke(const std::filesystem::path& config_file) const {
 int KeysCommand::clear_clone(const std::filesystem::path& config_file) const {
   auto store = open_store(config_file);
   if (!store) return report(store.error());
+  // On record before the key is trusted again (the store refuses keys that are not suspected).
+  auto before = (*store)->find_key(full_fingerprint(fingerprint_));
+  if (!before) return report(before.error());
+  if (before->status == store::KeyStatus::kSuspectedClone) {
+    if (auto r = record_key_change(config_file, gateway::KeyChange::kCloneCleared, *before); !r) {
+      return report(Error{r.error().code,
+                          fmt::format("key {} stays suspended: the audit record could not be "
+                                      "written ({})",
+                                      before->fingerprint, r.error().message)});
+    }
+  }
   auto key = (*store)->clear_clone(full_fingerprint(fingerprint_), now());
   if (!key) return report(key.error());
   std::printf("cleared %s (%s) of %s: active again; its next touch is accepted with any counter\n",
               key->fingerprint.c_str(), key->key_type.c_str(), key->principal.c_str());
-  std::fflush(stdout);
-  return recorded(config_file, gateway::KeyChange::kCloneCleared, *key);
+  return kExitOk;
 }
 
 }  // namespace touchgate::cli

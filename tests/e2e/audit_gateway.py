@@ -11,6 +11,7 @@ sessions kill too. After shutdown the last checkpoint verifies with ssh-keygen a
 hash chain holds record by record. With [audit] syslog = true every record also reaches the
 syslog socket as an RFC 5424 message."""
 
+import fcntl
 import json
 import os
 import re
@@ -214,6 +215,18 @@ def main():
                   f'[touchgate@32473 seq="{r["seq"]}" hash="{r["hash"]}"]' in m,
                   f"syslog message does not frame record {r['seq']}: {m[:200]}")
         check(harness.check_audit_chain(gw.audit_dir()) == len(records), "the chain still holds")
+
+        # -- a change that cannot be recorded does not stand (fail closed) ----------------------
+        locked = env.make_user_key("locked")
+        lfp = env.run(["ssh-keygen", "-lf", locked.pub], check=True).stdout.split()[1]
+        with open(os.path.join(gw.audit_dir(), "audit.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as another writer would
+            r = env.touchgate(gw, "keys", "add", "--user", "alice", "--kind", "piv", locked.pub)
+        check(r.returncode == 1 and "was not enrolled" in r.stderr and
+              "revoked at once" in r.stderr and "(audit_locked)" in r.stderr,
+              "keys add without an audit record must fail and undo the enrollment", r)
+        status = {k["fingerprint"]: k["status"] for k in env.keys_json(gw, "alice")}
+        check(status.get(lfp) == "revoked", f"the unrecorded key is {status.get(lfp)}")
 
 
 if __name__ == "__main__":

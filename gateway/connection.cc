@@ -590,8 +590,14 @@ int Connection::open_direct_tcpip(ssh_message msg) {
     audit_denied(0, d.target_name.empty() ? requested : d.target_name, d, d.code, "none");
     return refuse_open(d.code, d.explanation, requested, true);
   }
-  policy::Target target = d.target != nullptr ? *d.target
-                                              : policy::Target{d.target_name, d.host, d.port, {}};
+  policy::Target target;
+  if (d.target != nullptr) {
+    target = *d.target;
+  } else {
+    target.name = d.target_name;
+    target.host = d.host;
+    target.port = d.port;
+  }
   ssh_channel channel = ssh_message_channel_request_open_reply_accept(msg);
   if (channel == nullptr) {
     log_event(Level::kWarn, "channel_accept_failed", {{"conn", id_}});

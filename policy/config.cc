@@ -20,6 +20,7 @@
 #include "policy/toml_util.h"
 #include "policy/timewindow.h"
 #include "ssh/address.h"
+#include "ssh/key.h"
 
 namespace touchgate::policy {
 namespace {
@@ -139,6 +140,12 @@ class Loader {
   Result<Target> load_target(const toml::table& table) const;
   Result<void> load_policy(const toml::table& table, PolicyConfig* out) const;
   Result<void> load_audit(const toml::table& table, AuditConfig* out) const;
+  Result<void> load_ca(const toml::table& table, CaConfig* out) const;
+  Result<void> load_recording(const toml::table& table, RecordingConfig* out) const;
+  Result<void> load_terminating(const toml::table& table, TerminatingConfig* out) const;
+  // get_size: an integer of bytes or a string with K, M or G, between lo and hi.
+  Result<uint64_t> get_size(const toml::node& node, std::string_view key, uint64_t lo,
+                            uint64_t hi, std::string_view range) const;
   Result<GroupConfig> load_group(const toml::table& table, const Config& config) const;
   Result<RuleConfig> load_rule(const toml::table& table, const Config& config) const;
   // get_strings: an array of strings (or, with allow_single, one string); each checked by `ok`
@@ -503,12 +510,33 @@ Result<Target> Loader::load_target(const toml::table& table) const {
         }
         out.tags.push_back(std::move(*s));
       }
+    } else if (k == "host_key") {
+      auto s = get_string(node, name);
+      if (!s) return tl::unexpected(s.error());
+      auto line = ssh::parse_key_line(*s);
+      if (!line) {
+        return error_at(node, fmt::format("target.host_key must be an OpenSSH public key line "
+                                          "(\"ssh-ed25519 AAAA...\"): {}",
+                                          line.error().message));
+      }
+      out.host_key = std::move(line->blob);
+    } else if (k == "trust_on_first_use") {
+      auto b = get_bool(node, name);
+      if (!b) return tl::unexpected(b.error());
+      out.trust_on_first_use = *b;
     } else {
-      return error_at(key.source(), fmt::format("unknown key \"{}\" in [[target]]{}", k,
-                                                suggestion(k, {"name", "address", "tags"})));
+      return error_at(key.source(),
+                      fmt::format("unknown key \"{}\" in [[target]]{}", k,
+                                  suggestion(k, {"name", "address", "tags", "host_key",
+                                                 "trust_on_first_use"})));
     }
   }
   if (!have_name) return error_at(table, "[[target]] is missing the required key \"name\"");
+  if (!out.host_key.empty() && out.trust_on_first_use) {
+    return error_at(table, fmt::format("target \"{}\" has a pinned host_key and trust_on_first_use: "
+                                       "choose one",
+                                       out.name));
+  }
   if (!have_address) {
     return error_at(table,
                     fmt::format("target \"{}\" is missing the required key \"address\"", out.name));
@@ -602,6 +630,141 @@ Result<void> Loader::load_policy(const toml::table& table, PolicyConfig* out) co
   return {};
 }
 
+Result<uint64_t> Loader::get_size(const toml::node& node, std::string_view key, uint64_t lo,
+                                  uint64_t hi, std::string_view range) const {
+  uint64_t bytes = 0;
+  if (const auto* i = node.as_integer()) {
+    if (i->get() < 0) return error_at(node, fmt::format("{} must not be negative", key));
+    bytes = static_cast<uint64_t>(i->get());
+  } else if (const auto* s = node.as_string()) {
+    const std::string& t = s->get();
+    size_t digits = 0;
+    while (digits < t.size() && digits < 12 && t[digits] >= '0' && t[digits] <= '9') ++digits;
+    const std::string unit = t.substr(digits);
+    const uint64_t mult = unit.empty() ? 1 : unit == "K" ? 1ull << 10 : unit == "M" ? 1ull << 20
+                          : unit == "G" ? 1ull << 30 : 0;
+    if (digits == 0 || digits > 11 || mult == 0) {
+      return error_at(node, fmt::format("{}: \"{}\" is not a size (write e.g. \"64M\", \"1G\" or "
+                                        "a number of bytes)",
+                                        key, t));
+    }
+    bytes = std::stoull(t.substr(0, digits)) * mult;
+  } else {
+    return wrong_type(node, key, "a size (bytes, or a string like \"64M\")");
+  }
+  if (bytes < lo || bytes > hi) {
+    return error_at(node, fmt::format("{} must be between {}", key, range));
+  }
+  return bytes;
+}
+
+Result<void> Loader::load_ca(const toml::table& table, CaConfig* out) const {
+  for (auto&& [key, node] : table) {
+    const std::string_view k = key.str();
+    const std::string name = fmt::format("ca.{}", k);
+    if (k == "pkcs11_uri") {
+      auto s = get_string(node, name);
+      if (!s) return tl::unexpected(s.error());
+      if (s->rfind("pkcs11:", 0) != 0) {
+        return error_at(node, fmt::format("{} must be a PKCS#11 URI (\"pkcs11:token=...;object=...\")",
+                                          name));
+      }
+      if (s->find("pin-value") != std::string::npos) {
+        return error_at(node, fmt::format("{}: a PIN never goes into the configuration; put it in "
+                                          "the file named by ca.pin_file",
+                                          name));
+      }
+      out->pkcs11_uri = std::move(*s);
+    } else if (k == "pkcs11_module" || k == "pin_file" || k == "key_file") {
+      auto p = get_path(node, name);
+      if (!p) return tl::unexpected(p.error());
+      (k == "pkcs11_module" ? out->pkcs11_module : k == "pin_file" ? out->pin_file : out->key_file) =
+          *p;
+    } else if (k == "cert_lifetime") {
+      auto d = get_duration(node, name, 10, 600);
+      if (!d) return tl::unexpected(d.error());
+      out->cert_lifetime = *d;
+    } else {
+      return error_at(key.source(),
+                      fmt::format("unknown key \"{}\" in [ca]{}", k,
+                                  suggestion(k, {"pkcs11_uri", "pkcs11_module", "pin_file",
+                                                 "key_file", "cert_lifetime"})));
+    }
+  }
+  if (!out->pkcs11_uri.empty() && !out->key_file.empty()) {
+    return error_at(table, "[ca] takes either pkcs11_uri (a key in a token) or key_file (a key "
+                           "file, the fallback), not both");
+  }
+  if (!out->pkcs11_uri.empty() && out->pin_file.empty()) {
+    return error_at(table, "[ca] pkcs11_uri needs pin_file (the file holding the token's PIN)");
+  }
+  if (out->pkcs11_uri.empty() && out->key_file.empty()) {
+    return error_at(table, "[ca] needs pkcs11_uri (a key in a PKCS#11 token) or key_file");
+  }
+  return {};
+}
+
+Result<void> Loader::load_recording(const toml::table& table, RecordingConfig* out) const {
+  for (auto&& [key, node] : table) {
+    const std::string_view k = key.str();
+    const std::string name = fmt::format("recording.{}", k);
+    if (k == "dir") {
+      auto p = get_path(node, name);
+      if (!p) return tl::unexpected(p.error());
+      out->dir = *p;
+    } else if (k == "max_size") {
+      auto bytes = get_size(node, name, 1ull << 20, 64ull << 30, "1M and 64G");
+      if (!bytes) return tl::unexpected(bytes.error());
+      out->max_size = *bytes;
+    } else if (k == "on_cap") {
+      auto s = get_string(node, name);
+      if (!s) return tl::unexpected(s.error());
+      if (*s != "stop" && *s != "end") {
+        return error_at(node, fmt::format("{} must be \"stop\" (stop recording) or \"end\" (end "
+                                          "the session), not \"{}\"",
+                                          name, *s));
+      }
+      out->end_session_on_cap = *s == "end";
+    } else {
+      return error_at(key.source(), fmt::format("unknown key \"{}\" in [recording]{}", k,
+                                                suggestion(k, {"dir", "max_size", "on_cap"})));
+    }
+  }
+  return {};
+}
+
+Result<void> Loader::load_terminating(const toml::table& table, TerminatingConfig* out) const {
+  for (auto&& [key, node] : table) {
+    const std::string_view k = key.str();
+    const std::string name = fmt::format("terminating.{}", k);
+    if (k == "env") {
+      auto v = get_strings(node, name, false, [](const std::string& e) {
+        const std::string_view base =
+            e.size() > 1 && e.back() == '*' ? std::string_view(e).substr(0, e.size() - 1) : e;
+        const bool ok = !base.empty() && base.size() <= 64 &&
+                        std::all_of(base.begin(), base.end(), [](char c) {
+                          return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                                 (c >= '0' && c <= '9') || c == '_';
+                        });
+        return ok ? std::string()
+                  : fmt::format("\"{}\" is not a variable name (letters, digits, _; a final * "
+                                "for a prefix)",
+                                e);
+      });
+      if (!v) return tl::unexpected(v.error());
+      out->env = std::move(*v);
+    } else if (k == "known_hosts") {
+      auto p = get_path(node, name);
+      if (!p) return tl::unexpected(p.error());
+      out->known_hosts = *p;
+    } else {
+      return error_at(key.source(), fmt::format("unknown key \"{}\" in [terminating]{}", k,
+                                                suggestion(k, {"env", "known_hosts"})));
+    }
+  }
+  return {};
+}
+
 Result<void> Loader::load_audit(const toml::table& table, AuditConfig* out) const {
   for (auto&& [key, node] : table) {
     const std::string_view k = key.str();
@@ -611,30 +774,9 @@ Result<void> Loader::load_audit(const toml::table& table, AuditConfig* out) cons
       if (!p) return tl::unexpected(p.error());
       (k == "dir" ? out->dir : k == "key" ? out->key : out->syslog_socket) = *p;
     } else if (k == "max_segment_size") {
-      // An integer of bytes, or a string with a unit: "64M", "1G", "512K".
-      uint64_t bytes = 0;
-      if (const auto* i = node.as_integer()) {
-        if (i->get() < 0) return error_at(node, name + " must not be negative");
-        bytes = static_cast<uint64_t>(i->get());
-      } else if (const auto* s = node.as_string()) {
-        const std::string& t = s->get();
-        size_t digits = 0;
-        while (digits < t.size() && digits < 12 && t[digits] >= '0' && t[digits] <= '9') ++digits;
-        const std::string unit = t.substr(digits);
-        uint64_t mult = unit == "" ? 1 : unit == "K" ? 1ull << 10 : unit == "M" ? 1ull << 20
-                        : unit == "G" ? 1ull << 30 : 0;
-        if (digits == 0 || digits > 11 || mult == 0) {
-          return error_at(node, fmt::format("{}: \"{}\" is not a size (write e.g. \"64M\", "
-                                            "\"1G\" or a number of bytes)", name, t));
-        }
-        bytes = std::stoull(t.substr(0, digits)) * mult;
-      } else {
-        return wrong_type(node, name, "a size (bytes, or a string like \"64M\")");
-      }
-      if (bytes < (1ull << 20) || bytes > (16ull << 30)) {
-        return error_at(node, fmt::format("{} must be between 1M and 16G", name));
-      }
-      out->max_segment_size = bytes;
+      auto bytes = get_size(node, name, 1ull << 20, 16ull << 30, "1M and 16G");
+      if (!bytes) return tl::unexpected(bytes.error());
+      out->max_segment_size = *bytes;
     } else if (k == "max_segment_age") {
       auto d = get_duration(node, name, 60, 30 * 86400);
       if (!d) return tl::unexpected(d.error());
@@ -976,13 +1118,25 @@ Result<RuleConfig> Loader::load_rule(const toml::table& table, const Config& con
       if (!v) return tl::unexpected(v.error());
       if (v->empty()) return error_at(node, "rule.from must not be empty (leave it out for anywhere)");
       out.from = std::move(*v);
+    } else if (k == "remote_user") {
+      auto s = get_string(node, name);
+      if (!s) return tl::unexpected(s.error());
+      if (std::string why = check_principal(*s); !why.empty()) {
+        return error_at(node, fmt::format("rule.remote_user: {}", why));
+      }
+      out.remote_user = std::move(*s);
+    } else if (k == "record_input") {
+      auto b = get_bool(node, name);
+      if (!b) return tl::unexpected(b.error());
+      out.record_input = *b;
     } else {
       return error_at(key.source(),
                       fmt::format("unknown key \"{}\" in [[rule]]{}", k,
                                   suggestion(k, {"id", "effect", "principals", "groups", "cas",
                                                  "targets", "hosts", "ports", "actions", "factor",
                                                  "max_age", "max_session", "days", "hours",
-                                                 "timezone", "from"})));
+                                                 "timezone", "from", "remote_user",
+                                                 "record_input"})));
     }
   }
   if (!have_id) return error_at(table, "[[rule]] is missing the required key \"id\"");
@@ -1020,6 +1174,9 @@ Result<Config> Loader::load(const toml::table& root) {
   const toml::table* mfa = nullptr;
   const toml::table* policy_table = nullptr;
   const toml::table* audit_table = nullptr;
+  const toml::table* ca_table = nullptr;
+  const toml::table* recording_table = nullptr;
+  const toml::table* terminating_table = nullptr;
   const toml::array* target_tables = nullptr;
   const toml::array* group_tables = nullptr;
   const toml::array* rule_tables = nullptr;
@@ -1038,14 +1195,17 @@ Result<Config> Loader::load(const toml::table& root) {
         return error_at(key.source(), fmt::format("{}s must be written as [[{}]] tables", k, k));
       }
       (k == "target" ? target_tables : k == "group" ? group_tables : rule_tables) = a;
-    } else if (k == "audit") {
-      audit_table = node.as_table();
-      if (audit_table == nullptr) return error_at(key.source(), "audit must be a table [audit]");
+    } else if (k == "audit" || k == "ca" || k == "recording" || k == "terminating") {
+      const toml::table* t = node.as_table();
+      if (t == nullptr) return error_at(key.source(), fmt::format("{} must be a table [{}]", k, k));
+      (k == "audit" ? audit_table : k == "ca" ? ca_table : k == "recording" ? recording_table
+                                                                           : terminating_table) = t;
     } else {
       return error_at(key.source(),
                       fmt::format("unknown {} \"{}\"{}", node.is_table() ? "section" : "key", k,
-                                  suggestion(k, {"server", "trust", "mfa", "policy", "audit",
-                                                 "target", "group", "rule"})));
+                                  suggestion(k, {"server", "trust", "mfa", "policy", "audit", "ca",
+                                                 "recording", "terminating", "target", "group",
+                                                 "rule"})));
     }
   }
   if (target_tables != nullptr) {
@@ -1081,6 +1241,23 @@ Result<Config> Loader::load(const toml::table& root) {
   }
   if (config.audit.dir.empty()) config.audit.dir = config.server.state_dir / "audit";
   if (config.audit.key.empty()) config.audit.key = config.server.state_dir / "audit_key";
+  if (ca_table != nullptr) {
+    if (auto r = load_ca(*ca_table, &config.ca); !r) return tl::unexpected(r.error());
+  }
+  if (recording_table != nullptr) {
+    if (auto r = load_recording(*recording_table, &config.recording); !r) {
+      return tl::unexpected(r.error());
+    }
+  }
+  if (config.recording.dir.empty()) config.recording.dir = config.server.state_dir / "recordings";
+  if (terminating_table != nullptr) {
+    if (auto r = load_terminating(*terminating_table, &config.terminating); !r) {
+      return tl::unexpected(r.error());
+    }
+  }
+  if (config.terminating.known_hosts.empty()) {
+    config.terminating.known_hosts = config.server.state_dir / "known_hosts";
+  }
   // Groups before rules (rules name groups, wherever they stand in the file).
   if (group_tables != nullptr) {
     for (const toml::node& item : *group_tables) {

@@ -83,6 +83,31 @@ struct AuditConfig {
   std::string syslog_facility = "authpriv";           // auth, authpriv, daemon, local0..local7
 };
 
+// [ca]: the gateway's own CA, which signs the short-lived certificates it logs in to targets with
+// in terminating mode. The key lives in a PKCS#11 token; a key file only as explicit fallback.
+struct CaConfig {
+  std::string pkcs11_uri;                    // "pkcs11:token=...;object=..." (RFC 7512)
+  std::filesystem::path pkcs11_module;       // the module (or module-path in the URI)
+  std::filesystem::path pin_file;            // the token PIN, first line; required with a URI
+  std::filesystem::path key_file;            // fallback: a PEM private key file
+  std::chrono::seconds cert_lifetime{60};    // of each upstream certificate, 10 s .. 10 min
+  bool configured() const { return !pkcs11_uri.empty() || !key_file.empty(); }
+};
+
+// [recording]: session recordings of terminating mode (asciicast v2, one file per channel).
+struct RecordingConfig {
+  std::filesystem::path dir;                 // default: state_dir/recordings
+  uint64_t max_size = 256ull << 20;          // per channel, 1 MiB .. 64 GiB
+  bool end_session_on_cap = false;           // on_cap = "stop" (recording) | "end" (session)
+};
+
+// [terminating]: the gateway as the SSH client of the target.
+struct TerminatingConfig {
+  // Environment variables a client may pass on (env requests): names or NAME_* prefixes.
+  std::vector<std::string> env{"LANG", "LC_*"};
+  std::filesystem::path known_hosts;         // default: state_dir/known_hosts (TOFU records)
+};
+
 // [[group]]: a named set of identities. Membership comes only from the verified certificate.
 struct GroupConfig {
   std::string name;                     // [A-Za-z0-9._-]{1,64}, unique
@@ -116,6 +141,9 @@ struct RuleConfig {
   std::vector<std::string> hours;
   std::string timezone;                  // IANA name; default UTC
   std::vector<std::string> from;         // source networks (CIDR); empty = anywhere
+  // Terminating mode (actions shell, exec, sftp):
+  std::string remote_user;               // the login on the target; "" = the principal
+  bool record_input = false;             // record the user's keystrokes too
   int line = 0;                          // where [[rule]] starts
 };
 
@@ -124,6 +152,10 @@ struct Target {
   std::string host;  // as written (DNS name or numeric)
   uint16_t port = 22;
   std::vector<std::string> tags;
+  // Terminating mode: the target's SSH host key, pinned (an OpenSSH public key line's blob), or
+  // trust on first use (the first key seen is recorded in [terminating] known_hosts).
+  std::vector<uint8_t> host_key;
+  bool trust_on_first_use = false;
   std::string address() const;  // "host:port" ("[v6]:port" for IPv6)
 };
 
@@ -134,6 +166,9 @@ struct Config {
   MfaConfig mfa;
   PolicyConfig policy;
   AuditConfig audit;
+  CaConfig ca;
+  RecordingConfig recording;
+  TerminatingConfig terminating;
   std::vector<Target> targets;
   std::vector<GroupConfig> groups;
   std::vector<RuleConfig> rules;

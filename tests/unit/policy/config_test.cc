@@ -488,6 +488,83 @@ TEST(ConfigTest, AuditErrors) {
   expect_error(m + "dirr = \"x\"\n", 7, "unknown key \"dirr\" in [audit]");
 }
 
+TEST(ConfigTest, TerminatingModeSections) {
+  auto c = parse(std::string(kMinimal) + R"([ca]
+pkcs11_uri = "pkcs11:token=gw-ca;object=ca"
+pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"
+pin_file = "ca.pin"
+cert_lifetime = "2m"
+[recording]
+max_size = "1G"
+on_cap = "end"
+[terminating]
+env = ["LANG", "LC_*", "TZ"]
+[[target]]
+name = "db1"
+address = "10.0.0.1"
+host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHpfRx1M3bbTD/f5LQp2FRPsMoImHvWyXUfcFXp3g6L4 db1"
+[[target]]
+name = "db2"
+address = "10.0.0.2"
+trust_on_first_use = true
+[[rule]]
+id = "ops"
+principals = ["alice"]
+targets = ["db*"]
+actions = ["shell", "exec", "sftp"]
+remote_user = "deploy"
+record_input = true
+)");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_TRUE(c->ca.configured());
+  EXPECT_EQ(c->ca.pkcs11_uri, "pkcs11:token=gw-ca;object=ca");
+  EXPECT_EQ(c->ca.pin_file, fs::path("/etc/tg/ca.pin"));
+  EXPECT_EQ(c->ca.cert_lifetime, std::chrono::minutes(2));
+  EXPECT_EQ(c->recording.dir, fs::path("/var/lib/touchgate/recordings"));
+  EXPECT_EQ(c->recording.max_size, 1ull << 30);
+  EXPECT_TRUE(c->recording.end_session_on_cap);
+  EXPECT_EQ(c->terminating.env, (std::vector<std::string>{"LANG", "LC_*", "TZ"}));
+  EXPECT_EQ(c->terminating.known_hosts, fs::path("/var/lib/touchgate/known_hosts"));
+  ASSERT_EQ(c->targets.size(), 2u);
+  EXPECT_EQ(c->targets[0].host_key.size(), 51u);  // string "ssh-ed25519" + string 32 bytes
+  EXPECT_TRUE(c->targets[1].trust_on_first_use);
+  ASSERT_EQ(c->rules.size(), 1u);
+  EXPECT_EQ(c->rules[0].remote_user, "deploy");
+  EXPECT_TRUE(c->rules[0].record_input);
+}
+
+TEST(ConfigTest, TerminatingModeDefaults) {
+  auto c = parse(kMinimal);
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_FALSE(c->ca.configured());
+  EXPECT_EQ(c->ca.cert_lifetime, std::chrono::seconds(60));
+  EXPECT_EQ(c->recording.max_size, 256ull << 20);
+  EXPECT_FALSE(c->recording.end_session_on_cap);
+  EXPECT_EQ(c->terminating.env, (std::vector<std::string>{"LANG", "LC_*"}));
+}
+
+TEST(ConfigTest, TerminatingModeErrors) {
+  const std::string m = kMinimal;
+  expect_error(m + "[ca]\npkcs11_uri = \"pkcs11:object=ca\"\n", 6, "needs pin_file");
+  expect_error(m + "[ca]\npkcs11_uri = \"pkcs11:object=ca?pin-value=1234\"\npin_file = \"p\"\n", 7,
+               "a PIN never goes into the configuration");
+  expect_error(m + "[ca]\npkcs11_uri = \"token=x\"\n", 7, "must be a PKCS#11 URI");
+  expect_error(m + "[ca]\npkcs11_uri = \"pkcs11:object=ca\"\npin_file = \"p\"\nkey_file = \"k\"\n", 6,
+               "not both");
+  expect_error(m + "[ca]\ncert_lifetime = \"1h\"\nkey_file = \"k\"\n", 7,
+               "ca.cert_lifetime must be between");
+  expect_error(m + "[ca]\n", 6, "[ca] needs pkcs11_uri");
+  expect_error(m + "[recording]\non_cap = \"pause\"\n", 7, "recording.on_cap must be");
+  expect_error(m + "[recording]\nmax_size = \"10K\"\n", 7, "between 1M and 64G");
+  expect_error(m + "[terminating]\nenv = [\"LD PRELOAD\"]\n", 7, "is not a variable name");
+  expect_error(m + "[[target]]\nname = \"x\"\naddress = \"10.0.0.1\"\nhost_key = \"nonsense\"\n", 9,
+               "target.host_key must be an OpenSSH public key line");
+  expect_error(m +
+                   "[[target]]\nname = \"x\"\naddress = \"10.0.0.1\"\ntrust_on_first_use = true\n"
+                   "host_key = \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHpfRx1M3bbTD/f5LQp2FRPsMoImHvWyXUfcFXp3g6L4\"\n",
+               6, "choose one");
+}
+
 TEST(ConfigTest, FutureSectionsAreNotSupportedYet) {
   expect_error(std::string(kMinimal) + "[[group]]\nname = \"x\"\n", 6,
                "group \"x\" has no members");

@@ -520,6 +520,8 @@ Decision Policy::decide(const ResolvedIdentity& who, const Request& req, bool ex
     d.factors = allow->cfg->factors;
     d.max_age = allow->max_age;
     d.max_session = allow->cfg->max_session;
+    d.remote_user = allow->cfg->remote_user.empty() ? who.identity.principal : allow->cfg->remote_user;
+    d.record_input = allow->cfg->record_input;
     if (allow->window) {
       d.window_closes = allow->window->closes_after(req.at);
       d.window = allow->window->describe();

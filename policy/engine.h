@@ -81,6 +81,10 @@ struct Decision {
   uint8_t factors = 0;      // allow: acceptable factors, any one suffices
   std::chrono::seconds max_age{0};      // allow: reuse a sufficient touch this long (0: never)
   std::chrono::seconds max_session{0};  // allow: close the channel after this long (0: never)
+  // allow, terminating mode: the login on the target (the rule's remote_user, else the
+  // principal) and whether the user's input is recorded too.
+  std::string remote_user;
+  bool record_input = false;
   // allow, by a rule with a time window: when the window closes (the channel is closed then),
   // and the window as text ("mon-fri 09:00-18:00 Europe/Berlin").
   std::optional<std::chrono::system_clock::time_point> window_closes;

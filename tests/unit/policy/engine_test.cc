@@ -81,6 +81,37 @@ TEST(GlobTest, Matches) {
   EXPECT_FALSE(glob_match("*a*a*a*a*a*a*a*a*b", std::string(5000, 'a')));
 }
 
+TEST(EngineTest, RemoteUserAndInputRecording) {
+  auto p = compile(R"(
+[[rule]]
+id = "deploy"
+principals = ["alice"]
+targets = ["db1"]
+actions = ["shell", "exec"]
+remote_user = "deploy"
+record_input = true
+[[rule]]
+id = "own"
+principals = ["alice"]
+targets = ["db2"]
+actions = ["exec"]
+)");
+  Request shell = to("db1");
+  shell.action = Action::kShell;
+  auto d = decide(*p, user("alice"), shell);
+  ASSERT_TRUE(d.allowed()) << d.explanation;
+  EXPECT_EQ(d.remote_user, "deploy");
+  EXPECT_TRUE(d.record_input);
+  Request exec = to("db2", 2222);
+  exec.action = Action::kExec;
+  d = decide(*p, user("alice"), exec);
+  ASSERT_TRUE(d.allowed()) << d.explanation;
+  EXPECT_EQ(d.remote_user, "alice");  // the principal when the rule names none
+  EXPECT_FALSE(d.record_input);
+  exec.action = Action::kSftp;
+  EXPECT_FALSE(decide(*p, user("alice"), exec).allowed());  // action not granted
+}
+
 TEST(EngineTest, DenyByDefault) {
   auto p = compile("");
   ASSERT_TRUE(p);

@@ -410,7 +410,28 @@ int Connection::auth_request(ssh_message msg) {
     schedule_disconnect("cert_malformed", "the certificate could not be read");
     return 0;
   }
-  ssh::ValidationContext ctx{login, peer_ip_, unix_now()};
+  // "alice+db1" (terminating mode, for tools that cannot pass a command): the certificate
+  // principal is the part before the first '+', the rest names the target.
+  std::string principal = login;
+  std::string login_target;
+  if (const size_t plus = login.find('+'); plus != std::string::npos) {
+    principal = login.substr(0, plus);
+    login_target = login.substr(plus + 1);
+    const bool ok = !principal.empty() && !login_target.empty() && login_target.size() <= 64 &&
+                    std::all_of(login_target.begin(), login_target.end(), [](char c) {
+                      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                             (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+                    });
+    if (!ok) {
+      const std::string why = fmt::format(
+          "the login \"{}\" is not PRINCIPAL+TARGET (a target name is 1-64 of A-Z a-z 0-9 . _ -)",
+          login.size() > 80 ? login.substr(0, 80) + "..." : login);
+      audit_auth_refused(login, "login_bad_target", why, &*blob);
+      schedule_disconnect("login_bad_target", why);
+      return 0;
+    }
+  }
+  ssh::ValidationContext ctx{principal, peer_ip_, unix_now()};
   auto verified = ssh::validate_certificate(*blob, *snap_.trust, ctx);
   if (!verified) {
     ++auth_failures_;
@@ -436,7 +457,8 @@ int Connection::auth_request(ssh_message msg) {
   }
   cert_ = std::move(*verified);
   cert_blob_ = std::move(*blob);
-  login_ = login;
+  login_ = principal;
+  login_target_ = login_target;
   state_ = State::kAuthenticated;
   if (counted_unauthenticated_) {
     worker_.runtime().unauthenticated.fetch_sub(1);
@@ -647,11 +669,12 @@ int Connection::channel_request(ssh_message msg) {
 
 // ---- the second factor -------------------------------------------------------------------------
 
-policy::Decision Connection::decide(const std::string& host, uint16_t port) {
+policy::Decision Connection::decide(const std::string& host, uint16_t port,
+                                    policy::Action action) {
   policy::Request req;
   req.host = host;
   req.port = port;
-  req.action = policy::Action::kJump;
+  req.action = action;
   req.at = std::chrono::system_clock::now();
   return snap_.policy->decide(identity(), req);
 }
@@ -669,6 +692,23 @@ bool Connection::certificate_still_valid() {
              {"reason", again.error().message}});
   schedule_disconnect(again.error().code, again.error().message);
   return false;
+}
+
+std::vector<Connection::Reachable> Connection::reachable() {
+  std::vector<Reachable> out;
+  for (const auto& t : snap_.config->targets) {
+    Reachable r;
+    r.name = t.name;
+    for (auto action : {policy::Action::kJump, policy::Action::kShell, policy::Action::kExec,
+                        policy::Action::kSftp}) {
+      const policy::Decision d = decide(t.name, t.port, action);
+      if (!d.allowed()) continue;
+      if (r.actions == 0) r.factors = d.factors;
+      r.actions |= static_cast<uint8_t>(action);
+    }
+    if (r.actions != 0) out.push_back(std::move(r));
+  }
+  return out;
 }
 
 const policy::ResolvedIdentity& Connection::identity() {

@@ -80,6 +80,16 @@ class Connection : public Pollable {
     std::string rule;                // the deciding rule, for messages
   };
   void request_touch(uint64_t channel_id, std::string target, bool reuse, TouchNeed need);
+  // What this user may do on one configured target now (for the gateway's help text).
+  struct Reachable {
+    std::string name;
+    uint8_t actions = 0;  // policy::Action bits allowed now
+    uint8_t factors = 0;  // what the jump or first allowed action requires
+  };
+  // reachable lists the configured targets on which the policy allows this user anything now.
+  std::vector<Reachable> reachable();
+  // login_target is the target named in the login ("alice+db1" → "db1"), or "".
+  const std::string& login_target() const { return login_target_; }
   // list_keys reads the principal's enrolled keys for a session channel's whoami.
   void list_keys(uint64_t channel_id);
   // after_mfa_event runs after an answer from the store reached this connection.
@@ -142,8 +152,9 @@ class Connection : public Pollable {
   // identity: who the certificate says the user is, with groups resolved under the current
   // policy (resolved again after a reload).
   const policy::ResolvedIdentity& identity();
-  // decide: the policy's decision for a jump to host:port now, under the current snapshot.
-  policy::Decision decide(const std::string& host, uint16_t port);
+  // decide: the policy's decision for `action` on host:port now, under the current snapshot.
+  policy::Decision decide(const std::string& host, uint16_t port,
+                          policy::Action action = policy::Action::kJump);
   // auth_refused writes the audit record of a refused authentication.
   void audit_auth_refused(const std::string& login, const std::string& code,
                           const std::string& message, const std::vector<uint8_t>* blob);
@@ -171,7 +182,8 @@ class Connection : public Pollable {
   Snapshot snap_;
   ssh_server_callbacks_struct server_cb_{};
 
-  std::string login_;
+  std::string login_;         // the certificate principal the client logged in as
+  std::string login_target_;  // "db1" of a login "alice+db1" (terminating mode), else ""
   std::optional<ssh::VerifiedCertificate> cert_;
   std::vector<uint8_t> cert_blob_;  // as presented, to re-validate after a reload
   std::optional<policy::ResolvedIdentity> who_;

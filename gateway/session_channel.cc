@@ -104,22 +104,10 @@ void SessionChannel::pump() {
 
 void SessionChannel::run() {
   const std::string cmd = *command_;
-  const auto& config = conn_.config();
-  const std::string& gw = config.server.name;
   log_event(Level::kInfo, "session_command",
             {{"conn", conn_.id()}, {"channel", id_}, {"user", conn_.login()}, {"command", cmd}});
   if (cmd.empty() || cmd == "help") {
-    finish(fmt::format("touchgate gateway {}: you are authenticated as {}.\n"
-                       "This gateway runs no shells. Reach a target through it with\n"
-                       "    ssh -J {} TARGET\n"
-                       "and, in ~/.ssh/config, the gateway's host block:\n"
-                       "    Host {}\n"
-                       "        ForwardAgent yes\n"
-                       "(ssh -J does not pass -A: the touch of your hardware key needs this line.)\n"
-                       "Commands: whoami (who the gateway thinks you are), mfa-test (try a touch), "
-                       "help.\n",
-                       gw, conn_.login(), gw, gw),
-           "", 0);
+    finish(help_text(), "", 0);
     return;
   }
   if (cmd == "whoami") {
@@ -135,6 +123,49 @@ void SessionChannel::run() {
   finish("", fmt::format("touchgate: unknown command \"{}\"; commands: whoami, mfa-test, help\n",
                          cmd.size() > 64 ? cmd.substr(0, 64) + "..." : cmd),
          2);
+}
+
+std::string SessionChannel::help_text() {
+  const auto& config = conn_.config();
+  const std::string& gw = config.server.name;
+  std::string out = fmt::format("touchgate gateway {}: you are {}.\n", gw, conn_.login());
+  const auto targets = conn_.reachable();
+  if (targets.empty()) {
+    out += "No configured target is open to you now (the policy denies by default; ask an "
+           "administrator).\n";
+  } else {
+    size_t width = 6;
+    for (const auto& t : targets) width = std::max(width, t.name.size());
+    out += "Targets open to you now, what you may do there, and the factor it takes:\n";
+    for (const auto& t : targets) {
+      std::string actions;
+      for (auto a : {policy::Action::kJump, policy::Action::kShell, policy::Action::kExec,
+                     policy::Action::kSftp}) {
+        if ((t.actions & static_cast<uint8_t>(a)) == 0) continue;
+        if (!actions.empty()) actions += ' ';
+        actions += policy::action_name(a);
+      }
+      out += fmt::format("    {:<{}}  {:<22}  {}\n", t.name, width, actions,
+                         policy::factor_names(t.factors != 0 ? t.factors : policy::kAllFactors));
+    }
+  }
+  out += fmt::format(
+      "Reach a target through the gateway (jump) with\n"
+      "    ssh -J {} TARGET\n"
+      "and, in ~/.ssh/config, the gateway's host block:\n"
+      "    Host {}\n"
+      "        ForwardAgent yes\n"
+      "(ssh -J does not pass -A: the touch of your hardware key needs this line.)\n",
+      gw, gw);
+  if (config.ca.configured()) {
+    out += fmt::format(
+        "Where shell, exec or sftp is allowed the gateway logs in for you and records the "
+        "session:\n"
+        "    ssh -t {} TARGET [COMMAND]        sftp {}+TARGET@{}\n",
+        gw, conn_.login(), gw);
+  }
+  out += "Commands: whoami (who the gateway thinks you are), mfa-test (try a touch), help.\n";
+  return out;
 }
 
 void SessionChannel::keys_result(Result<std::vector<store::EnrolledKey>> keys) {

@@ -48,6 +48,8 @@ class SessionChannel {
   void run();
   void finish(const std::string& out, const std::string& err, int status);
   std::string nl(const std::string& text) const;
+  // help_text: who the user is, the targets open to them now, and how to reach them.
+  std::string help_text();
 
   Connection& conn_;
   uint64_t id_;

@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <memory>
 
 #include <fmt/format.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include "audit/checkpoint.h"
@@ -130,8 +132,28 @@ void ChainVerifier::line(std::string_view text, bool complete, bool too_long) {
   }
   const ParsedLine& p = parsed_;
   ++report_.records;
-  if (!hash_matches(p.hashed, p.hash))
-    add("modified", p.seq, fmt::format("hash mismatch at seq {}", p.seq));
+  const bool intact = hash_matches(p.hashed, p.hash);
+  if (!intact) add("modified", p.seq, fmt::format("hash mismatch at seq {}", p.seq));
+  if (intact && p.event == "recording_closed") {
+    const Field* file = p.find("file");
+    const Field* sha = p.find("sha256");
+    const Field* size = p.find("size");
+    uint64_t bytes = 0;
+    if (file != nullptr && sha != nullptr && size != nullptr && file->kind == ValueKind::kString &&
+        sha->kind == ValueKind::kString && size->kind == ValueKind::kInteger &&
+        parse_u64(size->raw, &bytes)) {
+      if (recordings_.size() < kMaxRecordings) {
+        recordings_.push_back(RecordingRef{unescape_string(file->raw), unescape_string(sha->raw),
+                                           bytes, p.seq, file_, line_no_});
+      } else if (!recordings_overflow_) {
+        recordings_overflow_ = true;
+        add("recordings_unchecked", p.seq,
+            fmt::format("more than {} recordings: those after seq {} are not checked",
+                        kMaxRecordings, p.seq),
+            false);
+      }
+    }
+  }
 
   const bool first_record = last_hash_.empty() && last_seq_ == 0;
   const uint64_t expected = last_seq_ + 1;
@@ -333,7 +355,55 @@ VerifyReport verify_directory(const std::filesystem::path& dir,
     }
   }
   v.finish();
-  return v.take();
+  const std::vector<RecordingRef> recordings = v.recordings();
+  VerifyReport report = v.take();
+  verify_recordings(recordings, &report);
+  return report;
+}
+
+void verify_recordings(const std::vector<RecordingRef>& recordings, VerifyReport* report) {
+  std::vector<unsigned char> buf(kChunk);
+  const auto add = [report](const RecordingRef& r, std::string kind, std::string message) {
+    if (report->findings.size() >= kMaxFindings) {
+      ++report->suppressed;
+      return;
+    }
+    report->findings.push_back(Finding{std::move(kind), r.segment, r.line, r.seq,
+                                       std::move(message), true});
+  };
+  for (const auto& r : recordings) {
+    ++report->recordings;
+    const int fd = ::open(r.file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+      add(r, "recording_missing",
+          fmt::format("recording {} (seq {}) cannot be read: {}", r.file, r.seq,
+                      std::strerror(errno)));
+      continue;
+    }
+    std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    bool failed = ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1;
+    uint64_t size = 0;
+    while (!failed) {
+      const ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) failed = true;
+      if (n <= 0) break;
+      if (EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n)) != 1) failed = true;
+      size += static_cast<uint64_t>(n);
+    }
+    ::close(fd);
+    unsigned char digest[SHA256_DIGEST_LENGTH] = {};
+    if (!failed && EVP_DigestFinal_ex(ctx.get(), digest, nullptr) != 1) failed = true;
+    if (failed) {
+      add(r, "recording_missing", fmt::format("recording {} (seq {}) could not be read to its end",
+                                              r.file, r.seq));
+    } else if (size != r.size || to_hex(digest) != r.sha256) {
+      add(r, "recording_modified",
+          fmt::format("recording {} does not match seq {}: {} bytes, SHA-256 {} (recorded: {} "
+                      "bytes, {})",
+                      r.file, r.seq, size, to_hex(digest), r.size, r.sha256));
+    }
+  }
 }
 
 }  // namespace touchgate::audit

@@ -26,6 +26,10 @@ namespace touchgate::audit {
 //   bad_checkpoint a checkpoint whose fields or signature are wrong
 //   truncated      audit.head names a checkpoint past the end of the log
 //   bad_head       audit.head names a record that is not that checkpoint, or is unreadable
+//   recording_modified  a session recording's SHA-256 or size is not what its
+//                  recording_closed record says
+//   recording_missing   a recording a recording_closed record names is gone
+//   recordings_unchecked more recordings than kMaxRecordings (warning: the rest not checked)
 //   torn_tail      the last line of the last segment has no '\n' (a crash; warning)
 //   unsigned_tail  records after the last checkpoint (warning)
 struct Finding {
@@ -46,6 +50,7 @@ struct VerifyReport {
   uint64_t checkpoints = 0;
   uint64_t last_seq = 0;
   uint64_t unsigned_tail = 0;
+  uint64_t recordings = 0;  // session recordings checked against their records
   std::string last_hash;
   bool key_pinned = false;  // checkpoints were checked against a trusted key
 
@@ -59,6 +64,18 @@ struct VerifyReport {
 };
 
 inline constexpr size_t kMaxFindings = 1000;
+// Most recordings one verify checks (their records are kept in memory until the end).
+inline constexpr size_t kMaxRecordings = 200000;
+
+// A session recording as its recording_closed record describes it.
+struct RecordingRef {
+  std::string file;    // absolute path
+  std::string sha256;  // lowercase hex
+  uint64_t size = 0;
+  uint64_t seq = 0;    // of the record
+  std::string segment;
+  uint64_t line = 0;
+};
 
 // ChainVerifier checks a stream of lines, segment by segment. verify_directory drives it; the
 // fuzz target feeds it directly. With no trusted key, each checkpoint is checked against the key
@@ -79,6 +96,9 @@ class ChainVerifier {
   void finish();
 
   VerifyReport take() { return std::move(report_); }
+  // recordings lists the recording_closed records read (intact ones only), for
+  // verify_recordings.
+  const std::vector<RecordingRef>& recordings() const { return recordings_; }
   VerifyReport& report() { return report_; }
 
  private:
@@ -87,6 +107,8 @@ class ChainVerifier {
 
   std::optional<ssh::PublicKey> key_;
   VerifyReport report_;
+  std::vector<RecordingRef> recordings_;
+  bool recordings_overflow_ = false;
   ParsedLine parsed_;
   std::string file_;
   std::string prev_file_;
@@ -106,6 +128,10 @@ class ChainVerifier {
   uint64_t gap_from_ = 0, gap_to_ = 0;
   size_t gap_finding_ = SIZE_MAX;
 };
+
+// verify_recordings hashes each recording and adds recording_modified / recording_missing
+// findings to report (memory bounded: files are read in chunks).
+void verify_recordings(const std::vector<RecordingRef>& recordings, VerifyReport* report);
 
 // read_head parses audit.head ("touchgate-audit-head-v1\nseq: N\nhash: H\n").
 std::optional<std::pair<uint64_t, std::string>> read_head(const std::filesystem::path& file);

@@ -525,6 +525,7 @@ int AuditCommand::verify(const std::filesystem::path& config_file) const {
     j["records"] = r.records;
     j["bytes"] = r.bytes;
     j["checkpoints"] = r.checkpoints;
+    j["recordings"] = r.recordings;
     j["last_seq"] = r.last_seq;
     j["last_hash"] = r.last_hash;
     j["unsigned_tail"] = r.unsigned_tail;
@@ -557,6 +558,9 @@ int AuditCommand::verify(const std::filesystem::path& config_file) const {
                      counted(r.checkpoints, "checkpoint"), r.last_seq);
   out += fmt::format("unsigned tail: {} after the last checkpoint\n",
                      counted(r.unsigned_tail, "record"));
+  if (r.recordings > 0) {
+    out += fmt::format("session recordings: {} checked against their records\n", r.recordings);
+  }
   if (key) {
     out += fmt::format("key: pinned, {} ({})\n", key->fingerprint(), key_file.string());
   } else {

@@ -320,3 +320,51 @@ TEST(VerifyDirTest, SegmentNames) {
 
 }  // namespace
 }  // namespace touchgate::audit
+
+namespace touchgate::audit {
+namespace {
+
+using namespace touchgate::audit::testing;
+
+// A log whose recording_closed record names a recording file: the file must stay as recorded.
+TEST(VerifyRecordingsTest, RecordingsAreCheckedAgainstTheirRecords) {
+  TempDir t;
+  Options o = options_for(t);
+  const auto file = t.path() / "rec.cast";
+  {
+    std::ofstream out(file, std::ios::binary);
+    out << "{\"version\":2,\"width\":80,\"height\":24}\n[0.5,\"o\",\"hello\"]\n";
+  }
+  const std::string content = read_all(file);
+  const auto digest = ssh::sha256(ssh::as_bytes(content));
+  auto log = AuditLog::open(o);
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(append_wait(**log, Record("recording_closed")
+                                     .str("conn", "c-1")
+                                     .str("file", file.string())
+                                     .str("sha256", to_hex(digest))
+                                     .u64("size", content.size())));
+  ASSERT_TRUE((*log)->close());
+
+  auto r = verify_directory(o.dir, std::nullopt);
+  EXPECT_TRUE(r.clean()) << findings_text(r);
+  EXPECT_EQ(r.recordings, 1u);
+
+  {
+    std::ofstream out(file, std::ios::binary);
+    out << "{\"version\":2,\"width\":80,\"height\":24}\n[0.5,\"o\",\"jello\"]\n";  // same size
+  }
+  r = verify_directory(o.dir, std::nullopt);
+  EXPECT_FALSE(r.clean());
+  ASSERT_TRUE(r.has("recording_modified")) << findings_text(r);
+  EXPECT_EQ(r.first("recording_modified")->seq, 1u);
+  EXPECT_EQ(r.first("recording_modified")->file, "audit-00000000000000000001.jsonl");
+
+  std::filesystem::remove(file);
+  r = verify_directory(o.dir, std::nullopt);
+  EXPECT_FALSE(r.clean());
+  EXPECT_TRUE(r.has("recording_missing")) << findings_text(r);
+}
+
+}  // namespace
+}  // namespace touchgate::audit

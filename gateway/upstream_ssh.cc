@@ -29,6 +29,7 @@
 
 #include "gateway/discard.h"
 #include "gateway/log.h"
+#include "ssh/certificate.h"
 #include "ssh/digest.h"
 #include "ssh/reader.h"
 
@@ -109,6 +110,17 @@ Result<void> UpstreamSsh::start(int fd) {
                   fmt::format("libssh cannot read the certificate (type {})", *type));
   }
   SshKeyPtr cert(cert_raw);
+  // libssh 0.10 attaches any certificate to any key: the match is checked here.
+  auto parsed = ssh::parse_certificate(options_.certificate);
+  ssh_key pub_raw = nullptr;
+  if (ssh_pki_export_privkey_to_pubkey(options_.key.get(), &pub_raw) != SSH_OK) {
+    return refuse("upstream_certificate_invalid", "cannot read the public half of the key");
+  }
+  SshKeyPtr pub(pub_raw);
+  auto pub_blob = key_blob(pub.get());
+  if (!parsed || !pub_blob || parsed->key.blob != *pub_blob) {
+    return refuse("upstream_certificate_invalid", "the certificate is not for the private key");
+  }
   if (ssh_pki_copy_cert_to_privkey(cert.get(), options_.key.get()) != SSH_OK) {
     return refuse("upstream_certificate_invalid", "the certificate is not for the private key");
   }

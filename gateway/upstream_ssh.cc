@@ -81,7 +81,9 @@ UpstreamSsh::UpstreamSsh(Watcher& watcher, UpstreamSshListener& listener,
                          UpstreamSshOptions options)
     : watcher_(watcher), listener_(listener), options_(std::move(options)) {}
 
-UpstreamSsh::~UpstreamSsh() { release(); }
+UpstreamSsh::~UpstreamSsh() {
+  release();
+}
 
 Result<void> UpstreamSsh::start(int fd) {
   if (state_ != State::kIdle || fd < 0) {
@@ -139,8 +141,7 @@ Result<void> UpstreamSsh::start(int fd) {
       ssh_options_set(session_, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null") != SSH_OK ||
       ssh_options_set(session_, SSH_OPTIONS_IDENTITY_AGENT, "/dev/null") != SSH_OK ||
       ssh_options_set(session_, SSH_OPTIONS_LOG_VERBOSITY, &verbosity) != SSH_OK ||
-      ssh_options_set(session_, SSH_OPTIONS_USER, options_.user.c_str()) != SSH_OK ||
-      ssh_options_set(session_, SSH_OPTIONS_FD, &sock) != SSH_OK) {
+      ssh_options_set(session_, SSH_OPTIONS_USER, options_.user.c_str()) != SSH_OK) {
     return refuse("internal_error",
                   fmt::format("libssh refused a client option: {}", ssh_get_error(session_)));
   }
@@ -164,6 +165,10 @@ Result<void> UpstreamSsh::start(int fd) {
   ssh_set_callbacks(session_, &session_cb_);
   ssh_set_message_callback(session_, &UpstreamSsh::on_message, this);
 
+  // Last, so that no refusal above frees a session holding the socket.
+  if (ssh_options_set(session_, SSH_OPTIONS_FD, &sock) != SSH_OK) {
+    return refuse("internal_error", "libssh refused the socket");
+  }
   // From here on libssh owns the socket.
   state_ = State::kHandshake;
   deadline_ = Clock::now() + options_.handshake_timeout;
@@ -174,8 +179,9 @@ Result<void> UpstreamSsh::start(int fd) {
     ssh_free(session_);
     session_ = nullptr;
     state_ = State::kClosed;
-    return touchgate::fail("upstream_handshake_failed",
-                fmt::format("cannot start SSH with target {}: {}", options_.target, why));
+    return touchgate::fail(
+        "upstream_handshake_failed",
+        fmt::format("cannot start SSH with target {}: {}", options_.target, why));
   }
   event_ = ssh_event_new();
   interest_ = EPOLLIN | EPOLLOUT;
@@ -206,13 +212,14 @@ void UpstreamSsh::tick(Clock::time_point now) {
     case State::kHandshake:
     case State::kAuthenticating:
       set_failed("upstream_timeout",
-           fmt::format("target {} did not complete {} within {} ms", options_.target,
-                       state_ == State::kHandshake ? "the key exchange" : "authentication",
-                       options_.handshake_timeout.count()));
+                 fmt::format("target {} did not complete {} within {} ms", options_.target,
+                             state_ == State::kHandshake ? "the key exchange" : "authentication",
+                             options_.handshake_timeout.count()));
       break;
     case State::kOpening:
-      set_failed("upstream_timeout", fmt::format("target {} did not open a session channel within {} ms",
-                                           options_.target, options_.handshake_timeout.count()));
+      set_failed("upstream_timeout",
+                 fmt::format("target {} did not open a session channel within {} ms",
+                             options_.target, options_.handshake_timeout.count()));
       break;
     default:
       return;
@@ -240,8 +247,9 @@ bool UpstreamSsh::advance() {
       int rc = ssh_connect(session_);
       if (rc == SSH_AGAIN) return false;
       if (rc != SSH_OK) {
-        set_failed("upstream_handshake_failed", fmt::format("key exchange with target {} failed: {}",
-                                                      options_.target, ssh_get_error(session_)));
+        set_failed("upstream_handshake_failed",
+                   fmt::format("key exchange with target {} failed: {}", options_.target,
+                               ssh_get_error(session_)));
         return true;
       }
       if (!check_host_key()) return true;
@@ -260,10 +268,11 @@ bool UpstreamSsh::advance() {
         lost("authentication");
         return true;
       }
-      set_failed("upstream_auth_failed",
-           fmt::format("target {} refused the gateway's certificate for user {}{}",
-                       options_.target, options_.user,
-                       rc == SSH_AUTH_PARTIAL ? " (it asks for further authentication)" : ""));
+      set_failed(
+          "upstream_auth_failed",
+          fmt::format("target {} refused the gateway's certificate for user {}{}", options_.target,
+                      options_.user,
+                      rc == SSH_AUTH_PARTIAL ? " (it asks for further authentication)" : ""));
       return true;
     }
     case State::kOpening: {
@@ -274,8 +283,8 @@ bool UpstreamSsh::advance() {
           lost("the channel open");
         } else {
           set_failed("upstream_channel_refused",
-               fmt::format("target {} refused a session channel: {}", options_.target,
-                           ssh_get_error(session_)));
+                     fmt::format("target {} refused a session channel: {}", options_.target,
+                                 ssh_get_error(session_)));
         }
         return true;
       }
@@ -294,14 +303,15 @@ bool UpstreamSsh::advance() {
 bool UpstreamSsh::check_host_key() {
   ssh_key raw = nullptr;
   if (ssh_get_server_publickey(session_, &raw) != SSH_OK || raw == nullptr) {
-    set_failed("upstream_handshake_failed", fmt::format("target {} presented no host key", options_.target));
+    set_failed("upstream_handshake_failed",
+               fmt::format("target {} presented no host key", options_.target));
     return false;
   }
   SshKeyPtr key(raw);
   auto blob = key_blob(key.get());
   if (!blob) {
     set_failed("upstream_handshake_failed",
-         fmt::format("cannot read the host key of target {}", options_.target));
+               fmt::format("cannot read the host key of target {}", options_.target));
     return false;
   }
   PresentedHostKey presented{ssh::fingerprint_sha256(*blob), std::move(*blob)};
@@ -313,9 +323,10 @@ bool UpstreamSsh::check_host_key() {
     verdict = options_.host_key.judge(presented);
   }
   if (verdict.accepted) return true;
-  set_failed("upstream_host_key_mismatch",
-       fmt::format("target {} presented host key {}, expected {}", options_.target,
-                   presented.fingerprint, verdict.expected.empty() ? "another" : verdict.expected));
+  set_failed(
+      "upstream_host_key_mismatch",
+      fmt::format("target {} presented host key {}, expected {}", options_.target,
+                  presented.fingerprint, verdict.expected.empty() ? "another" : verdict.expected));
   return false;
 }
 
@@ -325,7 +336,8 @@ bool UpstreamSsh::advance_ops() {
     if (remote_closed_) {
       // Nothing more reaches a closed channel; requests still queued are refused.
       for (const Op& op : ops_) {
-        if (op.kind <= Op::Kind::kSubsystem) request_news_.emplace_back(op_name(static_cast<int>(op.kind)), false);
+        if (op.kind <= Op::Kind::kSubsystem)
+          request_news_.emplace_back(op_name(static_cast<int>(op.kind)), false);
       }
       ops_.clear();
       op_sent_ = false;
@@ -436,8 +448,7 @@ bool UpstreamSsh::deliver() {
     }
   }
   if (write_blocked_ && state_ == State::kOpen && ops_.empty() && !eof_sent_ &&
-      ssh_channel_window_size(channel_) > 0 &&
-      !(ssh_get_status(session_) & SSH_WRITE_PENDING)) {
+      ssh_channel_window_size(channel_) > 0 && !(ssh_get_status(session_) & SSH_WRITE_PENDING)) {
     write_blocked_ = false;
     changed = true;
     listener_.upstream_writable();
@@ -514,7 +525,9 @@ void UpstreamSsh::request_pty(const std::string& term, uint32_t cols, uint32_t r
 void UpstreamSsh::request_env(const std::string& name, const std::string& value) {
   enqueue({Op::Kind::kEnv, name, value});
 }
-void UpstreamSsh::request_shell() { enqueue({Op::Kind::kShell, {}, {}}); }
+void UpstreamSsh::request_shell() {
+  enqueue({Op::Kind::kShell, {}, {}});
+}
 void UpstreamSsh::request_exec(const std::string& command) {
   enqueue({Op::Kind::kExec, command, {}});
 }
@@ -524,9 +537,15 @@ void UpstreamSsh::request_subsystem(const std::string& name) {
 void UpstreamSsh::window_change(uint32_t cols, uint32_t rows) {
   enqueue({Op::Kind::kWindowChange, {}, {}, cols, rows});
 }
-void UpstreamSsh::send_signal(const std::string& name) { enqueue({Op::Kind::kSignal, name, {}}); }
-void UpstreamSsh::send_eof() { enqueue({Op::Kind::kEof, {}, {}}); }
-void UpstreamSsh::close_channel() { enqueue({Op::Kind::kClose, {}, {}}); }
+void UpstreamSsh::send_signal(const std::string& name) {
+  enqueue({Op::Kind::kSignal, name, {}});
+}
+void UpstreamSsh::send_eof() {
+  enqueue({Op::Kind::kEof, {}, {}});
+}
+void UpstreamSsh::close_channel() {
+  enqueue({Op::Kind::kClose, {}, {}});
+}
 
 size_t UpstreamSsh::write(std::span<const uint8_t> data) {
   if (data.empty()) return 0;
@@ -563,8 +582,7 @@ void UpstreamSsh::disconnect(const std::string& reason) {
 
 // ---- libssh callbacks (inside a poll pass: flags only) -----------------------------------------
 
-int UpstreamSsh::on_data(ssh_session, ssh_channel, void*, uint32_t len, int is_stderr,
-                         void* self) {
+int UpstreamSsh::on_data(ssh_session, ssh_channel, void*, uint32_t len, int is_stderr, void* self) {
   // libssh passes its whole buffer for the stream; we take nothing here and read it from
   // deliver() as the owner has room. Held data counts against the window we advertise.
   auto* u = static_cast<UpstreamSsh*>(self);
@@ -588,8 +606,7 @@ void UpstreamSsh::on_exit_status(ssh_session, ssh_channel, int status, void* sel
 
 void UpstreamSsh::on_exit_signal(ssh_session, ssh_channel, const char* signal, int core,
                                  const char* errmsg, const char*, void* self) {
-  static_cast<UpstreamSsh*>(self)->exit_signal_.emplace(signal != nullptr ? signal : "",
-                                                        core != 0,
+  static_cast<UpstreamSsh*>(self)->exit_signal_.emplace(signal != nullptr ? signal : "", core != 0,
                                                         errmsg != nullptr ? errmsg : "");
 }
 
@@ -613,8 +630,28 @@ int UpstreamSsh::on_message(ssh_session, ssh_message msg, void* self) {
   // OPEN_FAILURE "administratively prohibited" or REQUEST_FAILURE).
   if (ssh_message_type(msg) == SSH_REQUEST_CHANNEL_OPEN) {
     auto* u = static_cast<UpstreamSsh*>(self);
+    const char* type = "other";
+    switch (ssh_message_subtype(msg)) {
+      case SSH_CHANNEL_SESSION:
+        type = "session";
+        break;
+      case SSH_CHANNEL_DIRECT_TCPIP:
+        type = "direct-tcpip";
+        break;
+      case SSH_CHANNEL_FORWARDED_TCPIP:
+        type = "forwarded-tcpip";
+        break;
+      case SSH_CHANNEL_X11:
+        type = "x11";
+        break;
+      case SSH_CHANNEL_AUTH_AGENT:
+        type = "auth-agent@openssh.com";
+        break;
+      default:
+        break;
+    }
     log_event(Level::kWarn, "upstream_channel_refused",
-              {{"target", u->options_.target}, {"type", ssh_message_subtype(msg)}});
+              {{"target", u->options_.target}, {"type", type}});
   }
   return 1;
 }
@@ -623,9 +660,9 @@ int UpstreamSsh::on_message(ssh_session, ssh_message msg, void* self) {
 
 void UpstreamSsh::set_failed(std::string code, std::string message) {
   if (error_ || state_ == State::kClosed) return;
-  log_event(Level::kInfo, "upstream_failed",
-            {{"target", options_.target}, {"user", options_.user}, {"code", code},
-             {"error", message}});
+  log_event(
+      Level::kInfo, "upstream_failed",
+      {{"target", options_.target}, {"user", options_.user}, {"code", code}, {"error", message}});
   error_ = Error{std::move(code), std::move(message)};
   state_ = State::kFailed;
 }
@@ -640,9 +677,10 @@ bool UpstreamSsh::session_lost() {
 void UpstreamSsh::lost(const char* during) {
   if (!session_lost()) return;
   const char* err = ssh_get_error(session_);
-  set_failed("upstream_connection_lost",
-       fmt::format("the connection to target {} was lost during {}{}{}", options_.target, during,
-                   err != nullptr && *err != '\0' ? ": " : "", err != nullptr ? err : ""));
+  set_failed(
+      "upstream_connection_lost",
+      fmt::format("the connection to target {} was lost during {}{}{}", options_.target, during,
+                  err != nullptr && *err != '\0' ? ": " : "", err != nullptr ? err : ""));
 }
 
 void UpstreamSsh::release_channel() {

@@ -80,9 +80,9 @@ struct HostKeyCheck {
 };
 
 struct UpstreamSshOptions {
-  std::string target;  // the target's name, for messages ("db1")
-  std::string user;    // the remote user to log in as
-  SshKeyPtr key;       // the private key
+  std::string target;                // the target's name, for messages ("db1")
+  std::string user;                  // the remote user to log in as
+  SshKeyPtr key;                     // the private key
   std::vector<uint8_t> certificate;  // the OpenSSH certificate blob of key, presented in auth
   HostKeyCheck host_key;
   // Deadline for key exchange + authentication, and again for each channel open.
@@ -124,7 +124,16 @@ class UpstreamSshListener {
 class UpstreamSsh : public Pollable {
  public:
   using Clock = std::chrono::steady_clock;
-  enum class State { kIdle, kHandshake, kAuthenticating, kReady, kOpening, kOpen, kFailed, kClosed };
+  enum class State {
+    kIdle,
+    kHandshake,
+    kAuthenticating,
+    kReady,
+    kOpening,
+    kOpen,
+    kFailed,
+    kClosed
+  };
 
   // Most bytes one write() takes (libssh's output is bounded by this while the socket is slow).
   static constexpr size_t kMaxWrite = 64 * 1024;
@@ -148,7 +157,8 @@ class UpstreamSsh : public Pollable {
 
   // open_session opens one session channel (kReady only; false otherwise).
   bool open_session();
-  // Requests, sent in order one at a time once the channel is open. pty-req carries the terminal
+  // Requests, sent in order one at a time once the channel is open (ignored without a channel
+  // opening or open). pty-req carries the terminal
   // type and size only: libssh 0.10 has no way to send terminal modes.
   void request_pty(const std::string& term, uint32_t cols, uint32_t rows);
   void request_env(const std::string& name, const std::string& value);

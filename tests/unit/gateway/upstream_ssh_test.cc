@@ -5,6 +5,8 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <libssh/callbacks.h>
+#include <libssh/server.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
@@ -15,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +26,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -106,7 +110,8 @@ class Sshd {
       if (pid_ == 0) {
         ::setpgid(0, 0);
         std::string cfg = (dir_ / "sshd_config").string(), log = (dir_ / "sshd.log").string();
-        ::execl("/usr/sbin/sshd", "/usr/sbin/sshd", "-D", "-f", cfg.c_str(), "-E", log.c_str(), nullptr);
+        ::execl("/usr/sbin/sshd", "/usr/sbin/sshd", "-D", "-f", cfg.c_str(), "-E", log.c_str(),
+                nullptr);
         ::_exit(127);
       }
       for (int i = 0; i < 100; ++i) {
@@ -137,6 +142,75 @@ class Sshd {
   fs::path dir_;
   pid_t pid_ = -1;
   int port_ = 0;
+};
+
+// A target that misbehaves: a libssh server that, once the gateway has logged in, tries to open
+// an agent, an X11 and a forwarded-tcpip channel towards it.
+class ChannelOpeningTarget {
+ public:
+  explicit ChannelOpeningTarget(const fs::path& host_key) {
+    bind_ = ssh_bind_new();
+    ssh_bind_options_set(bind_, SSH_BIND_OPTIONS_BINDADDR, "127.0.0.1");
+    int port = 0;
+    ssh_bind_options_set(bind_, SSH_BIND_OPTIONS_BINDPORT, &port);
+    ssh_bind_options_set(bind_, SSH_BIND_OPTIONS_HOSTKEY, host_key.c_str());
+    listening_ = ssh_bind_listen(bind_) == SSH_OK;
+    sockaddr_in sin{};
+    socklen_t len = sizeof sin;
+    ::getsockname(ssh_bind_get_fd(bind_), reinterpret_cast<sockaddr*>(&sin), &len);
+    port_ = ntohs(sin.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~ChannelOpeningTarget() {
+    thread_.join();
+    ssh_bind_free(bind_);
+  }
+  bool listening() const { return listening_; }
+  int port() const { return port_; }
+  std::atomic<int> opened{0}, refused{0};
+  std::atomic<bool> done{false};
+
+ private:
+  void serve() {
+    ssh_session s = ssh_new();
+    bool authed = false;
+    ssh_server_callbacks_struct cb{};
+    cb.userdata = &authed;
+    cb.auth_pubkey_function = [](ssh_session, const char*, ssh_key, char state, void* ud) -> int {
+      if (state == SSH_PUBLICKEY_STATE_VALID) *static_cast<bool*>(ud) = true;
+      return SSH_AUTH_SUCCESS;
+    };
+    ssh_callbacks_init(&cb);
+    if (listening_ && ssh_bind_accept(bind_, s) == SSH_OK) {
+      ssh_set_server_callbacks(s, &cb);
+      ssh_set_auth_methods(s, SSH_AUTH_METHOD_PUBLICKEY);
+      if (ssh_handle_key_exchange(s) == SSH_OK) {
+        ssh_event ev = ssh_event_new();
+        ssh_event_add_session(ev, s);
+        auto end = Clock::now() + 5s;
+        while (!authed && Clock::now() < end) ssh_event_dopoll(ev, 100);
+        for (int kind = 0; authed && kind < 3; ++kind) {
+          ssh_channel ch = ssh_channel_new(s);
+          int rc = kind == 0   ? ssh_channel_open_auth_agent(ch)
+                   : kind == 1 ? ssh_channel_open_x11(ch, "127.0.0.1", 6010)
+                               : ssh_channel_open_reverse_forward(ch, "127.0.0.1", 8080,
+                                                                  "127.0.0.1", 40000);
+          (rc == SSH_OK ? opened : refused)++;
+          ssh_channel_free(ch);
+        }
+        ssh_event_remove_session(ev, s);
+        ssh_event_free(ev);
+      }
+    }
+    done = true;
+    ssh_disconnect(s);
+    ssh_free(s);
+  }
+
+  ssh_bind bind_ = nullptr;
+  bool listening_ = false;
+  int port_ = 0;
+  std::thread thread_;
 };
 
 // A tiny epoll loop standing in for a worker.
@@ -233,8 +307,7 @@ class UpstreamSshTest : public ::testing::Test {
     if (::geteuid() == 0) {
       *signal_user_ = "tg-upstream-test";
       if (::getpwnam(signal_user_->c_str()) == nullptr) {
-        run("useradd -M -d / -s /bin/sh " + *signal_user_ + " && usermod -p '*' " +
-            *signal_user_);
+        run("useradd -M -d / -s /bin/sh " + *signal_user_ + " && usermod -p '*' " + *signal_user_);
         created_user_ = true;
       }
     }
@@ -244,8 +317,8 @@ class UpstreamSshTest : public ::testing::Test {
     run("ssh-keygen -q -t ed25519 -N '' -f " + d + "/ca");
     run("ssh-keygen -q -t ed25519 -N '' -f " + d + "/rogue_ca");
     run("ssh-keygen -q -t ed25519 -N '' -f " + d + "/user");
-    run("ssh-keygen -q -s " + d + "/ca -I tg-test -n " + *user_ + "," + *signal_user_ + " -V -5m:+5m " + d +
-        "/user.pub");
+    run("ssh-keygen -q -s " + d + "/ca -I tg-test -n " + *user_ + "," + *signal_user_ +
+        " -V -5m:+5m " + d + "/user.pub");
     run("cp " + d + "/user.pub " + d + "/rogue.pub && ssh-keygen -q -s " + d +
         "/rogue_ca -I tg-rogue -n " + *user_ + " -V -5m:+5m " + d + "/rogue.pub");
     sshd_ = new Sshd(*dir_);
@@ -266,9 +339,9 @@ class UpstreamSshTest : public ::testing::Test {
     o.target = "test-target";
     o.user = *user_;
     ssh_key key = nullptr;
-    EXPECT_EQ(ssh_pki_import_privkey_file((*dir_ / "user").c_str(), nullptr, nullptr, nullptr,
-                                          &key),
-              SSH_OK);
+    EXPECT_EQ(
+        ssh_pki_import_privkey_file((*dir_ / "user").c_str(), nullptr, nullptr, nullptr, &key),
+        SSH_OK);
     o.key.reset(key);
     o.certificate = key_file_blob(*dir_ / cert);
     o.host_key.pinned_blob = key_file_blob(*dir_ / "host.pub");
@@ -400,10 +473,11 @@ TEST_F(UpstreamSshTest, CatRoundTripsEightMiBWithinTheWindow) {
   rec_.room = 0;
   size_t sent_before = 0;
   auto stall_end = Clock::now() + 1500ms;
-  loop_.run_until([&] { return Clock::now() >= stall_end; }, 3s, [&] {
-    feed();
-    if (Clock::now() + 500ms < stall_end) sent_before = sent;
-  });
+  loop_.run_until([&] { return Clock::now() >= stall_end; }, 3s,
+                  [&] {
+                    feed();
+                    if (Clock::now() + 500ms < stall_end) sent_before = sent;
+                  });
   EXPECT_EQ(sent, sent_before) << "writes continued while nothing was read";
   EXPECT_LT(sent, total);
   EXPECT_TRUE(rec_.out.empty());
@@ -435,10 +509,12 @@ TEST_F(UpstreamSshTest, PtyShellSeesTheWindowChange) {
   EXPECT_TRUE(rec_.requests["shell"]);
   std::string line = "stty size; exit\n";
   size_t off = 0;
-  ASSERT_TRUE(loop_.run_until([&] { return off == line.size(); }, 5s, [&] {
-    off += up->write({reinterpret_cast<const uint8_t*>(line.data()) + off, line.size() - off});
-    up->pump();
-  }));
+  ASSERT_TRUE(loop_.run_until(
+      [&] { return off == line.size(); }, 5s,
+      [&] {
+        off += up->write({reinterpret_cast<const uint8_t*>(line.data()) + off, line.size() - off});
+        up->pump();
+      }));
   ASSERT_TRUE(loop_.run_until([&] { return rec_.closed || rec_.failed; }, 10s));
   EXPECT_NE(rec_.out.find("40 100"), std::string::npos) << rec_.out;
   EXPECT_EQ(rec_.exit_status, 0);
@@ -475,10 +551,11 @@ TEST_F(UpstreamSshTest, SftpSubsystemAnswersInit) {
   // SSH_FXP_INIT, version 3.
   const uint8_t init[] = {0, 0, 0, 5, 1, 0, 0, 0, 3};
   size_t off = 0;
-  ASSERT_TRUE(loop_.run_until([&] { return off == sizeof init; }, 5s, [&] {
-    off += up->write({init + off, sizeof init - off});
-    up->pump();
-  }));
+  ASSERT_TRUE(loop_.run_until([&] { return off == sizeof init; }, 5s,
+                              [&] {
+                                off += up->write({init + off, sizeof init - off});
+                                up->pump();
+                              }));
   ASSERT_TRUE(loop_.run_until([&] { return rec_.out.size() >= 9; }, 5s));
   EXPECT_EQ(static_cast<uint8_t>(rec_.out[4]), 2);  // SSH_FXP_VERSION
   EXPECT_EQ(rec_.out.substr(5, 4), std::string("\0\0\0\3", 4));
@@ -492,6 +569,16 @@ TEST_F(UpstreamSshTest, TheTargetSeesNoAgentAndNoDisplay) {
   auto up = exec("echo ${SSH_AUTH_SOCK:-none} ${DISPLAY:-none}");
   EXPECT_EQ(rec_.out, "none none\n");
   EXPECT_EQ(rec_.exit_status, 0);
+}
+
+TEST_F(UpstreamSshTest, ChannelsTheTargetOpensAreRefused) {
+  ChannelOpeningTarget target(*dir_ / "host");
+  ASSERT_TRUE(target.listening());
+  auto up = connect(options(), target.port());
+  ASSERT_TRUE(rec_.ready) << (rec_.failed ? rec_.failed->message : "");
+  ASSERT_TRUE(loop_.run_until([&] { return target.done.load(); }, 10s));
+  EXPECT_EQ(target.refused, 3);
+  EXPECT_EQ(target.opened, 0);
 }
 
 TEST_F(UpstreamSshTest, WrongPinnedHostKeyIsRefusedBeforeAuthentication) {
@@ -611,8 +698,8 @@ TEST_F(UpstreamSshTest, TargetClosingBeforeTheBannerFailsCleanly) {
   UpstreamSsh up(loop_, rec_, options());
   ASSERT_TRUE(up.start(fd).has_value());
   ::close(::accept(srv, nullptr, nullptr));
-  ASSERT_TRUE(loop_.run_until([&] { return rec_.failed.has_value(); }, 5s,
-                              [&] { up.tick(Clock::now()); }));
+  ASSERT_TRUE(
+      loop_.run_until([&] { return rec_.failed.has_value(); }, 5s, [&] { up.tick(Clock::now()); }));
   EXPECT_EQ(rec_.failed->code, "upstream_handshake_failed") << rec_.failed->message;
   EXPECT_EQ(loop_.watched(), 0u);
   ::close(srv);

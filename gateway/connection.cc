@@ -20,6 +20,7 @@
 #include "gateway/direct_tcpip.h"
 #include "gateway/log.h"
 #include "gateway/session_channel.h"
+#include "gateway/terminating.h"
 #include "gateway/store_service.h"
 #include "ssh/certificate.h"
 #include "ssh/digest.h"
@@ -210,6 +211,7 @@ void Connection::after_poll() {
     // By index: a write inside a pump may poll and accept a new channel (the vectors grow).
     for (size_t i = 0; i < forwards_.size(); ++i) forwards_[i]->pump();
     for (size_t i = 0; i < sessions_.size(); ++i) sessions_[i]->pump();
+    for (size_t i = 0; i < terms_.size(); ++i) terms_[i]->pump();
     if (mfa_ && mfa_->has_news() && !pending_disconnect_) {
       // Agent bytes a nested poll took in during the pumps.
       mfa_->step();
@@ -260,7 +262,8 @@ void Connection::settle() {
   }
   update_interest();
   if (std::any_of(forwards_.begin(), forwards_.end(), [](auto& f) { return f->done(); }) ||
-      std::any_of(sessions_.begin(), sessions_.end(), [](auto& c) { return c->done(); })) {
+      std::any_of(sessions_.begin(), sessions_.end(), [](auto& c) { return c->done(); }) ||
+      std::any_of(terms_.begin(), terms_.end(), [](auto& t) { return t->done(); })) {
     worker_.mark_dirty(this);
   }
 }
@@ -296,6 +299,7 @@ void Connection::tick(Clock::time_point now) {
   if (!pending_disconnect_) {
     for (size_t i = 0; i < forwards_.size(); ++i) forwards_[i]->tick(now);
     for (size_t i = 0; i < sessions_.size(); ++i) sessions_[i]->pump();
+    for (size_t i = 0; i < terms_.size(); ++i) terms_[i]->tick(now);
   }
   settle();
 }
@@ -328,12 +332,16 @@ void Connection::reap() {
       std::remove_if(sessions_.begin(), sessions_.end(),
                      [](const std::unique_ptr<SessionChannel>& c) { return c->done(); }),
       sessions_.end());
+  terms_.erase(std::remove_if(terms_.begin(), terms_.end(),
+                              [](const std::unique_ptr<TerminatingSession>& t) { return t->done(); }),
+               terms_.end());
 }
 
 size_t Connection::live_channels() const {
   return static_cast<size_t>(
       std::count_if(forwards_.begin(), forwards_.end(), [](auto& f) { return f->live(); }) +
-      std::count_if(sessions_.begin(), sessions_.end(), [](auto& c) { return c->live(); }));
+      std::count_if(sessions_.begin(), sessions_.end(), [](auto& c) { return c->live(); }) +
+      std::count_if(terms_.begin(), terms_.end(), [](auto& t) { return t->live(); }));
 }
 
 // ---- authentication ---------------------------------------------------------------------------
@@ -658,11 +666,29 @@ int Connection::open_session(ssh_message msg) {
   return 0;
 }
 
+void Connection::start_terminating(uint64_t channel_id, ssh_channel channel,
+                                   TerminatingRequest req) {
+  auto t = std::make_unique<TerminatingSession>(*this, channel_id, channel, std::move(req));
+  TerminatingSession* raw = t.get();
+  terms_.push_back(std::move(t));
+  raw->begin();
+}
+
+bool Connection::is_target(std::string_view name) const {
+  for (const auto& t : snap_.config->targets) {
+    if (t.name == name) return true;
+  }
+  return false;
+}
+
 int Connection::channel_request(ssh_message msg) {
   if (state_ != State::kAuthenticated) return 1;
   ssh_channel channel = ssh_message_channel_request_channel(msg);
   for (auto& c : sessions_) {
     if (c->channel() == channel && channel != nullptr) return c->request(msg);
+  }
+  for (auto& t : terms_) {
+    if (t->channel() == channel && channel != nullptr) return t->request(msg);
   }
   return 1;  // requests on direct-tcpip channels (none are defined) get the default refusal
 }
@@ -747,6 +773,9 @@ bool Connection::waiting_for_touch(uint64_t channel_id) const {
   for (const auto& c : sessions_) {
     if (c->id() == channel_id) return c->live();
   }
+  for (const auto& t : terms_) {
+    if (t->id() == channel_id) return t->waiting_for_touch();
+  }
   return false;
 }
 
@@ -781,6 +810,12 @@ void Connection::deliver_touch(uint64_t channel_id, const Result<TouchProof>& re
   for (size_t i = 0; i < sessions_.size(); ++i) {
     if (sessions_[i]->id() == channel_id) {
       sessions_[i]->touch_result(result);
+      return;
+    }
+  }
+  for (size_t i = 0; i < terms_.size(); ++i) {
+    if (terms_[i]->id() == channel_id) {
+      terms_[i]->touch_result(result);
       return;
     }
   }
@@ -977,6 +1012,7 @@ void Connection::after_mfa_event() {
   if (!pending_disconnect_) {
     for (size_t i = 0; i < forwards_.size(); ++i) forwards_[i]->pump();
     for (size_t i = 0; i < sessions_.size(); ++i) sessions_[i]->pump();
+    for (size_t i = 0; i < terms_.size(); ++i) terms_[i]->pump();
   }
   settle();
 }
@@ -995,6 +1031,9 @@ void Connection::forward_failed(Forward* f, const std::string& code, const std::
   }
   for (auto& c : sessions_) {
     if (c->live()) ++others;
+  }
+  for (auto& t : terms_) {
+    if (t->live()) ++others;
   }
   // The failed channel closes itself on its next pump; when it was the only one, the client
   // learns the reason from the disconnect instead.
@@ -1077,6 +1116,7 @@ void Connection::disconnect_now(const std::string& code, const std::string& mess
   if (mfa_) mfa_->abandon();
   for (auto& f : forwards_) f->abandon();
   for (auto& c : sessions_) c->abandon();
+  for (auto& t : terms_) t->abandon();
   // libssh writes the DISCONNECT at once only if a poll saw the socket writable since its last
   // write; otherwise it queues it and closes the socket with it unsent. So write something (an
   // IGNORE packet re-arms libssh's writability check), flush, and poll once: the DISCONNECT then
@@ -1086,6 +1126,7 @@ void Connection::disconnect_now(const std::string& code, const std::string& mess
   if (event_ != nullptr) ssh_event_dopoll(event_, 0);
   for (auto& f : forwards_) f->abandon();
   for (auto& c : sessions_) c->abandon();
+  for (auto& t : terms_) t->abandon();
   ssh_disconnect(session_);
   teardown(code);
   if (keep >= 0) worker_.linger(keep);
@@ -1097,6 +1138,7 @@ void Connection::teardown(const std::string& reason) {
   if (mfa_) mfa_->abandon();
   for (auto& f : forwards_) f->abandon();
   for (auto& c : sessions_) c->abandon();
+  for (auto& t : terms_) t->abandon();
   if (fd_ >= 0) {
     worker_.unwatch(fd_);
     ::close(fd_);

@@ -30,6 +30,8 @@ namespace touchgate::gateway {
 
 class Forward;
 class SessionChannel;
+class TerminatingSession;
+struct TerminatingRequest;
 
 class Connection : public Pollable {
  public:
@@ -88,6 +90,15 @@ class Connection : public Pollable {
   };
   // reachable lists the configured targets on which the policy allows this user anything now.
   std::vector<Reachable> reachable();
+  // start_terminating hands a session channel to terminating mode (the gateway logs in to the
+  // target); the channel belongs to the new TerminatingSession from here on.
+  void start_terminating(uint64_t channel_id, ssh_channel channel, TerminatingRequest req);
+  // is_target: a configured target of this name exists.
+  bool is_target(std::string_view name) const;
+  std::string peer_ip() const { return peer_ip_.to_string(); }
+  // decide: the policy's decision for `action` on host:port now, under the current snapshot.
+  policy::Decision decide(const std::string& host, uint16_t port,
+                          policy::Action action = policy::Action::kJump);
   // login_target is the target named in the login ("alice+db1" → "db1"), or "".
   const std::string& login_target() const { return login_target_; }
   // list_keys reads the principal's enrolled keys for a session channel's whoami.
@@ -152,9 +163,6 @@ class Connection : public Pollable {
   // identity: who the certificate says the user is, with groups resolved under the current
   // policy (resolved again after a reload).
   const policy::ResolvedIdentity& identity();
-  // decide: the policy's decision for `action` on host:port now, under the current snapshot.
-  policy::Decision decide(const std::string& host, uint16_t port,
-                          policy::Action action = policy::Action::kJump);
   // auth_refused writes the audit record of a refused authentication.
   void audit_auth_refused(const std::string& login, const std::string& code,
                           const std::string& message, const std::vector<uint8_t>* blob);
@@ -197,6 +205,7 @@ class Connection : public Pollable {
 
   std::vector<std::unique_ptr<Forward>> forwards_;
   std::vector<std::unique_ptr<SessionChannel>> sessions_;
+  std::vector<std::unique_ptr<TerminatingSession>> terms_;
   uint64_t next_channel_id_ = 1;
 
   struct TouchWait {

@@ -10,11 +10,13 @@
 
 #include "policy/config.h"
 #include "policy/engine.h"
+#include "ssh/signer.h"
 #include "ssh/validate.h"
 
 namespace touchgate::gateway {
 
 class Auditor;
+class Offload;
 class StoreService;
 
 // Snapshot: one loaded configuration. Connections take the current one for each decision;
@@ -48,6 +50,8 @@ class Runtime {
   std::atomic<int> resolving{0};        // name lookups running on helper threads
   StoreService* store = nullptr;        // enrolled keys and counters (set before workers start)
   Auditor* auditor = nullptr;           // the audit log (set before workers start)
+  ssh::Signer* ca = nullptr;            // the CA key of terminating mode ([ca]), or null
+  Offload* offload = nullptr;           // blocking work (CA signing), off the workers
   std::string instance;                 // random id of this gateway process (in challenges)
 
  private:

@@ -4,9 +4,12 @@
 
 #include <libssh/server.h>
 
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include "gateway/connection.h"
+#include "gateway/terminating.h"
 #include "gateway/discard.h"
 #include "gateway/log.h"
 #include "gateway/store_service.h"
@@ -50,30 +53,109 @@ int SessionChannel::on_data(ssh_session, ssh_channel, void*, uint32_t len, int, 
   return static_cast<int>(len);  // stdin is not read by any command: drop it
 }
 
+namespace {
+
+// env_allowed: name matches one entry of [terminating] env (exact, or a prefix ending in '*').
+bool env_allowed(const std::vector<std::string>& allow, std::string_view name) {
+  for (const auto& a : allow) {
+    if (!a.empty() && a.back() == '*') {
+      if (name.substr(0, a.size() - 1) == std::string_view(a).substr(0, a.size() - 1)) return true;
+    } else if (name == a) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 int SessionChannel::request(ssh_message msg) {
   if (state_ != State::kWaitingCommand) return 1;
   switch (ssh_message_subtype(msg)) {
-    case SSH_CHANNEL_REQUEST_PTY:
+    case SSH_CHANNEL_REQUEST_PTY: {
       pty_ = true;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+      const char* term = ssh_message_channel_request_pty_term(msg);
+      const int cols = ssh_message_channel_request_pty_width(msg);
+      const int rows = ssh_message_channel_request_pty_height(msg);
+#pragma GCC diagnostic pop
+      TerminatingRequest::Pty p;
+      p.term = term != nullptr ? std::string(term).substr(0, 64) : "xterm";
+      p.cols = cols > 0 && cols <= 10000 ? static_cast<uint32_t>(cols) : 80;
+      p.rows = rows > 0 && rows <= 10000 ? static_cast<uint32_t>(rows) : 24;
+      pty_info_ = p;
       ssh_message_channel_request_reply_success(msg);
       return 0;
-    case SSH_CHANNEL_REQUEST_ENV:
+    }
+    case SSH_CHANNEL_REQUEST_ENV: {
+      const char* name = ssh_message_channel_request_env_name(msg);
+      const char* value = ssh_message_channel_request_env_value(msg);
+      // Passed on to a target only when [terminating] env allows the name (at most 32).
+      if (name != nullptr && value != nullptr && env_.size() < 32 &&
+          env_allowed(conn_.config().terminating.env, name) && std::strlen(value) <= 4096) {
+        env_.emplace_back(name, value);
+      }
+      ssh_message_channel_request_reply_success(msg);
+      return 0;
+    }
     case SSH_CHANNEL_REQUEST_WINDOW_CHANGE:
       ssh_message_channel_request_reply_success(msg);
       return 0;
     case SSH_CHANNEL_REQUEST_SHELL:
+      if (!conn_.login_target().empty()) {
+        return hand_over(msg, conn_.login_target(), policy::Action::kShell, "", "");
+      }
       command_ = "";
       ssh_message_channel_request_reply_success(msg);
       return 0;
     case SSH_CHANNEL_REQUEST_EXEC: {
       const char* c = ssh_message_channel_request_command(msg);
-      command_ = c != nullptr ? c : "";
+      std::string cmd = c != nullptr ? c : "";
+      if (!conn_.login_target().empty()) {
+        return hand_over(msg, conn_.login_target(), policy::Action::kExec, cmd, "");
+      }
+      // "db1 [COMMAND]": the first word names a configured target.
+      const size_t sp = cmd.find(' ');
+      const std::string first = cmd.substr(0, sp);
+      if (conn_.is_target(first)) {
+        std::string rest = sp == std::string::npos ? "" : cmd.substr(sp + 1);
+        rest.erase(0, rest.find_first_not_of(' '));
+        if (rest.empty()) return hand_over(msg, first, policy::Action::kShell, "", "");
+        return hand_over(msg, first, policy::Action::kExec, rest, "");
+      }
+      command_ = cmd;
       ssh_message_channel_request_reply_success(msg);
       return 0;
     }
+    case SSH_CHANNEL_REQUEST_SUBSYSTEM: {
+      const char* sub = ssh_message_channel_request_subsystem(msg);
+      if (sub != nullptr && std::string_view(sub) == "sftp" && !conn_.login_target().empty()) {
+        return hand_over(msg, conn_.login_target(), policy::Action::kSftp, "", "sftp");
+      }
+      return 1;  // sftp needs a target: sftp PRINCIPAL+TARGET@gateway
+    }
     default:
-      return 1;  // subsystems, X11, agent requests: refused (the agent channel needs no request)
+      return 1;  // X11, agent requests: refused (the agent channel needs no request)
   }
+}
+
+int SessionChannel::hand_over(ssh_message msg, const std::string& target, policy::Action action,
+                              const std::string& command, const std::string& subsystem) {
+  TerminatingRequest req;
+  req.target = target;
+  req.action = action;
+  req.command = command;
+  req.subsystem = subsystem;
+  req.pty = pty_info_;
+  req.env = std::move(env_);
+  ssh_message_channel_request_reply_success(msg);
+  ssh_channel channel = channel_;
+  ssh_remove_channel_callbacks(channel_, &cb_);
+  channel_ = nullptr;
+  state_ = State::kDone;
+  conn_.start_terminating(id_, channel, std::move(req));
+  return 0;
 }
 
 std::string SessionChannel::nl(const std::string& text) const {

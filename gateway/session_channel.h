@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gateway/mfa_dialog.h"
+#include "gateway/terminating.h"
 #include "ssh/error.h"
 #include "store/store.h"
 
@@ -48,6 +49,9 @@ class SessionChannel {
   void run();
   void finish(const std::string& out, const std::string& err, int status);
   std::string nl(const std::string& text) const;
+  // hand_over gives the channel to terminating mode (the gateway logs in to `target`).
+  int hand_over(ssh_message msg, const std::string& target, policy::Action action,
+                const std::string& command, const std::string& subsystem);
   // help_text: who the user is, the targets open to them now, and how to reach them.
   std::string help_text();
 
@@ -58,6 +62,8 @@ class SessionChannel {
   State state_ = State::kWaitingCommand;
   std::optional<std::string> command_;  // set by shell ("") or exec
   bool pty_ = false;
+  std::optional<TerminatingRequest::Pty> pty_info_;
+  std::vector<std::pair<std::string, std::string>> env_;  // allowed by [terminating] env
   bool client_closed_ = false;
 };
 

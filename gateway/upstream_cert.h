@@ -11,15 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "gateway/upstream_ssh.h"
 #include "ssh/error.h"
 #include "ssh/signer.h"
 
 namespace touchgate::gateway {
-
-struct SshKeyDeleter {
-  void operator()(ssh_key k) const { ssh_key_free(k); }
-};
-using SshKeyPtr = std::unique_ptr<std::remove_pointer_t<ssh_key>, SshKeyDeleter>;
 
 struct MintRequest {
   std::string connection;   // "<instance>-<n>"

@@ -1,0 +1,831 @@
+// Trust boundary: client bytes and requests on an authenticated session channel, and the
+// target's answers; relayed and recorded, never interpreted.
+#include "gateway/terminating.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libssh/server.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "audit/record.h"
+#include "gateway/auditor.h"
+#include "gateway/connection.h"
+#include "gateway/direct_tcpip.h"
+#include "gateway/discard.h"
+#include "gateway/log.h"
+#include "gateway/offload.h"
+#include "gateway/upstream_cert.h"
+#include "gateway/worker.h"
+#include "ssh/digest.h"
+#include "ssh/key.h"
+
+namespace touchgate::gateway {
+
+namespace {
+
+// local_ip is the numeric address of our end of a connected socket.
+std::string local_ip(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
+  SocketAddress a;
+  a.storage = ss;
+  a.length = len;
+  std::string text = a.to_string();  // "ip:port" or "[ip]:port"
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return "";
+  text.resize(colon);
+  if (text.size() >= 2 && text.front() == '[') text = text.substr(1, text.size() - 2);
+  return text;
+}
+
+std::string action_word(policy::Action a) { return std::string(policy::action_name(a)); }
+
+}  // namespace
+
+TerminatingSession::TerminatingSession(Connection& conn, uint64_t id, ssh_channel channel,
+                                       TerminatingRequest req)
+    : conn_(conn), id_(id), channel_(channel), req_(std::move(req)), opened_at_(Clock::now()) {
+  cb_.userdata = this;
+  cb_.channel_data_function = &TerminatingSession::on_data;
+  cb_.channel_eof_function = &TerminatingSession::on_eof;
+  cb_.channel_close_function = &TerminatingSession::on_close;
+  cb_.channel_signal_function = &TerminatingSession::on_signal;
+  ssh_callbacks_init(&cb_);
+  ssh_set_channel_callbacks(channel_, &cb_);
+}
+
+TerminatingSession::~TerminatingSession() { abandon(); }
+
+// ---- the client channel ------------------------------------------------------------------------
+
+int TerminatingSession::on_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr,
+                                void* self) {
+  if (is_stderr) return static_cast<int>(len);  // a client has no stderr to send
+  return static_cast<TerminatingSession*>(self)->take_client_data(
+      static_cast<const uint8_t*>(data), len);
+}
+
+void TerminatingSession::on_eof(ssh_session, ssh_channel, void* self) {
+  static_cast<TerminatingSession*>(self)->client_eof_ = true;
+}
+
+void TerminatingSession::on_close(ssh_session, ssh_channel, void* self) {
+  auto* t = static_cast<TerminatingSession*>(self);
+  t->client_closed_ = true;
+  t->client_eof_ = true;
+}
+
+void TerminatingSession::on_signal(ssh_session, ssh_channel, const char* signal, void* self) {
+  auto* t = static_cast<TerminatingSession*>(self);
+  if (signal == nullptr || t->state_ != State::kRelaying || !t->upstream_) return;
+  const std::string name(signal);
+  // Signal names are short upper-case words (RFC 4254 6.10); anything else is dropped.
+  if (name.empty() || name.size() > 16 ||
+      !std::all_of(name.begin(), name.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
+    return;
+  }
+  t->upstream_->send_signal(name);
+}
+
+int TerminatingSession::take_client_data(const uint8_t* data, uint32_t len) {
+  if (len > Forward::kMaxChannelBuffered) {
+    channel_buffered_ = len;
+    fail("channel_window_exceeded",
+         fmt::format("the client sent {} bytes beyond what the channel window allows", len));
+    return static_cast<int>(len);
+  }
+  if (state_ != State::kRelaying || !upstream_ || !pending_.empty()) {
+    channel_buffered_ = len;
+    return 0;
+  }
+  const size_t took = upstream_->write({data, len});
+  if (took > 0) {
+    bytes_up_ += took;
+    if (recording_ && record_input_) {
+      (void)recording_->input(elapsed(), {data, took});
+    }
+  }
+  channel_buffered_ = len - static_cast<uint32_t>(took);
+  return static_cast<int>(took);
+}
+
+void TerminatingSession::drain_client() {
+  if (channel_ == nullptr || state_ != State::kRelaying || !upstream_) return;
+  if (!pending_.empty()) {
+    const size_t took = upstream_->write(pending_);
+    bytes_up_ += took;
+    if (recording_ && record_input_ && took > 0) {
+      (void)recording_->input(elapsed(), {pending_.data(), took});
+    }
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(took));
+    if (!pending_.empty()) return;
+  }
+  uint8_t* buf = conn_.worker().scratch();
+  while (channel_buffered_ > 0) {
+    const uint32_t want = std::min<uint32_t>(channel_buffered_, static_cast<uint32_t>(kPendingMax));
+    const int got = ssh_channel_read_nonblocking(channel_, buf, want, 0);
+    if (got <= 0) {
+      channel_buffered_ = 0;
+      break;
+    }
+    channel_buffered_ -= std::min<uint32_t>(channel_buffered_, static_cast<uint32_t>(got));
+    const size_t took = upstream_->write({buf, static_cast<size_t>(got)});
+    bytes_up_ += took;
+    if (recording_ && record_input_ && took > 0) (void)recording_->input(elapsed(), {buf, took});
+    if (took < static_cast<size_t>(got)) {
+      pending_.assign(buf + took, buf + got);
+      break;
+    }
+  }
+}
+
+int TerminatingSession::request(ssh_message msg) {
+  if (ssh_message_subtype(msg) == SSH_CHANNEL_REQUEST_WINDOW_CHANGE) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    const int cols = ssh_message_channel_request_pty_width(msg);
+    const int rows = ssh_message_channel_request_pty_height(msg);
+#pragma GCC diagnostic pop
+    if (cols > 0 && rows > 0 && cols <= 10000 && rows <= 10000) {
+      if (req_.pty) {
+        req_.pty->cols = static_cast<uint32_t>(cols);
+        req_.pty->rows = static_cast<uint32_t>(rows);
+      }
+      if (upstream_ && state_ == State::kRelaying) {
+        upstream_->window_change(static_cast<uint32_t>(cols), static_cast<uint32_t>(rows));
+      }
+      if (recording_) {
+        (void)recording_->resize(elapsed(), static_cast<uint32_t>(cols),
+                                 static_cast<uint32_t>(rows));
+      }
+    }
+    return 0;  // window-change wants no reply
+  }
+  // A second shell/exec/subsystem, X11, agent forwarding, more env: refused.
+  return 1;
+}
+
+// ---- authorization -------------------------------------------------------------------------------
+
+void TerminatingSession::begin() {
+  const auto& config = conn_.config();
+  const policy::Target* t = nullptr;
+  for (const auto& c : config.targets) {
+    if (c.name == req_.target) t = &c;
+  }
+  if (t == nullptr) {
+    fail("target_unknown", fmt::format("{} is not a configured target", req_.target));
+    return;
+  }
+  target_ = *t;
+  const policy::Decision d = conn_.decide(target_.name, target_.port, req_.action);
+  log_event(Level::kInfo, "policy_decision",
+            {{"conn", conn_.id()},
+             {"channel", id_},
+             {"user", conn_.login()},
+             {"target", target_.name},
+             {"action", action_word(req_.action)},
+             {"effect", d.allowed() ? "allow" : "deny"},
+             {"rule", d.rule_id},
+             {"code", d.code}});
+  if (!d.allowed()) {
+    if (Auditor* a = conn_.worker().runtime().auditor) {
+      audit::Record r = conn_.audit_record("policy_decision");
+      r.str("outcome", "deny")
+          .u64("channel", id_)
+          .str("target", target_.name)
+          .str("action", action_word(req_.action))
+          .str("rule", d.rule_id)
+          .str("reason", d.code)
+          .str("factors_required", "")
+          .str("factor_used", "none")
+          .str("from", conn_.peer_ip());
+      a->note(std::move(r));
+    }
+    fail(d.code, d.explanation);
+    return;
+  }
+  if (!conn_.config().ca.configured() || conn_.worker().runtime().ca == nullptr) {
+    fail("terminating_unavailable",
+         "this gateway does not log in to targets itself (no [ca] key); use ssh -J " +
+             conn_.config().server.name + " " + target_.name);
+    return;
+  }
+  const std::string what = fmt::format("{} {}", target_.name, target_.address());
+  conn_.request_touch(id_, what, true,
+                      Connection::TouchNeed{d.factors, d.max_age, d.rule_id});
+}
+
+void TerminatingSession::touch_result(const Result<TouchProof>& result) {
+  if (state_ != State::kAuthorizing) return;
+  if (!result) {
+    fail(result.error().code, result.error().message);
+    return;
+  }
+  // Decided again now: a reload or the clock may have changed the answer during the touch.
+  const policy::Decision d = conn_.decide(target_.name, target_.port, req_.action);
+  const uint8_t wanted = d.factors != 0 ? d.factors : policy::kAllFactors;
+  const std::string used(policy::strongest_factor(proven_factor(result->touch, result->kind)));
+  Auditor* a = conn_.worker().runtime().auditor;
+  audit::Record r = conn_.audit_record("policy_decision");
+  r.str("outcome", d.allowed() && (result->factors & wanted) != 0 ? "allow" : "deny")
+      .u64("channel", id_)
+      .str("target", target_.name)
+      .str("action", action_word(req_.action))
+      .str("rule", d.rule_id)
+      .str("reason", !d.allowed() ? d.code
+                                  : (result->factors & wanted) == 0 ? "factor_too_weak"
+                                                                     : d.code)
+      .str("factors_required", d.allowed() ? policy::factor_names(wanted) : "")
+      .str("factor_used", used)
+      .str("from", conn_.peer_ip());
+  if (!d.allowed()) {
+    if (a != nullptr) a->note(std::move(r));
+    fail(d.code, d.explanation);
+    return;
+  }
+  if ((result->factors & wanted) == 0) {
+    if (a != nullptr) a->note(std::move(r));
+    fail("factor_too_weak", fmt::format("rule {} requires {}; the touch proved only {}",
+                                        d.rule_id, policy::factor_names(wanted), used));
+    return;
+  }
+  remote_user_ = d.remote_user;
+  record_input_ = d.record_input;
+  rule_ = d.rule_id;
+  touch_factors_ = result->factors;
+  touch_key_fp_ = result->touch.fingerprint();
+  r.str("remote_user", remote_user_);
+  state_ = State::kRecording;
+  if (a == nullptr) {
+    granted();
+    return;
+  }
+  // Nothing towards the target until this record is durable.
+  a->grant(conn_.worker(), alive_, std::move(r), [this](Result<void> recorded) {
+    if (state_ != State::kRecording) return;
+    if (!recorded) {
+      fail(recorded.error().code == "audit_overloaded" ? "audit_overloaded"
+                                                       : Auditor::refusal().code,
+           recorded.error().code == "audit_overloaded"
+               ? "the gateway's audit log is overloaded; try again in a moment"
+               : Auditor::refusal().message);
+    } else {
+      granted();
+    }
+    conn_.after_forward_event();
+  });
+}
+
+void TerminatingSession::granted() {
+  state_ = State::kConnecting;
+  SocketAddress addr;
+  if (!resolve_numeric(target_.host, target_.port, &addr)) {
+    // Names are resolved off the worker: a lookup thread posts the answer back.
+    auto alive = std::weak_ptr<int>(alive_);
+    Worker* worker = &conn_.worker();
+    const std::string host = target_.host;
+    const uint16_t port = target_.port;
+    worker->runtime().resolving.fetch_add(1);
+    std::thread([worker, alive, host, port, this] {
+      auto r = resolve_blocking(host, port);
+      worker->post([alive, r = std::move(r), this]() mutable {
+        if (alive.expired()) return;
+        if (!r || r->empty()) {
+          fail("target_resolve_failed",
+               fmt::format("cannot resolve target {} ({}): {}", target_.name, target_.host,
+                           r ? "no address" : r.error().message));
+        } else {
+          candidates_ = std::move(*r);
+          connect_next();
+        }
+        conn_.after_forward_event();
+      });
+      worker->runtime().resolving.fetch_sub(1);
+    }).detach();
+    return;
+  }
+  candidates_ = {addr};
+  connect_next();
+}
+
+void TerminatingSession::connect_next() {
+  if (state_ != State::kConnecting) return;
+  while (!candidates_.empty()) {
+    SocketAddress addr = candidates_.front();
+    candidates_.erase(candidates_.begin());
+    bool in_progress = false;
+    auto fd = start_connect(addr, &in_progress);
+    if (!fd) continue;
+    fd_ = *fd;
+    address_ = addr.to_string();
+    connect_deadline_ = Clock::now() + conn_.config().server.connect_timeout;
+    if (!conn_.worker().watch(fd_, EPOLLOUT, this)) {
+      ::close(fd_);
+      fd_ = -1;
+      fail("internal_error", "cannot watch the target socket");
+      return;
+    }
+    interest_ = EPOLLOUT;
+    if (!in_progress) connected();
+    return;
+  }
+  fail("target_connect_failed",
+       fmt::format("cannot reach target {} ({})", target_.name, target_.address()));
+}
+
+void TerminatingSession::connected() {
+  // The certificate is minted now: its source-address is this socket's own address.
+  state_ = State::kMinting;
+  conn_.worker().unwatch(fd_);
+  interest_ = 0;
+  MintRequest m;
+  m.connection = conn_.audit_id();
+  m.principal = conn_.login();
+  m.remote_user = remote_user_;
+  m.source_ip = local_ip(fd_);
+  m.pty = req_.pty.has_value();
+  m.lifetime = conn_.config().ca.cert_lifetime;
+  Runtime& rt = conn_.worker().runtime();
+  ssh::Signer* ca = rt.ca;
+  Worker* worker = &conn_.worker();
+  auto alive = std::weak_ptr<int>(alive_);
+  auto job = [ca, m, worker, alive, this] {
+    auto creds = mint_upstream_credentials(*ca, m);
+    auto shared = std::make_shared<Result<UpstreamCredentials>>(std::move(creds));
+    worker->post([alive, shared, this] {
+      if (alive.expired()) return;
+      minted(std::move(*shared));
+      conn_.after_forward_event();
+    });
+  };
+  if (rt.offload != nullptr) {
+    rt.offload->submit(std::move(job));
+  } else {
+    job();
+  }
+}
+
+void TerminatingSession::minted(Result<UpstreamCredentials> creds) {
+  if (state_ != State::kMinting) return;
+  if (!creds) {
+    log_event(Level::kError, "ca_sign_failed",
+              {{"conn", conn_.id()}, {"code", creds.error().code}, {"reason", creds.error().message}});
+    fail(creds.error().code,
+         fmt::format("the gateway could not sign its login to {}: {}", target_.name,
+                     creds.error().message));
+    return;
+  }
+  cert_serial_ = creds->serial;
+  cert_key_id_ = creds->key_id;
+  UpstreamSshOptions o;
+  o.target = target_.name;
+  o.user = remote_user_;
+  o.key = std::move(creds->key);
+  o.certificate = std::move(creds->cert);
+  if (!target_.host_key.empty()) {
+    o.host_key.pinned_blob = target_.host_key;
+  } else {
+    o.host_key.judge = [this](const PresentedHostKey& k) { return judge_host_key(k); };
+  }
+  o.handshake_timeout = conn_.config().server.connect_timeout + std::chrono::seconds(5);
+  state_ = State::kUpstream;
+  upstream_ = std::make_unique<UpstreamSsh>(*this, *this, std::move(o));
+  const int fd = fd_;
+  fd_ = -1;  // UpstreamSsh owns it now, in every case
+  if (auto r = upstream_->start(fd); !r) {
+    fail(r.error().code, r.error().message);
+    return;
+  }
+  upstream_->pump();
+}
+
+HostKeyVerdict TerminatingSession::judge_host_key(const PresentedHostKey& key) {
+  HostKeyVerdict v;
+  if (!target_.trust_on_first_use) {
+    v.expected = fmt::format("a host_key for target {} in the gateway's configuration (or "
+                             "trust_on_first_use = true)",
+                             target_.name);
+    return v;
+  }
+  // The known-hosts file of the gateway: "<target> <key line>" per line.
+  const auto& file = conn_.config().terminating.known_hosts;
+  const std::string presented = ssh::format_key_line(key.blob);
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t sp = line.find(' ');
+    if (sp == std::string::npos || line.substr(0, sp) != target_.name) continue;
+    auto known = ssh::parse_key_line(line.substr(sp + 1));
+    if (!known) continue;
+    if (known->blob == key.blob) {
+      v.accepted = true;
+    } else {
+      v.expected = ssh::fingerprint_sha256(known->blob);
+    }
+    return v;
+  }
+  // First use: recorded, then trusted.
+  std::ofstream out(file, std::ios::app);
+  out << target_.name << ' ' << presented << '\n';
+  out.flush();
+  if (!out) {
+    v.expected = fmt::format("a record in {} (it cannot be written)", file.string());
+    return v;
+  }
+  log_event(Level::kWarn, "host_key_first_use",
+            {{"target", target_.name}, {"key_fp", key.fingerprint}});
+  if (Auditor* a = conn_.worker().runtime().auditor) {
+    audit::Record r = conn_.audit_record("host_key_first_use");
+    r.str("target", target_.name).str("address", address_).str("key_fp", key.fingerprint);
+    a->note(std::move(r));
+  }
+  v.accepted = true;
+  return v;
+}
+
+// ---- Watcher / Pollable --------------------------------------------------------------------------
+
+bool TerminatingSession::watch(int fd, uint32_t events, Pollable* p) {
+  upstream_pollable_ = p;
+  return conn_.worker().watch(fd, events, this);
+}
+
+bool TerminatingSession::rewatch(int fd, uint32_t events, Pollable* p) {
+  upstream_pollable_ = p;
+  return conn_.worker().rewatch(fd, events, this);
+}
+
+void TerminatingSession::unwatch(int fd) {
+  upstream_pollable_ = nullptr;
+  conn_.worker().unwatch(fd);
+}
+
+void TerminatingSession::on_events(uint32_t events) {
+  if (state_ == State::kConnecting && fd_ >= 0) {
+    const int err = connect_result(fd_);
+    if (err != 0) {
+      conn_.worker().unwatch(fd_);
+      ::close(fd_);
+      fd_ = -1;
+      connect_next();
+    } else {
+      connected();
+    }
+    conn_.after_forward_event();
+    return;
+  }
+  if (upstream_pollable_ != nullptr) upstream_pollable_->on_events(events);
+  pump();
+  conn_.after_forward_event();
+}
+
+// ---- the upstream session ---------------------------------------------------------------------
+
+void TerminatingSession::upstream_ready() {
+  if (!upstream_->open_session()) fail("internal_error", "the upstream session cannot open");
+}
+
+void TerminatingSession::upstream_failed(const Error& error) {
+  if (Auditor* a = conn_.worker().runtime().auditor) {
+    audit::Record r = conn_.audit_record("upstream_refused");
+    r.str("outcome", "deny")
+        .u64("channel", id_)
+        .str("target", target_.name)
+        .str("address", address_)
+        .str("reason", error.code)
+        .str("message", error.message);
+    a->note(std::move(r));
+  }
+  if (state_ == State::kRelaying) {
+    close_reason_ = error.code;
+    upstream_closed_ = true;
+    finish();
+    return;
+  }
+  fail(error.code, error.message);
+}
+
+void TerminatingSession::upstream_channel_open() {
+  if (req_.pty) upstream_->request_pty(req_.pty->term, req_.pty->cols, req_.pty->rows);
+  for (const auto& [name, value] : req_.env) upstream_->request_env(name, value);
+  switch (req_.action) {
+    case policy::Action::kShell:
+      upstream_->request_shell();
+      break;
+    case policy::Action::kExec:
+      upstream_->request_exec(req_.command);
+      break;
+    default:
+      upstream_->request_subsystem(req_.subsystem.empty() ? "sftp" : req_.subsystem);
+      break;
+  }
+  state_ = State::kRelaying;
+  relay_start_ = Clock::now();
+  start_recording();
+  log_event(Level::kInfo, "channel_open",
+            {{"conn", conn_.id()},
+             {"channel", id_},
+             {"user", conn_.login()},
+             {"target", target_.name},
+             {"address", address_},
+             {"action", action_word(req_.action)},
+             {"remote_user", remote_user_},
+             {"cert_serial", cert_serial_}});
+  if (Auditor* a = conn_.worker().runtime().auditor) {
+    audit::Record r = conn_.audit_record("channel_open");
+    r.u64("channel", id_)
+        .str("target", target_.name)
+        .str("address", address_)
+        .str("action", action_word(req_.action))
+        .str("remote_user", remote_user_)
+        .str("upstream_key_id", cert_key_id_)
+        .u64("upstream_serial", cert_serial_);
+    if (req_.action == policy::Action::kExec) r.str("command", req_.command);
+    if (!recording_path_.empty()) r.str("recording", recording_path_);
+    a->note(std::move(r));
+  }
+  drain_client();
+}
+
+void TerminatingSession::upstream_request_done(const std::string& request, bool accepted) {
+  if (accepted) return;
+  if (request == "shell" || request == "exec" || request == "subsystem") {
+    upstream_->close_channel();
+    error_text_ = fmt::format("touchgate: target {} refused the {} request\r\n", target_.name,
+                              request);
+  }
+  // A refused pty-req or env: the session goes on (as with OpenSSH's client).
+}
+
+void TerminatingSession::start_recording() {
+  if (req_.action == policy::Action::kSftp) return;  // sftp: bytes only, no terminal recording
+  const auto& rc = conn_.config().recording;
+  std::error_code ec;
+  std::filesystem::create_directories(rc.dir, ec);
+  ::chmod(rc.dir.c_str(), 0700);
+  const auto now = std::time(nullptr);
+  recording_path_ = (rc.dir / fmt::format("{}-{}-{}-{}.cast", conn_.audit_id(), id_, target_.name,
+                                          static_cast<int64_t>(now)))
+                        .string();
+  audit::Recording::Header h;
+  if (req_.pty) {
+    h.width = static_cast<int>(std::max<uint32_t>(1, req_.pty->cols));
+    h.height = static_cast<int>(std::max<uint32_t>(1, req_.pty->rows));
+    h.term = req_.pty->term;
+  }
+  h.timestamp = static_cast<int64_t>(now);
+  h.title = fmt::format("{}@{} {}", remote_user_, target_.name,
+                        req_.action == policy::Action::kExec ? req_.command : "(shell)");
+  h.target = target_.name;
+  h.user = conn_.login();
+  h.key_id = conn_.certificate().key_id();
+  h.serial = conn_.certificate().serial();
+  h.connection = conn_.audit_id();
+  h.touch_key_fp = touch_key_fp_;
+  auto rec = audit::Recording::create(recording_path_, h, rc.max_size);
+  if (!rec) {
+    log_event(Level::kError, "recording_failed",
+              {{"conn", conn_.id()}, {"code", rec.error().code}, {"reason", rec.error().message}});
+    // Deny by default: a session that should be recorded does not run unrecorded.
+    recording_path_.clear();
+    fail("recording_unavailable",
+         fmt::format("the session cannot be recorded ({}); it is not started", rec.error().message));
+    return;
+  }
+  recording_ = std::move(*rec);
+}
+
+void TerminatingSession::record_output(std::span<const uint8_t> data) {
+  if (!recording_) return;
+  auto st = recording_->output(elapsed(), data);
+  if (st && *st == audit::Recording::Status::kCapReached &&
+      conn_.config().recording.end_session_on_cap && state_ == State::kRelaying) {
+    close_reason_ = "recording_cap";
+    error_text_ = "\r\ntouchgate: the session reached the recording size limit and is ended\r\n";
+    upstream_->close_channel();
+  }
+}
+
+size_t TerminatingSession::upstream_room(bool) {
+  if (channel_ == nullptr || client_closed_) return UpstreamSsh::kMaxWrite;  // dropped
+  if (ssh_get_status(conn_.session()) & SSH_WRITE_PENDING) return 0;
+  return std::min<size_t>(ssh_channel_window_size(channel_), UpstreamSsh::kMaxWrite);
+}
+
+void TerminatingSession::upstream_data(std::span<const uint8_t> data, bool is_stderr) {
+  if (channel_ == nullptr || client_closed_ || data.empty()) return;
+  bytes_down_ += data.size();
+  record_output(data);
+  const int n = is_stderr ? ssh_channel_write_stderr(channel_, data.data(),
+                                                     static_cast<uint32_t>(data.size()))
+                          : ssh_channel_write(channel_, data.data(),
+                                              static_cast<uint32_t>(data.size()));
+  if (n == SSH_ERROR) fail("client_write_failed", "writing to the client failed");
+}
+
+void TerminatingSession::upstream_writable() { drain_client(); }
+
+void TerminatingSession::upstream_exit_status(int status) {
+  if (channel_ == nullptr || exit_sent_) return;
+  ssh_channel_request_send_exit_status(channel_, status);
+  exit_sent_ = true;
+}
+
+void TerminatingSession::upstream_exit_signal(const std::string& signal, bool core_dumped,
+                                              const std::string& message) {
+  if (channel_ == nullptr || exit_sent_) return;
+  ssh_channel_request_send_exit_signal(channel_, signal.c_str(), core_dumped ? 1 : 0,
+                                       message.c_str(), "");
+  exit_sent_ = true;
+}
+
+void TerminatingSession::upstream_eof() { upstream_eof_ = true; }
+
+void TerminatingSession::upstream_channel_closed() {
+  upstream_closed_ = true;
+  upstream_eof_ = true;
+  if (close_reason_.empty()) close_reason_ = "target_closed";
+  finish();
+}
+
+// ---- flow --------------------------------------------------------------------------------------
+
+void TerminatingSession::pump() {
+  if (state_ == State::kDone) return;
+  if (state_ == State::kClosing) {
+    finish();
+    return;
+  }
+  if (upstream_) upstream_->pump();
+  if (state_ == State::kRelaying) {
+    drain_client();
+    if (client_eof_ && channel_buffered_ == 0 && pending_.empty() && upstream_) {
+      upstream_->send_eof();
+    }
+    if (client_closed_ && upstream_) {
+      close_reason_ = "client_closed";
+      upstream_->close_channel();
+    }
+    if (upstream_eof_ && !eof_sent_ && channel_ != nullptr && !client_closed_ &&
+        !(ssh_get_status(conn_.session()) & SSH_WRITE_PENDING)) {
+      ssh_channel_send_eof(channel_);
+      eof_sent_ = true;
+    }
+  } else if (client_closed_ && state_ != State::kClosing) {
+    close_reason_ = "client_closed";
+    fail("client_closed", "the client closed the channel");
+  }
+}
+
+void TerminatingSession::tick(Clock::time_point now) {
+  if (state_ == State::kConnecting && fd_ >= 0 && now >= connect_deadline_) {
+    conn_.worker().unwatch(fd_);
+    ::close(fd_);
+    fd_ = -1;
+    if (candidates_.empty()) {
+      fail("target_connect_failed",
+           fmt::format("cannot reach target {} ({}): no answer within {} s", target_.name,
+                       target_.address(), conn_.config().server.connect_timeout.count()));
+    } else {
+      connect_next();
+    }
+  }
+  if (upstream_) upstream_->tick(now);
+  pump();
+}
+
+void TerminatingSession::fail(const std::string& code, const std::string& message) {
+  if (state_ == State::kDone || state_ == State::kClosing) return;
+  log_event(Level::kInfo, "channel_failed",
+            {{"conn", conn_.id()},
+             {"channel", id_},
+             {"user", conn_.login()},
+             {"target", req_.target},
+             {"code", code},
+             {"reason", message}});
+  close_reason_ = code;
+  if (state_ != State::kRelaying) {
+    error_text_ = fmt::format("touchgate: {} ({})\r\n", message, code);
+  }
+  state_ = State::kClosing;
+  if (upstream_) upstream_->disconnect(code);
+  if (fd_ >= 0) {
+    conn_.worker().unwatch(fd_);
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+void TerminatingSession::finish() {
+  if (state_ == State::kDone) return;
+  if (channel_ != nullptr && !client_closed_) {
+    if (!error_text_.empty()) {
+      ssh_channel_write_stderr(channel_, error_text_.data(),
+                               static_cast<uint32_t>(error_text_.size()));
+    }
+    if (!exit_sent_) {
+      ssh_channel_request_send_exit_status(channel_, 255);
+      exit_sent_ = true;
+    }
+    if (!eof_sent_) ssh_channel_send_eof(channel_);
+    eof_sent_ = true;
+  }
+  if (channel_ != nullptr) {
+    retire_channel(channel_, &cb_, !client_closed_);
+    channel_ = nullptr;
+  }
+  if (upstream_) {
+    upstream_->disconnect(close_reason_.empty() ? "closed" : close_reason_);
+  }
+  audit_closed();
+  state_ = State::kDone;
+}
+
+void TerminatingSession::audit_closed() {
+  Auditor* a = conn_.worker().runtime().auditor;
+  if (recording_) {
+    auto summary = recording_->close();
+    if (a != nullptr && summary) {
+      audit::Record r = conn_.audit_record("recording_closed");
+      r.u64("channel", id_)
+          .str("target", target_.name)
+          .str("file", recording_path_)
+          .str("sha256", summary->sha256)
+          .u64("size", summary->size)
+          .boolean("input", record_input_)
+          .boolean("capped", recording_->cap_reached());
+      a->note(std::move(r));
+    } else if (!summary) {
+      log_event(Level::kError, "recording_failed",
+                {{"conn", conn_.id()}, {"code", summary.error().code},
+                 {"reason", summary.error().message}});
+    }
+    recording_.reset();
+  }
+  log_event(Level::kInfo, "channel_closed",
+            {{"conn", conn_.id()},
+             {"channel", id_},
+             {"user", conn_.login()},
+             {"target", req_.target},
+             {"reason", close_reason_},
+             {"bytes_up", bytes_up_},
+             {"bytes_down", bytes_down_}});
+  if (a != nullptr) {
+    audit::Record r = conn_.audit_record("channel_closed");
+    r.u64("channel", id_)
+        .str("target", req_.target)
+        .str("address", address_)
+        .str("action", action_word(req_.action))
+        .u64("bytes_up", bytes_up_)
+        .u64("bytes_down", bytes_down_)
+        .u64("duration_ms", static_cast<uint64_t>(
+                                std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    Clock::now() - opened_at_)
+                                    .count()))
+        .str("reason", close_reason_.empty() ? "closed" : close_reason_);
+    a->note(std::move(r));
+  }
+}
+
+void TerminatingSession::abandon() {
+  alive_.reset();
+  if (fd_ >= 0) {
+    conn_.worker().unwatch(fd_);
+    ::close(fd_);
+    fd_ = -1;
+  }
+  if (upstream_) {
+    upstream_->disconnect("connection_closed");
+    upstream_.reset();
+  }
+  if (channel_ != nullptr) {
+    ssh_remove_channel_callbacks(channel_, &cb_);
+    channel_ = nullptr;
+  }
+  if (state_ != State::kDone) {
+    if (close_reason_.empty()) close_reason_ = "connection_closed";
+    audit_closed();
+  }
+  state_ = State::kDone;
+}
+
+std::chrono::microseconds TerminatingSession::elapsed() const {
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - relay_start_);
+}
+
+}  // namespace touchgate::gateway

@@ -60,7 +60,7 @@ Result<std::string> decode(std::string_view name, std::string_view value, bool (
       out.push_back(c);
     } else {
       const auto byte = static_cast<unsigned char>(c);
-      return bad(byte > 0x20 && byte < 0x7f
+      return bad(byte >= 0x20 && byte < 0x7f
                      ? fmt::format("{}: character '{}' must be percent-encoded", name, c)
                      : fmt::format("{}: byte 0x{:02x} must be percent-encoded", name, byte));
     }

@@ -139,6 +139,12 @@ std::optional<std::vector<uint8_t>> unwrap_point(const std::vector<uint8_t>& val
   return std::vector<uint8_t>(value.begin() + static_cast<ptrdiff_t>(header), value.end());
 }
 
+CK_RV initialize(CK_FUNCTION_LIST* functions) {
+  CK_C_INITIALIZE_ARGS args{};
+  args.flags = CKF_OS_LOCKING_OK;
+  return functions->C_Initialize(&args);
+}
+
 tl::unexpected<Error> unsupported(std::string message) {
   return fail("pkcs11_key_unsupported", "PKCS#11 key: " + std::move(message));
 }
@@ -278,9 +284,7 @@ Result<std::unique_ptr<Module>> Module::load(const std::filesystem::path& path) 
     return fail("pkcs11_not_a_module",
                 fmt::format("{}: Cryptoki version {}.{} is not 2.x", path.string(),
                             module->functions_->version.major, module->functions_->version.minor));
-  CK_C_INITIALIZE_ARGS args{};
-  args.flags = CKF_OS_LOCKING_OK;
-  rv = module->functions_->C_Initialize(&args);
+  rv = initialize(module->functions_);
   if (rv == CKR_OK) {
     module->finalize_ = true;
   } else if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
@@ -289,6 +293,22 @@ Result<std::unique_ptr<Module>> Module::load(const std::filesystem::path& path) 
                             rv_name(rv)));
   }
   return module;
+}
+
+Result<void> Module::reinitialize() {
+  if (!finalize_)
+    return fail("pkcs11_module_init",
+                fmt::format("PKCS#11 module {}: initialised by another user; not restarted",
+                            path_.string()));
+  functions_->C_Finalize(nullptr);
+  const CK_RV rv = initialize(functions_);
+  if (rv != CKR_OK) {
+    finalize_ = false;
+    return fail("pkcs11_module_init",
+                fmt::format("PKCS#11 module {}: C_Initialize failed: {}", path_.string(),
+                            rv_name(rv)));
+  }
+  return {};
 }
 
 Module::~Module() {

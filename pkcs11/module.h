@@ -39,6 +39,11 @@ class Module {
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
 
+  // reinitialize calls C_Finalize and C_Initialize again, which ends every session: some modules
+  // (SoftHSM2) look for tokens only when initialised, so a token put back is found only then.
+  // Refused ("pkcs11_module_init") for a Module that found the library initialised already.
+  Result<void> reinitialize();
+
   CK_FUNCTION_LIST* functions() const { return functions_; }
   const std::filesystem::path& path() const { return path_; }
 
@@ -54,7 +59,7 @@ class Module {
   std::filesystem::path path_;
   void* handle_ = nullptr;
   CK_FUNCTION_LIST* functions_ = nullptr;
-  bool finalize_ = false;
+  bool finalize_ = false;  // this Module initialised the library (and so finalises it)
 };
 
 // Session: an open read-only session, closed by the destructor. Move-only.

@@ -13,12 +13,13 @@ constexpr size_t kMaxSignature = 16384 / 8;
 // sign_error reports a failed call. When the token, the session or the key handle is gone, the
 // session is closed so that the next signature starts a new one.
 tl::unexpected<Error> sign_error(std::string_view call, CK_RV rv, Session* session) {
-  if (is_token_gone(rv) || rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID)
+  // A key handle that stopped being valid means the token was taken out or changed.
+  if (is_token_gone(rv) || rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) {
     session->close();
-  if (is_token_gone(rv))
     return fail("pkcs11_token_missing",
                 fmt::format("PKCS#11 token is gone ({}: {}); the next signature retries",
                             call, rv_name(rv)));
+  }
   return fail("pkcs11_sign_failed", fmt::format("PKCS#11 {} failed: {}", call, rv_name(rv)));
 }
 
@@ -45,14 +46,20 @@ Result<std::unique_ptr<TokenSigner>> TokenSigner::open(const std::filesystem::pa
   signer->uri_ = uri;
   signer->pin_file_ = pin_file;
   std::lock_guard lock(signer->mutex_);
-  auto opened = signer->reopen();
+  auto opened = signer->reopen(false);
   if (!opened) return tl::unexpected(opened.error());
   return signer;
 }
 
-Result<void> TokenSigner::reopen() {
+Result<void> TokenSigner::reopen(bool recovering) {
   session_.close();
   auto slot = module_->find_slot(uri_);
+  if (!slot && recovering && slot.error().code == "pkcs11_token_not_found") {
+    if (module_->reinitialize()) slot = module_->find_slot(uri_);
+  }
+  if (!slot && recovering && slot.error().code == "pkcs11_token_not_found")
+    return fail("pkcs11_token_missing",
+                fmt::format("PKCS#11 token is still gone: {}", slot.error().message));
   if (!slot) return tl::unexpected(slot.error());
   auto session = open_session(*module_, *slot);
   if (!session) return tl::unexpected(session.error());
@@ -90,7 +97,7 @@ Result<std::vector<uint8_t>> TokenSigner::sign_raw(CK_MECHANISM_TYPE mechanism, 
 Result<std::vector<uint8_t>> TokenSigner::sign(std::span<const uint8_t> data) {
   std::lock_guard lock(mutex_);
   if (!session_) {
-    auto opened = reopen();
+    auto opened = reopen(true);
     if (!opened) return tl::unexpected(opened.error());
   }
   Result<std::vector<uint8_t>> raw;

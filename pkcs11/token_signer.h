@@ -28,10 +28,12 @@ class TokenSigner final : public ssh::Signer {
 
   // sign asks the token to sign: ECDSA (CKM_ECDSA over the SHA-256/384/512 digest, by curve)
   // re-encoded as SSH mpints r and s; Ed25519 with CKM_EDDSA; RSA with CKM_SHA512_RSA_PKCS
-  // (rsa-sha2-512). When the token or the session is gone, sign fails with
+  // (rsa-sha2-512). When the token, the session or the key handle is gone, sign fails with
   // "pkcs11_token_missing" and the next call opens a new session and logs in again (so a
-  // re-inserted token works without a restart); the key found then must be the same key, else
-  // "pkcs11_key_changed". Other failures: "pkcs11_sign_failed". Serialised by one mutex.
+  // re-inserted token works without a restart; while it is still out, that call fails with
+  // "pkcs11_token_missing" too); the key found then must be the same key, else
+  // "pkcs11_key_changed". Other failures: "pkcs11_sign_failed", or those of login. Serialised by
+  // one mutex.
   Result<std::vector<uint8_t>> sign(std::span<const uint8_t> data) override;
 
   // describe is "pkcs11:token=...;object=...;id=... SHA256:...".
@@ -39,8 +41,11 @@ class TokenSigner final : public ssh::Signer {
 
  private:
   TokenSigner() = default;
-  // reopen finds the token, opens a session, logs in and finds the key. mutex_ is held.
-  Result<void> reopen();
+  // reopen finds the token, opens a session, logs in and finds the key. When recovering from a
+  // lost token, a token the module does not list makes it initialise the module again (see
+  // Module::reinitialize) and look once more; a token still not found is
+  // "pkcs11_token_missing". mutex_ is held.
+  Result<void> reopen(bool recovering);
   Result<std::vector<uint8_t>> sign_raw(CK_MECHANISM_TYPE mechanism, ssh::Bytes input);
 
   std::mutex mutex_;

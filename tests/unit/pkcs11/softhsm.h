@@ -46,12 +46,17 @@ class SoftHsm {
                            (dir_ / "tokens").string()));
     ::setenv("SOFTHSM2_CONF", (dir_ / "softhsm2.conf").c_str(), 1);
     if (!std::filesystem::exists(kSoftHsmModule)) return failed("no SoftHSM2 module");
-    if (!run(fmt::format("softhsm2-util --init-token --free --label {} --so-pin {} --pin {}",
-                         kTokenLabel, kSoPin, kUserPin),
-             log_))
-      return failed("softhsm2-util --init-token");
+    if (!init_token()) return false;
     write_file(pin_file(), std::string(kUserPin) + "\n");
     return true;
+  }
+
+  // init_token initialises a token labelled kTokenLabel in a free slot.
+  bool init_token() {
+    return run(fmt::format("softhsm2-util --init-token --free --label {} --so-pin {} --pin {}",
+                           kTokenLabel, kSoPin, kUserPin),
+               log_) ||
+           failed("softhsm2-util --init-token");
   }
 
   // keypair makes a key pair with pkcs11-tool: key_type as its --key-type ("EC:prime256v1").

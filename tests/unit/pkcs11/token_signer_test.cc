@@ -299,6 +299,55 @@ TEST_F(TokenSignerTest, SessionLostThenRecovered) {
   expect_verifies(**signer, "ssh-ed25519");
 }
 
+// The token goes away (SoftHSM2's token directory moved out of its tokendir) and comes back: the
+// signer reports it missing while it is out and signs again with the same key once it is back.
+TEST_F(TokenSignerTest, TokenRemovedThenPutBack) {
+  auto signer = open("pkcs11:token=tg-test;object=ca-p384");
+  ASSERT_TRUE(signer) << signer.error().message;
+  const std::vector<uint8_t> key_before = (*signer)->public_key();
+  expect_verifies(**signer, "ecdsa-sha2-nistp384");
+
+  const auto tokens = hsm_->dir() / "tokens";
+  const auto away = hsm_->dir() / "tokens-away";
+  std::filesystem::rename(tokens, away);
+  std::filesystem::create_directory(tokens);
+  for (int i = 0; i < 2; ++i) {
+    auto sig = (*signer)->sign(kMessage);
+    ASSERT_FALSE(sig);
+    EXPECT_EQ(sig.error().code, "pkcs11_token_missing") << sig.error().message;
+  }
+  std::filesystem::remove(tokens);
+  std::filesystem::rename(away, tokens);
+
+  expect_verifies(**signer, "ecdsa-sha2-nistp384");
+  EXPECT_EQ((*signer)->public_key(), key_before);
+}
+
+// A different token with the same label and key label takes the place of the first: the signer
+// refuses to sign with a key other than the one it was opened with.
+TEST_F(TokenSignerTest, ReplacedTokenRefused) {
+  auto signer = open("pkcs11:token=tg-test;object=ca-p256;id=%01");
+  ASSERT_TRUE(signer) << signer.error().message;
+  expect_verifies(**signer, "ecdsa-sha2-nistp256");
+
+  const auto tokens = hsm_->dir() / "tokens";
+  const auto away = hsm_->dir() / "tokens-away";
+  std::filesystem::rename(tokens, away);
+  std::filesystem::create_directory(tokens);
+  ASSERT_TRUE(hsm_->init_token() && hsm_->keypair("EC:prime256v1", "01", "ca-p256"))
+      << hsm_->error();
+  auto gone = (*signer)->sign(kMessage);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, "pkcs11_token_missing");
+  auto changed = (*signer)->sign(kMessage);
+  ASSERT_FALSE(changed);
+  EXPECT_EQ(changed.error().code, "pkcs11_key_changed") << changed.error().message;
+
+  std::filesystem::remove_all(tokens);
+  std::filesystem::rename(away, tokens);
+  expect_verifies(**signer, "ecdsa-sha2-nistp256");
+}
+
 TEST_F(TokenSignerTest, ConcurrentSignaturesAllVerify) {
   auto signer = open("pkcs11:token=tg-test;object=ca-p256");
   ASSERT_TRUE(signer) << signer.error().message;

@@ -40,7 +40,9 @@ struct EcdsaSigFree {
 };
 
 // Refuses to ask for a passphrase: an encrypted key makes PEM_read fail.
-int no_passphrase(char*, int, int, void*) { return -1; }
+int no_passphrase(char*, int, int, void*) {
+  return -1;
+}
 
 // read_key_file reads path (checked as the header says) into a buffer wiped by the caller.
 Result<std::string> read_key_file(const std::filesystem::path& path) {
@@ -71,8 +73,8 @@ Result<std::string> read_key_file(const std::filesystem::path& path) {
                             "chmod 600 it",
                             name, st.st_mode & 07777));
   if (st.st_size > static_cast<off_t>(kMaxKeyFile))
-    return fail("ca_key_file", fmt::format("CA key file {}: larger than {} bytes", name,
-                                           kMaxKeyFile));
+    return fail("ca_key_file",
+                fmt::format("CA key file {}: larger than {} bytes", name, kMaxKeyFile));
   return text;
 }
 
@@ -100,7 +102,7 @@ Result<ssh::PublicKey> ssh_public_key(EVP_PKEY* pkey, const std::string& name) {
                                          nullptr) != 1)
         return fail("ca_key_unsupported", fmt::format("CA key file {}: unnamed curve", name));
       const std::string_view g(group);
-      const std::string_view curve = g == "prime256v1" ? "nistp256"
+      const std::string_view curve = g == "prime256v1"  ? "nistp256"
                                      : g == "secp384r1" ? "nistp384"
                                      : g == "secp521r1" ? "nistp521"
                                                         : "";
@@ -136,8 +138,7 @@ Result<ssh::PublicKey> ssh_public_key(EVP_PKEY* pkey, const std::string& name) {
   }
   auto key = ssh::parse_public_key(w.bytes());
   if (!key)
-    return fail("ca_key_unsupported",
-                fmt::format("CA key file {}: {}", name, key.error().message));
+    return fail("ca_key_unsupported", fmt::format("CA key file {}: {}", name, key.error().message));
   return key;
 }
 
@@ -157,7 +158,8 @@ Result<std::unique_ptr<FileSigner>> FileSigner::open(const std::filesystem::path
   const bool encrypted = text->find("ENCRYPTED") != std::string::npos;
   std::unique_ptr<EVP_PKEY, PkeyFree> pkey;
   {
-    std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(text->data(), static_cast<int>(text->size())));
+    std::unique_ptr<BIO, BioFree> bio(
+        BIO_new_mem_buf(text->data(), static_cast<int>(text->size())));
     if (bio) pkey.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
   }
   OPENSSL_cleanse(text->data(), text->size());
@@ -227,7 +229,8 @@ Result<std::vector<uint8_t>> FileSigner::sign(std::span<const uint8_t> data) {
         d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size())));
     if (!ecdsa) return fail("ca_sign_failed", "OpenSSL returned a malformed ECDSA signature");
     ssh::Writer rs;
-    rs.mpint(bn_bytes(ECDSA_SIG_get0_r(ecdsa.get()))).mpint(bn_bytes(ECDSA_SIG_get0_s(ecdsa.get())));
+    rs.mpint(bn_bytes(ECDSA_SIG_get0_r(ecdsa.get())))
+        .mpint(bn_bytes(ECDSA_SIG_get0_s(ecdsa.get())));
     blob.string(rs.bytes());
   } else {
     blob.string(sig);

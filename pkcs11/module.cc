@@ -34,8 +34,8 @@ std::string blank_trimmed(const unsigned char (&field)[N]) {
 
 tl::unexpected<Error> module_error(std::string_view call, CK_RV rv) {
   if (is_token_gone(rv))
-    return fail("pkcs11_token_missing", fmt::format("PKCS#11 token is gone ({}: {})", call,
-                                                    rv_name(rv)));
+    return fail("pkcs11_token_missing",
+                fmt::format("PKCS#11 token is gone ({}: {})", call, rv_name(rv)));
   return fail("pkcs11_module_error", fmt::format("PKCS#11 {} failed: {}", call, rv_name(rv)));
 }
 
@@ -151,8 +151,7 @@ tl::unexpected<Error> unsupported(std::string message) {
 
 // public_key_from reads the public key from object (a public key, or the private key itself).
 // nullopt when object lacks the attributes.
-Result<std::optional<ssh::PublicKey>> public_key_from(const Module& module,
-                                                      const Session& session,
+Result<std::optional<ssh::PublicKey>> public_key_from(const Module& module, const Session& session,
                                                       CK_OBJECT_HANDLE object,
                                                       CK_KEY_TYPE key_type) {
   ssh::Writer w;
@@ -171,7 +170,9 @@ Result<std::optional<ssh::PublicKey>> public_key_from(const Module& module,
     if (curve->ssh_curve.empty()) {
       w.string("ssh-ed25519").string(*raw);
     } else {
-      w.string(fmt::format("ecdsa-sha2-{}", curve->ssh_curve)).string(curve->ssh_curve).string(*raw);
+      w.string(fmt::format("ecdsa-sha2-{}", curve->ssh_curve))
+          .string(curve->ssh_curve)
+          .string(*raw);
     }
   } else if (key_type == CKK_RSA) {
     auto n = get_attribute(module, session, object, CKA_MODULUS);
@@ -288,9 +289,8 @@ Result<std::unique_ptr<Module>> Module::load(const std::filesystem::path& path) 
   if (rv == CKR_OK) {
     module->finalize_ = true;
   } else if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-    return fail("pkcs11_module_init",
-                fmt::format("PKCS#11 module {}: C_Initialize failed: {}", path.string(),
-                            rv_name(rv)));
+    return fail("pkcs11_module_init", fmt::format("PKCS#11 module {}: C_Initialize failed: {}",
+                                                  path.string(), rv_name(rv)));
   }
   return module;
 }
@@ -304,9 +304,8 @@ Result<void> Module::reinitialize() {
   const CK_RV rv = initialize(functions_);
   if (rv != CKR_OK) {
     finalize_ = false;
-    return fail("pkcs11_module_init",
-                fmt::format("PKCS#11 module {}: C_Initialize failed: {}", path_.string(),
-                            rv_name(rv)));
+    return fail("pkcs11_module_init", fmt::format("PKCS#11 module {}: C_Initialize failed: {}",
+                                                  path_.string(), rv_name(rv)));
   }
   return {};
 }
@@ -324,8 +323,7 @@ Result<CK_SLOT_ID> Module::find_slot(const Uri& uri) const {
   if (uri.library_manufacturer && *uri.library_manufacturer != blank_trimmed(info.manufacturerID))
     return fail("pkcs11_token_not_found",
                 fmt::format("PKCS#11 module {}: library-manufacturer does not match", library));
-  if (uri.library_description &&
-      *uri.library_description != blank_trimmed(info.libraryDescription))
+  if (uri.library_description && *uri.library_description != blank_trimmed(info.libraryDescription))
     return fail("pkcs11_token_not_found",
                 fmt::format("PKCS#11 module {}: library-description does not match", library));
   if (uri.library_version && (uri.library_version->major != info.libraryVersion.major ||
@@ -354,8 +352,7 @@ Result<CK_SLOT_ID> Module::find_slot(const Uri& uri) const {
     if (uri.slot_id && *uri.slot_id != slot) continue;
     if (uri.slot_description && *uri.slot_description != blank_trimmed(slot_info.slotDescription))
       continue;
-    if (uri.slot_manufacturer &&
-        *uri.slot_manufacturer != blank_trimmed(slot_info.manufacturerID))
+    if (uri.slot_manufacturer && *uri.slot_manufacturer != blank_trimmed(slot_info.manufacturerID))
       continue;
     if (uri.token && *uri.token != label) continue;
     if (uri.manufacturer && *uri.manufacturer != blank_trimmed(token.manufacturerID)) continue;
@@ -364,10 +361,11 @@ Result<CK_SLOT_ID> Module::find_slot(const Uri& uri) const {
     matches.push_back(slot);
   }
   if (matches.empty())
-    return fail("pkcs11_token_not_found",
-                fmt::format("PKCS#11 module {}: no token matches {} (tokens present: {})", library,
-                            describe_uri(uri),
-                            present.empty() ? "none" : fmt::format("{}", fmt::join(present, ", "))));
+    return fail(
+        "pkcs11_token_not_found",
+        fmt::format("PKCS#11 module {}: no token matches {} (tokens present: {})", library,
+                    describe_uri(uri),
+                    present.empty() ? "none" : fmt::format("{}", fmt::join(present, ", "))));
   if (matches.size() > 1)
     return fail("pkcs11_token_ambiguous",
                 fmt::format("PKCS#11 module {}: {} tokens match {}; name one with token= or "
@@ -415,8 +413,8 @@ Result<std::string> read_pin_file(const std::filesystem::path& pin_file) {
                             "chmod 600 it",
                             name, st.st_mode & 07777));
   if (st.st_size > static_cast<off_t>(kMaxPinFile))
-    return fail("pkcs11_pin_file", fmt::format("PIN file {}: larger than {} bytes", name,
-                                               kMaxPinFile));
+    return fail("pkcs11_pin_file",
+                fmt::format("PIN file {}: larger than {} bytes", name, kMaxPinFile));
   std::string pin(kMaxPinFile + 1, '\0');
   size_t got = 0;
   while (got < pin.size()) {
@@ -432,8 +430,8 @@ Result<std::string> read_pin_file(const std::filesystem::path& pin_file) {
   }
   if (got > kMaxPinFile) {
     OPENSSL_cleanse(pin.data(), pin.size());
-    return fail("pkcs11_pin_file", fmt::format("PIN file {}: larger than {} bytes", name,
-                                               kMaxPinFile));
+    return fail("pkcs11_pin_file",
+                fmt::format("PIN file {}: larger than {} bytes", name, kMaxPinFile));
   }
   size_t end = std::min(got, pin.find('\n'));
   if (end > 0 && pin[end - 1] == '\r') --end;
@@ -520,9 +518,10 @@ Result<KeyObject> find_private_key(const Module& module, const Session& session,
     public_key = std::move(*pub);
   }
   if (!public_key)
-    return unsupported(fmt::format("{}: no public key object with its CKA_ID and no public "
-                                   "attributes on the private key",
-                                   describe_uri(uri)));
+    return unsupported(
+        fmt::format("{}: no public key object with its CKA_ID and no public "
+                    "attributes on the private key",
+                    describe_uri(uri)));
   key.public_key = std::move(*public_key);
   return key;
 }

@@ -51,8 +51,8 @@ Result<std::unique_ptr<ssh::Signer>> open_ca_signer(const CaKeyConfig& config) {
     if (!source.starts_with('/'))
       return config_error("pin-source must name a file (file:/path or /path)");
     if (!pin_file.empty() && pin_file != std::filesystem::path(source))
-      return config_error(fmt::format("the PIN file {} and the URI's pin-source differ",
-                                      pin_file.string()));
+      return config_error(
+          fmt::format("the PIN file {} and the URI's pin-source differ", pin_file.string()));
     pin_file = std::string(source);
   }
   if (pin_file.empty())

@@ -11,10 +11,10 @@
 namespace touchgate::pkcs11 {
 
 struct CaKeyConfig {
-  std::string pkcs11_uri;            // "pkcs11:token=...;object=...;type=private"
-  std::filesystem::path module;      // the PKCS#11 module; else the URI's module-path
-  std::filesystem::path pin_file;    // the user PIN; else the URI's pin-source (a file)
-  std::filesystem::path key_file;    // a PEM key file instead of a token
+  std::string pkcs11_uri;          // "pkcs11:token=...;object=...;type=private"
+  std::filesystem::path module;    // the PKCS#11 module; else the URI's module-path
+  std::filesystem::path pin_file;  // the user PIN; else the URI's pin-source (a file)
+  std::filesystem::path key_file;  // a PEM key file instead of a token
 };
 
 // open_ca_signer opens the CA key: a TokenSigner when pkcs11_uri is set, a FileSigner when

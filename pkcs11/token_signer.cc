@@ -17,8 +17,8 @@ tl::unexpected<Error> sign_error(std::string_view call, CK_RV rv, Session* sessi
   if (is_token_gone(rv) || rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) {
     session->close();
     return fail("pkcs11_token_missing",
-                fmt::format("PKCS#11 token is gone ({}: {}); the next signature retries",
-                            call, rv_name(rv)));
+                fmt::format("PKCS#11 token is gone ({}: {}); the next signature retries", call,
+                            rv_name(rv)));
   }
   return fail("pkcs11_sign_failed", fmt::format("PKCS#11 {} failed: {}", call, rv_name(rv)));
 }
@@ -27,8 +27,8 @@ tl::unexpected<Error> sign_error(std::string_view call, CK_RV rv, Session* sessi
 std::vector<uint8_t> digest(const char* name, ssh::Bytes data) {
   std::vector<uint8_t> out(EVP_MAX_MD_SIZE);
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_get_digestbyname(name),
-                 nullptr) != 1)
+  if (EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_get_digestbyname(name), nullptr) !=
+      1)
     return {};
   out.resize(len);
   return out;
@@ -68,10 +68,10 @@ Result<void> TokenSigner::reopen(bool recovering) {
   auto key = find_private_key(*module_, *session, uri_);
   if (!key) return tl::unexpected(key.error());
   if (!public_key_.blob.empty() && key->public_key.blob != public_key_.blob)
-    return fail("pkcs11_key_changed",
-                fmt::format("{}: the token now holds a different key ({}, was {})",
-                            describe_uri(uri_), key->public_key.fingerprint(),
-                            public_key_.fingerprint()));
+    return fail(
+        "pkcs11_key_changed",
+        fmt::format("{}: the token now holds a different key ({}, was {})", describe_uri(uri_),
+                    key->public_key.fingerprint(), public_key_.fingerprint()));
   // Set once: public_key() hands out a reference that other threads read without the mutex.
   if (public_key_.blob.empty()) public_key_ = std::move(key->public_key);
   key_ = key->handle;

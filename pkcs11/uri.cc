@@ -23,8 +23,7 @@ bool is_path_char(char c) {
 
 // RFC 7512 pk11-query-res-avail.
 bool is_query_char(char c) {
-  return is_unreserved(c) ||
-         std::string_view(":[]@!$'()*+,=/?|").find(c) != std::string_view::npos;
+  return is_unreserved(c) || std::string_view(":[]@!$'()*+,=/?|").find(c) != std::string_view::npos;
 }
 
 int hex_value(char c) {
@@ -49,8 +48,7 @@ Result<std::string> decode(std::string_view name, std::string_view value, bool (
   for (size_t i = 0; i < value.size(); ++i) {
     const char c = value[i];
     if (c == '%') {
-      if (i + 2 >= value.size())
-        return bad(fmt::format("{}: truncated percent escape", name));
+      if (i + 2 >= value.size()) return bad(fmt::format("{}: truncated percent escape", name));
       const int hi = hex_value(value[i + 1]);
       const int lo = hex_value(value[i + 2]);
       if (hi < 0 || lo < 0) return bad(fmt::format("{}: bad percent escape", name));
@@ -106,8 +104,8 @@ constexpr size_t kMaxId = 255;
 bool is_vendor_name(std::string_view name) {
   if (name.size() <= 2 || !name.starts_with("x-")) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
   });
 }
 
@@ -120,9 +118,7 @@ bool split_attribute(std::string_view attr, std::string_view* name, std::string_
   return true;
 }
 
-Result<void> set_text(const TextAttr& attr, std::string_view raw, bool (*allowed)(char),
-                      Uri* uri) {
-  if (uri->*attr.member) return bad(fmt::format("attribute {} given twice", attr.name));
+Result<void> set_text(const TextAttr& attr, std::string_view raw, bool (*allowed)(char), Uri* uri) {
   auto value = decode(attr.name, raw, allowed);
   if (!value) return tl::unexpected(value.error());
   if (value->find('\0') != std::string::npos)
@@ -136,12 +132,10 @@ Result<void> set_text(const TextAttr& attr, std::string_view raw, bool (*allowed
 Result<void> parse_path_attribute(std::string_view attr, Uri* uri) {
   std::string_view name;
   std::string_view raw;
-  if (!split_attribute(attr, &name, &raw))
-    return bad("path attribute without name=value");
+  if (!split_attribute(attr, &name, &raw)) return bad("path attribute without name=value");
   for (const auto& t : kPathText)
     if (name == t.name) return set_text(t, raw, is_path_char, uri);
   if (name == "type") {
-    if (uri->type) return bad("attribute type given twice");
     auto value = decode(name, raw, is_path_char);
     if (!value) return tl::unexpected(value.error());
     for (const auto& [spelling, type] : kTypes) {
@@ -153,7 +147,6 @@ Result<void> parse_path_attribute(std::string_view attr, Uri* uri) {
     return bad("type must be one of private, public, cert, secret-key, data");
   }
   if (name == "id") {
-    if (uri->id) return bad("attribute id given twice");
     auto value = decode(name, raw, is_path_char);
     if (!value) return tl::unexpected(value.error());
     if (value->size() > kMaxId) return bad(fmt::format("id: longer than {} bytes", kMaxId));
@@ -161,7 +154,6 @@ Result<void> parse_path_attribute(std::string_view attr, Uri* uri) {
     return {};
   }
   if (name == "slot-id") {
-    if (uri->slot_id) return bad("attribute slot-id given twice");
     uint64_t v = 0;
     const auto [end, ec] = std::from_chars(raw.data(), raw.data() + raw.size(), v);
     if (!is_decimal(raw) || ec != std::errc() || end != raw.data() + raw.size())
@@ -170,7 +162,6 @@ Result<void> parse_path_attribute(std::string_view attr, Uri* uri) {
     return {};
   }
   if (name == "library-version") {
-    if (uri->library_version) return bad("attribute library-version given twice");
     const size_t dot = raw.find('.');
     const std::string_view major = raw.substr(0, dot);
     const std::string_view minor = dot == std::string_view::npos ? "0" : raw.substr(dot + 1);
@@ -195,12 +186,12 @@ Result<void> parse_path_attribute(std::string_view attr, Uri* uri) {
 Result<void> parse_query_attribute(std::string_view attr, Uri* uri) {
   std::string_view name;
   std::string_view raw;
-  if (!split_attribute(attr, &name, &raw))
-    return bad("query attribute without name=value");
+  if (!split_attribute(attr, &name, &raw)) return bad("query attribute without name=value");
   if (name == "pin-value")
-    return bad("pin-value is refused: a PIN must not be written in configuration; put it in a "
-               "file readable only by the gateway and name it with pin-source or the pin file "
-               "setting");
+    return bad(
+        "pin-value is refused: a PIN must not be written in configuration; put it in a "
+        "file readable only by the gateway and name it with pin-source or the pin file "
+        "setting");
   for (const auto& t : kQueryText) {
     if (name != t.name) continue;
     auto set = set_text(t, raw, is_query_char, uri);
@@ -221,8 +212,8 @@ Result<void> parse_query_attribute(std::string_view attr, Uri* uri) {
                          decode(name, name, is_unreserved).value_or("?")));
 }
 
-// each_component splits text on sep and hands each piece to parse. Empty pieces are refused (an
-// entirely empty text is no component at all).
+// each_component splits text on sep and hands each piece to parse. Empty pieces and a name seen
+// before (in seen) are refused; an entirely empty text is no component at all.
 template <class Parse>
 Result<void> each_component(std::string_view text, char sep, std::string_view what,
                             std::vector<std::string>* seen, Parse parse) {
@@ -235,8 +226,8 @@ Result<void> each_component(std::string_view text, char sep, std::string_view wh
     if (piece.empty()) return bad(fmt::format("empty {} attribute", what));
     const std::string name(piece.substr(0, piece.find('=')));
     if (std::find(seen->begin(), seen->end(), name) != seen->end() && name != "pin-value")
-      return bad(fmt::format("attribute {} given twice",
-                             decode(name, name, is_unreserved).value_or("?")));
+      return bad(
+          fmt::format("attribute {} given twice", decode(name, name, is_unreserved).value_or("?")));
     seen->push_back(name);
     auto r = parse(piece);
     if (!r) return r;
@@ -264,8 +255,7 @@ std::string_view object_type_name(ObjectType type) {
 }
 
 Result<Uri> parse_uri(std::string_view text) {
-  if (text.size() > kMaxUri)
-    return bad(fmt::format("longer than {} bytes", kMaxUri));
+  if (text.size() > kMaxUri) return bad(fmt::format("longer than {} bytes", kMaxUri));
   if (text.size() < kScheme.size() ||
       !std::equal(kScheme.begin(), kScheme.end(), text.begin(),
                   [](char a, char b) { return a == (b >= 'A' && b <= 'Z' ? b - 'A' + 'a' : b); }))

@@ -31,10 +31,10 @@ struct LibraryVersion {
 // percent-decoded value (which may be empty: "token=" names a token with an empty label).
 struct Uri {
   // Path attributes: which token (CK_TOKEN_INFO), library (CK_INFO), slot (CK_SLOT_INFO), object.
-  std::optional<std::string> token;         // CK_TOKEN_INFO.label
-  std::optional<std::string> manufacturer;  // CK_TOKEN_INFO.manufacturerID
-  std::optional<std::string> serial;        // CK_TOKEN_INFO.serialNumber
-  std::optional<std::string> model;         // CK_TOKEN_INFO.model
+  std::optional<std::string> token;                 // CK_TOKEN_INFO.label
+  std::optional<std::string> manufacturer;          // CK_TOKEN_INFO.manufacturerID
+  std::optional<std::string> serial;                // CK_TOKEN_INFO.serialNumber
+  std::optional<std::string> model;                 // CK_TOKEN_INFO.model
   std::optional<std::string> library_manufacturer;  // CK_INFO.manufacturerID
   std::optional<std::string> library_description;   // CK_INFO.libraryDescription
   std::optional<LibraryVersion> library_version;    // CK_INFO.libraryVersion

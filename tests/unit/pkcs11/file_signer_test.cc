@@ -98,11 +98,13 @@ TEST_F(FileSignerTest, SshKeygenPemKeys) {
 TEST_F(FileSignerTest, OpensslPkcs8Keys) {
   expect_signs(make("ed25519.pem", "openssl genpkey -algorithm ed25519 -out"), "ssh-ed25519",
                "ssh-ed25519");
-  expect_signs(make("p384.pem", "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 "
-                                "-out"),
+  expect_signs(make("p384.pem",
+                    "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 "
+                    "-out"),
                "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp384");
-  expect_signs(make("rsa.pem", "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 "
-                               "-out"),
+  expect_signs(make("rsa.pem",
+                    "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 "
+                    "-out"),
                "ssh-rsa", "rsa-sha2-512");
 }
 
@@ -124,8 +126,9 @@ TEST_F(FileSignerTest, UnusableFilesRefused) {
       {ssh_keygen("openssh", "-t ed25519"), "ca_key_file", "OpenSSH format"},
       {make("encrypted", "ssh-keygen -q -N secret-passphrase -t ecdsa -m PEM -f"), "ca_key_file",
        "encrypted"},
-      {make("pkcs8-encrypted", "openssl genpkey -algorithm ed25519 -aes256 -pass pass:secret "
-                               "-out"),
+      {make("pkcs8-encrypted",
+            "openssl genpkey -algorithm ed25519 -aes256 -pass pass:secret "
+            "-out"),
        "ca_key_file", "encrypted"},
       {make("k1", "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:secp256k1 -out"),
        "ca_key_unsupported", "secp256k1"},
@@ -170,11 +173,11 @@ TEST(OpenCaSignerTest, ConfigurationRefusals) {
       {{"pkcs11:object=ca", "/m.so", "/pin", "/key.pem"}, "ca_key_config", "both"},
       {{"", "/m.so", "", "/key.pem"}, "ca_key_config", "module or PIN file"},
       {{"pkcs11:object=ca", "", "/pin", ""}, "ca_key_config", "no PKCS#11 module"},
-      {{"pkcs11:object=ca?module-name=softhsm2", "", "/pin", ""}, "ca_key_config",
-       "module-name"},
+      {{"pkcs11:object=ca?module-name=softhsm2", "", "/pin", ""}, "ca_key_config", "module-name"},
       {{"pkcs11:object=ca?module-path=/a.so", "/b.so", "/pin", ""}, "ca_key_config", "differ"},
       {{"pkcs11:object=ca", "/m.so", "", ""}, "ca_key_config", "no PIN file"},
-      {{"pkcs11:object=ca?pin-source=%7C/bin/askpin", "/m.so", "", ""}, "ca_key_config",
+      {{"pkcs11:object=ca?pin-source=%7C/bin/askpin", "/m.so", "", ""},
+       "ca_key_config",
        "pin-source must name a file"},
       {{"pkcs11:object=ca?pin-source=file:/a", "/m.so", "/b", ""}, "ca_key_config", "differ"},
       {{"pkcs11:object=ca;x", "/m.so", "/pin", ""}, "pkcs11_bad_uri", "name=value"},

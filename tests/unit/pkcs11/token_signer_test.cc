@@ -38,8 +38,12 @@ const std::vector<uint8_t> kMessage = {'c', 'e', 'r', 't', ' ', 't', 'b', 's'};
 // SoftHSM2 2.6.1 leaks a small ASN.1 string on every CKM_EDDSA signature (not ours to fix). For
 // LeakSanitizer to name it, the module stays mapped to the end (see SetUpTestSuite) and stacks
 // are unwound through libcrypto, which has no frame pointers.
-extern "C" const char* __lsan_default_suppressions() { return "leak:libsofthsm2.so\n"; }
-extern "C" const char* __asan_default_options() { return "fast_unwind_on_malloc=0"; }
+extern "C" const char* __lsan_default_suppressions() {
+  return "leak:libsofthsm2.so\n";
+}
+extern "C" const char* __asan_default_options() {
+  return "fast_unwind_on_malloc=0";
+}
 
 namespace touchgate::pkcs11 {
 namespace {
@@ -163,9 +167,8 @@ TEST_F(TokenSignerTest, MatchesPublicKeyExportedByPkcs11Tool) {
   ASSERT_TRUE(ssh::ecdsa_der(sig_r, sig_s, &ecdsa));
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
   ASSERT_EQ(EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey.get()), 1);
-  EXPECT_EQ(EVP_DigestVerify(ctx.get(), ecdsa.data(), ecdsa.size(), kMessage.data(),
-                             kMessage.size()),
-            1);
+  EXPECT_EQ(
+      EVP_DigestVerify(ctx.get(), ecdsa.data(), ecdsa.size(), kMessage.data(), kMessage.size()), 1);
 }
 
 TEST_F(TokenSignerTest, WrongPinIsLoginFailedWithoutThePin) {
@@ -194,8 +197,8 @@ TEST_F(TokenSignerTest, PinFileReadableByOthersRefused) {
 }
 
 TEST_F(TokenSignerTest, PinFromUriPinSource) {
-  CaKeyConfig c = config("pkcs11:token=tg-test;object=ca-p256?pin-source=file:" +
-                         hsm_->pin_file().string());
+  CaKeyConfig c =
+      config("pkcs11:token=tg-test;object=ca-p256?pin-source=file:" + hsm_->pin_file().string());
   c.pin_file.clear();
   auto signer = open_ca_signer(c);
   ASSERT_TRUE(signer) << signer.error().message;
@@ -203,8 +206,8 @@ TEST_F(TokenSignerTest, PinFromUriPinSource) {
 }
 
 TEST_F(TokenSignerTest, ModuleFromUriModulePath) {
-  CaKeyConfig c = config(std::string("pkcs11:token=tg-test;object=ca-p384?module-path=") +
-                         kSoftHsmModule);
+  CaKeyConfig c =
+      config(std::string("pkcs11:token=tg-test;object=ca-p384?module-path=") + kSoftHsmModule);
   c.module.clear();
   auto signer = open_ca_signer(c);
   ASSERT_TRUE(signer) << signer.error().message;

@@ -43,14 +43,13 @@ TEST(UriTest, Rfc7512Examples) {
   EXPECT_EQ(u.manufacturer, "Snake Oil, Inc.");
   EXPECT_EQ(u.model, "1.0");
   EXPECT_EQ(u.type, ObjectType::kCert);
-  EXPECT_EQ(u.id, (std::vector<uint8_t>{0x69, 0x95, 0x3e, 0x5c, 0xf4, 0xbe, 0x2d, 0xc8, 0xf4,
-                                        0x22, 0x41, 0x93, 0x42, 0x0a, 0x8e, 0x2b}));
+  EXPECT_EQ(u.id, (std::vector<uint8_t>{0x69, 0x95, 0x3e, 0x5c, 0xf4, 0xbe, 0x2d, 0xc8, 0xf4, 0x22,
+                                        0x41, 0x93, 0x42, 0x0a, 0x8e, 0x2b}));
 
   u = parse_ok("pkcs11:object=my-sign-key;type=private?module-name=mypkcs11");
   EXPECT_EQ(u.module_name, "mypkcs11");
 
-  u = parse_ok(
-      "pkcs11:object=my-sign-key;type=private?module-path=/mnt/libmypkcs11.so.1");
+  u = parse_ok("pkcs11:object=my-sign-key;type=private?module-path=/mnt/libmypkcs11.so.1");
   EXPECT_EQ(u.module_path, "/mnt/libmypkcs11.so.1");
 
   u = parse_ok("pkcs11:token=Software%20PKCS%2311%20softtoken;manufacturer=Snake%20Oil,%20Inc.");
@@ -66,8 +65,9 @@ TEST(UriTest, Rfc7512Examples) {
   EXPECT_EQ(u.library_description, "Soft Token Library");
   EXPECT_EQ(u.library_version, (LibraryVersion{1, 23}));
 
-  u = parse_ok("pkcs11:token=A%20name%20with%20a%20substring%20%25%3B;object=my-certificate;"
-               "type=cert");
+  u = parse_ok(
+      "pkcs11:token=A%20name%20with%20a%20substring%20%25%3B;object=my-certificate;"
+      "type=cert");
   EXPECT_EQ(u.token, "A name with a substring %;");
 
   // The RFC's label is 34 bytes: longer than any token label (CK_TOKEN_INFO.label is 32).
@@ -78,8 +78,9 @@ TEST(UriTest, Rfc7512Examples) {
   u = parse_ok("pkcs11:object=Name%20with%20a%20small%20A%20with%20acute:%20%C3%A1;type=cert");
   EXPECT_EQ(u.object, "Name with a small A with acute: \xc3\xa1");
 
-  u = parse_ok("pkcs11:slot-manufacturer=Open%20Source%20Project;slot-id=2;"
-               "slot-description=Soft%20Token%20Library");
+  u = parse_ok(
+      "pkcs11:slot-manufacturer=Open%20Source%20Project;slot-id=2;"
+      "slot-description=Soft%20Token%20Library");
   EXPECT_EQ(u.slot_manufacturer, "Open Source Project");
   EXPECT_EQ(u.slot_id, 2u);
 }

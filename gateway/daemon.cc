@@ -28,6 +28,8 @@
 #include "audit/syslog.h"
 #include "gateway/admin.h"
 #include "gateway/auditor.h"
+#include "gateway/offload.h"
+#include "pkcs11/open.h"
 #include "gateway/control_server.h"
 #include "gateway/host_keys.h"
 #include "gateway/listener.h"
@@ -181,8 +183,35 @@ int run_daemon(const DaemonOptions& options) {
   }
   Auditor auditor(audit_log->get(), ac.deny_on_failure);
 
+  // The CA key of terminating mode: a token that is missing now only makes terminating mode
+  // unavailable (ProxyJump is served); a configuration error stops the start.
+  std::unique_ptr<ssh::Signer> ca_signer;
+  if (config->ca.configured()) {
+    pkcs11::CaKeyConfig kc;
+    kc.pkcs11_uri = config->ca.pkcs11_uri;
+    kc.module = config->ca.pkcs11_module;
+    kc.pin_file = config->ca.pin_file;
+    kc.key_file = config->ca.key_file;
+    auto signer = pkcs11::open_ca_signer(kc);
+    if (signer) {
+      ca_signer = std::move(*signer);
+      log_event(Level::kInfo, "ca_ready", {{"key", ca_signer->describe()}});
+    } else if (signer.error().code == "ca_key_config" || signer.error().code == "pkcs11_bad_uri") {
+      print_error(fmt::format("[ca]: {} ({})", signer.error().message, signer.error().code));
+      return 1;
+    } else {
+      log_event(Level::kError, "ca_unavailable",
+                {{"code", signer.error().code},
+                 {"reason", signer.error().message},
+                 {"note", "terminating mode is refused until touchgated restarts with the key"}});
+    }
+  }
+  Offload offload("tg-offload");
+
   ssh_init();
   Runtime runtime;
+  runtime.ca = ca_signer.get();
+  runtime.offload = &offload;
   runtime.store = store->get();
   runtime.auditor = &auditor;
   {
@@ -324,6 +353,7 @@ int run_daemon(const DaemonOptions& options) {
   for (auto& w : workers) w->join();
   // Answers still queued by the store are posted to the stopped workers and never run.
   (*store)->stop();
+  offload.stop();
   {
     audit::Record r("gateway_stopped");
     r.str("instance", runtime.instance).str("reason", "signal");

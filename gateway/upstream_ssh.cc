@@ -340,7 +340,6 @@ bool UpstreamSsh::advance_ops() {
           request_news_.emplace_back(op_name(static_cast<int>(op.kind)), false);
       }
       ops_.clear();
-      op_sent_ = false;
       return true;
     }
     Op& op = ops_.front();
@@ -381,17 +380,13 @@ bool UpstreamSsh::advance_ops() {
         if (rc == SSH_OK) eof_sent_ = close_sent_ = true;
         break;
     }
-    if (rc == SSH_AGAIN) {
-      op_sent_ = true;
-      return changed;
-    }
+    if (rc == SSH_AGAIN) return changed;  // sent; the answer comes with a later pass
     if (rc == SSH_ERROR && session_lost()) {
       lost(op_name(static_cast<int>(op.kind)));
       return true;
     }
     if (wants_reply) request_news_.emplace_back(op_name(static_cast<int>(op.kind)), rc == SSH_OK);
     ops_.pop_front();
-    op_sent_ = false;
     changed = true;
   }
   return changed;
@@ -690,7 +685,6 @@ void UpstreamSsh::release_channel() {
     channel_ = nullptr;
   }
   ops_.clear();
-  op_sent_ = false;
   stdout_avail_ = stderr_avail_ = 0;
   write_blocked_ = false;
   exit_status_.reset();

@@ -226,7 +226,6 @@ class UpstreamSsh : public Pollable {
   uint32_t interest_ = 0;
   Clock::time_point deadline_{};
   std::deque<Op> ops_;
-  bool op_sent_ = false;  // the front op was sent and awaits its reply
 
   // News for the listener, set by callbacks and steps, cleared by deliver().
   bool ready_news_ = false;

@@ -770,11 +770,12 @@ bool Connection::waiting_for_touch(uint64_t channel_id) const {
   for (const auto& f : forwards_) {
     if (f->id() == channel_id) return f->state() == Forward::State::kAuthorizing;
   }
-  for (const auto& c : sessions_) {
-    if (c->id() == channel_id) return c->live();
-  }
+  // A session channel handed over to terminating mode keeps its id (its SessionChannel is done).
   for (const auto& t : terms_) {
     if (t->id() == channel_id) return t->waiting_for_touch();
+  }
+  for (const auto& c : sessions_) {
+    if (c->id() == channel_id) return c->live();
   }
   return false;
 }
@@ -807,15 +808,15 @@ void Connection::deliver_touch(uint64_t channel_id, const Result<TouchProof>& re
     }
     return;
   }
-  for (size_t i = 0; i < sessions_.size(); ++i) {
-    if (sessions_[i]->id() == channel_id) {
-      sessions_[i]->touch_result(result);
-      return;
-    }
-  }
   for (size_t i = 0; i < terms_.size(); ++i) {
     if (terms_[i]->id() == channel_id) {
       terms_[i]->touch_result(result);
+      return;
+    }
+  }
+  for (size_t i = 0; i < sessions_.size(); ++i) {
+    if (sessions_[i]->id() == channel_id) {
+      sessions_[i]->touch_result(result);
       return;
     }
   }

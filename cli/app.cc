@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/audit.h"
+#include "cli/ca.h"
 #include "cli/client_config.h"
 #include "cli/context.h"
 #include "cli/control.h"
@@ -57,6 +58,7 @@ int run(int argc, char** argv) {
   KeysCommand keys(app);
   PolicyCommand policy(app);
   ClientConfigCommand client_config(app);
+  CaCommand ca(app);
   ControlCommands control(app);
   AuditCommand audit(app);
 
@@ -76,6 +78,10 @@ int run(int argc, char** argv) {
     return policy.run(config);
   }
   if (client_config.selected()) return client_config.run(config);
+  if (ca.selected()) {
+    if (!ca.command_chosen()) return usage_error(app, "\"touchgate ca\" needs a command: pubkey");
+    return ca.run(config);
+  }
   if (control.selected()) {
     if (!control.command_chosen()) return usage_error(app, control.missing_command_message());
     return control.run(config);

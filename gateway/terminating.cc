@@ -219,10 +219,16 @@ void TerminatingSession::begin() {
     fail(d.code, d.explanation);
     return;
   }
-  if (!conn_.config().ca.configured() || conn_.worker().runtime().ca == nullptr) {
+  if (!conn_.config().ca.configured()) {
     fail("terminating_unavailable",
          "this gateway does not log in to targets itself (no [ca] key); use ssh -J " +
              conn_.config().server.name + " " + target_.name);
+    return;
+  }
+  if (conn_.worker().runtime().ca == nullptr) {
+    fail("ca_unavailable",
+         "the gateway's CA key could not be opened (see the gateway's log); logging in to " +
+             target_.name + " is not possible now, ssh -J still works");
     return;
   }
   const std::string what = fmt::format("{} {}", target_.name, target_.address());

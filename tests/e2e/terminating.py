@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
 """Terminating mode: `ssh gw db9 COMMAND` and `ssh -tt gw db9` — the gateway logs in to the
-target itself with a certificate it mints (signed by its own CA, here a key file), after the
-policy for the action and a touch. The command's stdout, stderr and exit status come back; the
+target itself with a certificate it mints (signed by its own CA, a key in a SoftHSM2 token whose
+public key `touchgate ca pubkey` prints for the target's TrustedUserCAKeys), after the policy for
+the action and a touch. The command's stdout, stderr and exit status come back; the
 user's agent never reaches the target; the target's log shows the minted certificate's key id
 touchgate:<conn>:alice; an interactive shell under a pty is recorded (asciicast) with its
 SHA-256 in the audit log, and altering the recording makes `touchgate audit verify` report it.
-Refusals: an action the rule does not grant, a target host key that does not match the pinned
-one, a target that is down."""
+Refusals: an action the rule does not grant (sftp), a target host key that does not match the
+pinned one, a target that is down, the token pulled out (ProxyJump still works; terminating mode
+again once it is back), a wrong PIN."""
 
 import json
 import os
 import re
-import types
 
 import harness
 from harness import check
+
+SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
 
 
 def main():
@@ -22,13 +25,24 @@ def main():
         ca = env.make_ca("sso")
         key = env.make_user_key("alice")
         cert = env.sign(key, ca)
-        # The gateway's own CA (a key file: the explicit fallback to a token).
-        gwca_key = env.path("gwca", "ca")
-        os.makedirs(os.path.dirname(gwca_key), exist_ok=True)
-        env.run(["ssh-keygen", "-q", "-t", "ecdsa", "-m", "PEM", "-N", "", "-C", "gw-ca",
-                 "-f", gwca_key], check=True)
-        gwca = types.SimpleNamespace(pub=gwca_key + ".pub", name="gwca")
-        target = env.start_target([ca, gwca], name="db9")
+        # The gateway's own CA: a P-256 key in a SoftHSM2 token.
+        hsm = env.path("softhsm")
+        os.makedirs(os.path.join(hsm, "tokens"))
+        with open(os.path.join(hsm, "softhsm2.conf"), "w") as f:
+            f.write(f"directories.tokendir = {hsm}/tokens\nobjectstore.backend = file\n"
+                    "log.level = ERROR\n")
+        os.environ["SOFTHSM2_CONF"] = os.path.join(hsm, "softhsm2.conf")  # for touchgated too
+        env.run(["softhsm2-util", "--init-token", "--free", "--label", "gwca", "--so-pin",
+                 "12345678", "--pin", "tg-pin-Qx7"], check=True)
+        env.run(["pkcs11-tool", "--module", SOFTHSM, "--login", "--pin", "tg-pin-Qx7", "--keypairgen",
+                 "--key-type", "EC:prime256v1", "--id", "01", "--label", "ca"], check=True)
+        pin_file = os.path.join(hsm, "pin")
+        with open(os.open(pin_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write("tg-pin-Qx7\n")
+        wrong_pin = os.path.join(hsm, "wrong-pin")
+        with open(os.open(wrong_pin, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write("tg-wrong-Zk4\n")
+        target = env.start_target([ca], name="db9")
         host_pub = harness.read_text(os.path.join(os.path.dirname(target.log),
                                                   "ssh_host_ed25519_key.pub")).strip()
         other = env.make_user_key("not-the-host-key")
@@ -40,8 +54,12 @@ targets = ["db9", "db8", "down"]
 actions = ["jump", "shell", "exec"]
 remote_user = "{env.login}"
 '''
-        extra = f'''[ca]
-key_file = "{gwca_key}"
+        ca_section = f'''[ca]
+pkcs11_uri = "pkcs11:token=gwca;object=ca;type=private"
+pkcs11_module = "{SOFTHSM}"
+pin_file = "{pin_file}"
+'''
+        extra = ca_section + f'''
 
 [[target]]
 name = "db9"
@@ -60,8 +78,16 @@ host_key = "{host_pub}"
 '''
         gw = env.start_gateway([ca], rules=rules, extra=extra)
         agent = env.touch_agent_for(gw, "alice")
-        config = env.client_config(gw, key, cert, name="ssh_config")
+        config = env.client_config(gw, key, cert, target=target, name="ssh_config")
         agent_env = {"SSH_AUTH_SOCK": agent.sock}
+
+        # The target trusts the gateway's CA: the line `touchgate ca pubkey` prints.
+        r = env.touchgate(gw, "ca", "pubkey")
+        check(r.returncode == 0 and r.stdout.startswith("ecdsa-sha2-nistp256 ") and
+              r.stdout.rstrip().endswith(" touchgate-ca@gw") and "pkcs11:" in r.stderr,
+              "touchgate ca pubkey", r)
+        with open(os.path.join(os.path.dirname(target.log), "trusted_user_ca_keys.pub"), "a") as f:
+            f.write(r.stdout)
 
         # -- exec: output, stderr and exit status come back ----------------------------------
         r = env.ssh(config, "gw", "db9 echo out; echo err >&2; echo agent=${SSH_AUTH_SOCK:-none}; "
@@ -113,7 +139,35 @@ host_key = "{host_pub}"
         r = env.ssh(config, "gw", "down true", jump=None, extra_env=agent_env)
         check(r.returncode == 255 and "(target_connect_failed)" in r.stderr,
               "a target that is down", r)
+        r = env.run(["sftp", "-F", config, "-b", "-", "alice+db9@gw"], input=b"ls\n",
+                    extra_env=agent_env)
+        check(r.returncode != 0, "sftp is not an action of the rule: refused", r)
+        denied = gw.wait_for_audit("policy_decision", outcome="deny", action="sftp")
+        check(denied["reason"] == "policy_no_match", f"sftp decision: {denied}")
+
+        # -- the token pulled out: terminating mode refused, ProxyJump goes on ----------------
+        os.rename(os.path.join(hsm, "tokens"), os.path.join(hsm, "tokens-away"))
+        r = env.ssh(config, "gw", "db9 true", jump=None, extra_env=agent_env)
+        check(r.returncode == 255 and "(pkcs11_token_missing)" in r.stderr,
+              "a missing token must be named", r)
+        r = env.ssh(config, "target", "echo jump-still-works")
+        check(r.returncode == 0 and r.stdout == "jump-still-works\n", "ProxyJump without token", r)
+        os.rename(os.path.join(hsm, "tokens-away"), os.path.join(hsm, "tokens"))
+        r = env.ssh(config, "gw", "db9 echo back", jump=None, extra_env=agent_env)
+        check(r.returncode == 0 and r.stdout == "back\n", "the token is back", r)
         check(gw.alive(), "touchgated died")
+
+        # -- a wrong PIN: the gateway starts, terminating mode is refused with the reason ------
+        gw2 = env.start_gateway([ca], rules=rules, name="gw2",
+                                extra=extra.replace(pin_file, wrong_pin))
+        gw2.wait_for_log(r"event=ca_unavailable\b.*code=pkcs11_login_failed")
+        check("tg-wrong-Zk4" not in gw2.log_text() and "tg-pin-Qx7" not in gw2.log_text(),
+              "a PIN reached the log")
+        env.touch_agent_for(gw2, "alice")
+        agent2 = env.touch_agent_for(gw2, "alice")
+        config2 = env.client_config(gw2, key, cert, name="ssh_config-gw2")
+        r = env.ssh(config2, "gw", "db9 true", jump=None, extra_env={"SSH_AUTH_SOCK": agent2.sock})
+        check(r.returncode == 255 and "(ca_unavailable)" in r.stderr, "wrong PIN", r)
 
 
 if __name__ == "__main__":

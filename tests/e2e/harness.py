@@ -683,6 +683,7 @@ AuthorizedKeysFile none
 PermitRootLogin yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
+Subsystem sftp internal-sftp
 LogLevel VERBOSE
 """)
             log = os.path.join(d, f"sshd-{attempt}.log")

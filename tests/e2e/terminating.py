@@ -53,6 +53,13 @@ principals = ["alice"]
 targets = ["db9", "db8", "down"]
 actions = ["jump", "shell", "exec"]
 remote_user = "{env.login}"
+
+[[rule]]
+id = "files"
+principals = ["alice"]
+targets = ["db7"]
+actions = ["sftp"]
+remote_user = "{env.login}"
 '''
         ca_section = f'''[ca]
 pkcs11_uri = "pkcs11:token=gwca;object=ca;type=private"
@@ -63,6 +70,11 @@ pin_file = "{pin_file}"
 
 [[target]]
 name = "db9"
+address = "{target.address}"
+host_key = "{host_pub}"
+
+[[target]]
+name = "db7"
 address = "{target.address}"
 host_key = "{host_pub}"
 
@@ -144,6 +156,29 @@ host_key = "{host_pub}"
         check(r.returncode != 0, "sftp is not an action of the rule: refused", r)
         denied = gw.wait_for_audit("policy_decision", outcome="deny", action="sftp")
         check(denied["reason"] == "policy_no_match", f"sftp decision: {denied}")
+
+        # -- sftp (login PRINCIPAL+TARGET) over a ControlMaster that forwards the agent: sftp
+        # itself never forwards one ---------------------------------------------------------
+        payload = os.urandom(300000)
+        src = env.path("payload.bin")
+        with open(src, "wb") as f:
+            f.write(payload)
+        sock = env.path("mux.sock")
+        r = env.run(["ssh", "-F", config, "-M", "-S", sock, "-N", "-f", "alice+db7@gw"],
+                    extra_env=agent_env)
+        check(r.returncode == 0, "the ControlMaster did not start", r)
+        batch = f"put {src} tg-sftp-test.bin\nget tg-sftp-test.bin {src}.back\nrm tg-sftp-test.bin\n"
+        r = env.run(["sftp", "-F", config, "-o", f"ControlPath={sock}", "-b", "-",
+                     "alice+db7@gw"], input=batch.encode(), extra_env=agent_env)
+        check(r.returncode == 0, "sftp put/get through the gateway", r)
+        with open(src + ".back", "rb") as f:
+            check(f.read() == payload, "the file came back altered")
+        env.run(["ssh", "-F", config, "-S", sock, "-O", "exit", "alice+db7@gw"])
+        sftp_open = gw.wait_for_audit("channel_open", action="sftp")
+        check(sftp_open["target"] == "db7", f"sftp channel_open: {sftp_open}")
+        closed = gw.wait_for_audit("channel_closed", action="sftp", target="db7")
+        check(closed["bytes_up"] > 300000 and closed["bytes_down"] > 300000,
+              f"sftp bytes: {closed}")
 
         # -- the token pulled out: terminating mode refused, ProxyJump goes on ----------------
         os.rename(os.path.join(hsm, "tokens"), os.path.join(hsm, "tokens-away"))

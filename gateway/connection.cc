@@ -1093,6 +1093,35 @@ void Connection::reevaluate() {
     f.refuse_by_policy("policy_revoked",
                        fmt::format("the reloaded policy no longer allows this channel: {}", why));
   }
+  for (size_t i = 0; i < terms_.size(); ++i) {
+    TerminatingSession& t = *terms_[i];
+    if (!t.live() || t.waiting_for_touch()) continue;  // still to be decided after its touch
+    const auto& req = t.request_info();
+    uint16_t port = 22;
+    for (const auto& c : snap_.config->targets) {
+      if (c.name == req.target) port = c.port;
+    }
+    const policy::Decision d = decide(req.target, port, req.action);
+    if (d.allowed()) continue;
+    ++revoked;
+    if (Auditor* a = auditor_of(worker_)) {
+      audit::Record r = audit_record("policy_decision");
+      r.str("outcome", "deny")
+          .u64("channel", t.id())
+          .str("target", req.target)
+          .str("action", policy::action_name(req.action))
+          .str("rule", d.rule_id)
+          .str("reason", "policy_revoked")
+          .str("factors_required", "")
+          .str("factor_used", "none")
+          .str("from", peer_ip_.to_string())
+          .str("message", d.explanation);
+      a->note(std::move(r));
+    }
+    t.close_by_policy("policy_revoked",
+                      fmt::format("the reloaded policy no longer allows this session: {}",
+                                  d.explanation));
+  }
   if (revoked > 0) after_mfa_event();
 }
 

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "gateway/connection.h"
+#include "gateway/terminating.h"
 #include "gateway/direct_tcpip.h"
 #include "gateway/log.h"
 #include "policy/factor.h"
@@ -43,6 +44,17 @@ SessionInfo Connection::session_info() const {
     c.since = unix_seconds(f->opened_at());
     c.bytes_up = f->bytes_up();
     c.bytes_down = f->bytes_down();
+    info.channels.push_back(std::move(c));
+  }
+  for (const auto& t : terms_) {
+    if (t->done()) continue;
+    ChannelInfo c;
+    c.channel = t->id();
+    c.target = t->request_info().target;
+    c.address = t->address();
+    c.since = unix_seconds(t->opened_at());
+    c.bytes_up = t->bytes_up();
+    c.bytes_down = t->bytes_down();
     info.channels.push_back(std::move(c));
   }
   if (last_touch_) {

@@ -29,6 +29,7 @@
 #include "gateway/offload.h"
 #include "gateway/upstream_cert.h"
 #include "gateway/worker.h"
+#include "policy/duration.h"
 #include "ssh/digest.h"
 #include "ssh/key.h"
 
@@ -272,6 +273,15 @@ void TerminatingSession::touch_result(const Result<TouchProof>& result) {
   }
   remote_user_ = d.remote_user;
   record_input_ = d.record_input;
+  if (d.max_session.count() > 0) {
+    max_session_ = d.max_session;
+    session_deadline_ = opened_at_ + d.max_session;
+  }
+  if (d.window_closes) {
+    window_ = d.window;
+    window_deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                          *d.window_closes - std::chrono::system_clock::now());
+  }
   rule_ = d.rule_id;
   touch_factors_ = result->factors;
   touch_key_fp_ = result->touch.fingerprint();
@@ -699,6 +709,18 @@ void TerminatingSession::pump() {
 }
 
 void TerminatingSession::tick(Clock::time_point now) {
+  if (window_deadline_ && now >= *window_deadline_ && live()) {
+    window_deadline_.reset();
+    fail("policy_window_closed",
+         fmt::format("rule {} allows access to {} only during {}; that time is over", rule_,
+                     target_.name, window_));
+  }
+  if (session_deadline_ && now >= *session_deadline_ && live()) {
+    session_deadline_.reset();
+    fail("session_time_limit",
+         fmt::format("rule {} allows sessions to {} of at most {}", rule_, target_.name,
+                     policy::format_duration(static_cast<uint64_t>(max_session_.count()))));
+  }
   if (state_ == State::kConnecting && fd_ >= 0 && now >= connect_deadline_) {
     conn_.worker().unwatch(fd_);
     ::close(fd_);
@@ -725,9 +747,8 @@ void TerminatingSession::fail(const std::string& code, const std::string& messag
              {"code", code},
              {"reason", message}});
   close_reason_ = code;
-  if (state_ != State::kRelaying) {
-    error_text_ = fmt::format("touchgate: {} ({})\r\n", message, code);
-  }
+  error_text_ = fmt::format("{}touchgate: {} ({})\r\n", state_ == State::kRelaying ? "\r\n" : "",
+                            message, code);
   state_ = State::kClosing;
   if (upstream_) upstream_->disconnect(code);
   if (fd_ >= 0) {

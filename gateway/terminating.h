@@ -150,6 +150,10 @@ class TerminatingSession : public Pollable, public Watcher, public UpstreamSshLi
   uint8_t touch_factors_ = 0;
   std::string touch_key_fp_;
   std::string rule_;
+  // The rule's limits: max_session (from the channel's open) and its time window.
+  std::optional<Clock::time_point> session_deadline_, window_deadline_;
+  std::chrono::seconds max_session_{0};
+  std::string window_;
 
   int fd_ = -1;  // the target socket until UpstreamSsh owns it
   uint32_t interest_ = 0;

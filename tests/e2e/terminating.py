@@ -55,6 +55,14 @@ actions = ["jump", "shell", "exec"]
 remote_user = "{env.login}"
 
 [[rule]]
+id = "brief"
+principals = ["alice"]
+targets = ["db5", "db6"]
+actions = ["exec"]
+max_session = "2s"
+remote_user = "{env.login}"
+
+[[rule]]
 id = "files"
 principals = ["alice"]
 targets = ["db7"]
@@ -75,6 +83,16 @@ host_key = "{host_pub}"
 
 [[target]]
 name = "db7"
+address = "{target.address}"
+host_key = "{host_pub}"
+
+[[target]]
+name = "db6"
+address = "{target.address}"
+trust_on_first_use = true
+
+[[target]]
+name = "db5"
 address = "{target.address}"
 host_key = "{host_pub}"
 
@@ -179,6 +197,32 @@ host_key = "{host_pub}"
         closed = gw.wait_for_audit("channel_closed", action="sftp", target="db7")
         check(closed["bytes_up"] > 300000 and closed["bytes_down"] > 300000,
               f"sftp bytes: {closed}")
+
+        # -- `ssh gw`: the targets open to this user and how to reach them ------------------------
+        r = env.ssh(config, "gw", None, jump=None)
+        check(r.returncode == 0 and re.search(r"db9\s+jump shell exec\s", r.stdout) and
+              re.search(r"db7\s+sftp\s", r.stdout) and "ssh -t gw TARGET" in r.stdout and
+              "sftp alice+TARGET@gw" in r.stdout and "down" in r.stdout,
+              "ssh gw lists the targets open to alice", r)
+
+        # -- a rule's max_session ends a terminating session too --------------------------------
+        r = env.ssh(config, "gw", "db5 sleep 20", jump=None, extra_env=agent_env, timeout=15)
+        check(r.returncode == 255 and "(session_time_limit)" in r.stderr and r.elapsed < 10,
+              "max_session must end the session", r)
+
+        # -- trust on first use: the first key is recorded, a different one later refused -------
+        r = env.ssh(config, "gw", "db6 echo tofu", jump=None, extra_env=agent_env)
+        check(r.returncode == 0 and r.stdout == "tofu\n", "first use of db6", r)
+        known = os.path.join(os.path.dirname(gw.config), "state", "known_hosts")
+        line = harness.read_text(known).strip()
+        check(line == "db6 " + " ".join(host_pub.split()[:2]), f"known_hosts: {line!r}")
+        first = gw.wait_for_audit("host_key_first_use", target="db6")
+        check(first["key_fp"].startswith("SHA256:"), f"host_key_first_use: {first}")
+        with open(known, "w") as f:
+            f.write("db6 " + " ".join(wrong_pub.split()[:2]) + "\n")
+        r = env.ssh(config, "gw", "db6 true", jump=None, extra_env=agent_env)
+        check(r.returncode == 255 and "(upstream_host_key_mismatch)" in r.stderr,
+              "a changed host key after first use", r)
 
         # -- the token pulled out: terminating mode refused, ProxyJump goes on ----------------
         os.rename(os.path.join(hsm, "tokens"), os.path.join(hsm, "tokens-away"))

@@ -65,7 +65,9 @@ struct SftpOp {
 };
 
 struct SftpStats {
-  std::map<std::string, uint64_t, std::less<>> requests;  // by request name: "read", "stat", ...
+  // Requests by name: "read", "stat", ...; extensions by their name when known
+  // ("statvfs@openssh.com"), else "extended"; packet types unknown here, "unknown". A fixed set.
+  std::map<std::string, uint64_t, std::less<>> requests;
   uint64_t unmatched_replies = 0;  // a reply whose id matched no outstanding request of its kind
   uint64_t dropped_requests = 0;   // outstanding requests evicted from the full table
   uint64_t dropped_handles = 0;    // open handles evicted from the full table

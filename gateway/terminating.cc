@@ -114,12 +114,7 @@ int TerminatingSession::take_client_data(const uint8_t* data, uint32_t len) {
     return 0;
   }
   const size_t took = upstream_->write({data, len});
-  if (took > 0) {
-    bytes_up_ += took;
-    if (recording_ && record_input_) {
-      (void)recording_->input(elapsed(), {data, took});
-    }
-  }
+  if (took > 0) client_taken({data, took});
   channel_buffered_ = len - static_cast<uint32_t>(took);
   return static_cast<int>(took);
 }
@@ -128,10 +123,7 @@ void TerminatingSession::drain_client() {
   if (channel_ == nullptr || state_ != State::kRelaying || !upstream_) return;
   if (!pending_.empty()) {
     const size_t took = upstream_->write(pending_);
-    bytes_up_ += took;
-    if (recording_ && record_input_ && took > 0) {
-      (void)recording_->input(elapsed(), {pending_.data(), took});
-    }
+    if (took > 0) client_taken({pending_.data(), took});
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(took));
     if (!pending_.empty()) return;
   }
@@ -145,12 +137,36 @@ void TerminatingSession::drain_client() {
     }
     channel_buffered_ -= std::min<uint32_t>(channel_buffered_, static_cast<uint32_t>(got));
     const size_t took = upstream_->write({buf, static_cast<size_t>(got)});
-    bytes_up_ += took;
-    if (recording_ && record_input_ && took > 0) (void)recording_->input(elapsed(), {buf, took});
+    if (took > 0) client_taken({buf, took});
     if (took < static_cast<size_t>(got)) {
       pending_.assign(buf + took, buf + got);
       break;
     }
+  }
+}
+
+void TerminatingSession::client_taken(std::span<const uint8_t> data) {
+  bytes_up_ += data.size();
+  if (recording_ && record_input_) (void)recording_->input(elapsed(), data);
+  // In the order the bytes cross the relay (replies are matched to requests by id).
+  if (sftp_) sftp_->client_bytes(data);
+}
+
+void TerminatingSession::audit_sftp_ops() {
+  if (!sftp_) return;
+  Auditor* a = conn_.worker().runtime().auditor;
+  for (auto& op : sftp_->take()) {
+    if (a == nullptr) continue;
+    audit::Record r = conn_.audit_record("sftp_op");
+    r.u64("channel", id_).str("target", target_.name).str("op", op.op).str("path", op.path);
+    if (!op.path2.empty()) r.str("path2", op.path2);
+    if (!op.mode.empty()) r.str("mode", op.mode);
+    if (!op.attrs.empty()) r.str("attrs", op.attrs);
+    if (op.op == "open") r.u64("bytes_read", op.bytes_read).u64("bytes_written", op.bytes_written);
+    r.boolean("ok", op.ok).str("status", op.status);
+    if (!op.message.empty()) r.str("message", op.message);
+    if (op.truncated) r.boolean("truncated", true);
+    a->note(std::move(r));
   }
 }
 
@@ -552,6 +568,7 @@ void TerminatingSession::upstream_channel_open() {
   }
   state_ = State::kRelaying;
   relay_start_ = Clock::now();
+  if (req_.action == policy::Action::kSftp) sftp_ = std::make_unique<ssh::SftpLog>();
   start_recording();
   log_event(Level::kInfo, "channel_open",
             {{"conn", conn_.id()},
@@ -647,6 +664,7 @@ void TerminatingSession::upstream_data(std::span<const uint8_t> data, bool is_st
   if (channel_ == nullptr || client_closed_ || data.empty()) return;
   bytes_down_ += data.size();
   record_output(data);
+  if (sftp_ && !is_stderr) sftp_->server_bytes(data);
   const int n = is_stderr ? ssh_channel_write_stderr(channel_, data.data(),
                                                      static_cast<uint32_t>(data.size()))
                           : ssh_channel_write(channel_, data.data(),
@@ -688,6 +706,7 @@ void TerminatingSession::pump() {
     return;
   }
   if (upstream_) upstream_->pump();
+  audit_sftp_ops();
   if (state_ == State::kRelaying) {
     drain_client();
     if (client_eof_ && channel_buffered_ == 0 && pending_.empty() && upstream_) {
@@ -785,6 +804,17 @@ void TerminatingSession::finish() {
 
 void TerminatingSession::audit_closed() {
   Auditor* a = conn_.worker().runtime().auditor;
+  std::string sftp_summary;
+  if (sftp_) {
+    sftp_->end();
+    audit_sftp_ops();
+    const auto& st = sftp_->stats();
+    for (const auto& [name, n] : st.requests) {
+      sftp_summary += fmt::format("{}{}={}", sftp_summary.empty() ? "" : " ", name, n);
+    }
+    if (sftp_->desynced()) sftp_summary.append(" desynced: ").append(sftp_->desync_reason());
+    sftp_.reset();
+  }
   if (recording_) {
     auto summary = recording_->close();
     if (a != nullptr && summary) {
@@ -825,6 +855,7 @@ void TerminatingSession::audit_closed() {
                                     Clock::now() - opened_at_)
                                     .count()))
         .str("reason", close_reason_.empty() ? "closed" : close_reason_);
+    if (!sftp_summary.empty()) r.str("sftp_requests", sftp_summary);
     a->note(std::move(r));
   }
 }

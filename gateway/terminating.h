@@ -30,6 +30,7 @@
 #include "gateway/upstream_ssh.h"
 #include "policy/config.h"
 #include "policy/factor.h"
+#include "ssh/sftp_log.h"
 
 namespace touchgate::gateway {
 
@@ -132,6 +133,10 @@ class TerminatingSession : public Pollable, public Watcher, public UpstreamSshLi
   HostKeyVerdict judge_host_key(const PresentedHostKey& key);
   void start_recording();
   void record_output(std::span<const uint8_t> data);
+  // client_taken: bytes of the client the target took (recorded, and for sftp logged).
+  void client_taken(std::span<const uint8_t> data);
+  // audit_sftp_ops writes the sftp operations completed so far (sftp sessions).
+  void audit_sftp_ops();
   // fail ends the session with a reason: before relaying, the client reads it on stderr.
   void fail(const std::string& code, const std::string& message);
   void finish();
@@ -166,6 +171,7 @@ class TerminatingSession : public Pollable, public Watcher, public UpstreamSshLi
   std::string cert_key_id_;
 
   std::unique_ptr<audit::Recording> recording_;
+  std::unique_ptr<ssh::SftpLog> sftp_;  // sftp sessions: the operation log
   std::string recording_path_;
   Clock::time_point opened_at_;
   Clock::time_point relay_start_{};

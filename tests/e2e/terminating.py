@@ -197,6 +197,16 @@ host_key = "{host_pub}"
         closed = gw.wait_for_audit("channel_closed", action="sftp", target="db7")
         check(closed["bytes_up"] > 300000 and closed["bytes_down"] > 300000,
               f"sftp bytes: {closed}")
+        # The operation log: one record per file handle and per change, not a byte dump.
+        ops = [r for r in gw.audit_records("sftp_op") if r["target"] == "db7"]
+        writes = [o for o in ops if o["op"] == "open" and o["path"].endswith("/tg-sftp-test.bin")
+                  and o["bytes_written"] == len(payload)]
+        reads = [o for o in ops if o["op"] == "open" and o["path"].endswith("/tg-sftp-test.bin")
+                 and o["bytes_read"] == len(payload)]
+        removed = [o for o in ops if o["op"] == "remove" and o["ok"]]
+        check(writes and reads and removed and all(o["ok"] for o in writes + reads),
+              f"sftp operation log: {ops}")
+        check("open=" in closed.get("sftp_requests", ""), f"sftp summary: {closed}")
 
         # -- `ssh gw`: the targets open to this user and how to reach them ------------------------
         r = env.ssh(config, "gw", None, jump=None)

@@ -649,7 +649,10 @@ void TerminatingSession::record_output(std::span<const uint8_t> data) {
   if (st && *st == audit::Recording::Status::kCapReached &&
       conn_.config().recording.end_session_on_cap && state_ == State::kRelaying) {
     close_reason_ = "recording_cap";
-    error_text_ = "\r\ntouchgate: the session reached the recording size limit and is ended\r\n";
+    error_text_ = fmt::format(
+        "\r\ntouchgate: the session reached the recording size limit of {} bytes and is ended "
+        "(recording_cap)\r\n",
+        conn_.config().recording.max_size);
     upstream_->close_channel();
   }
 }

@@ -246,6 +246,18 @@ host_key = "{host_pub}"
         check(r.returncode == 0 and r.stdout == "back\n", "the token is back", r)
         check(gw.alive(), "touchgated died")
 
+        # -- the recording size limit with on_cap = "end" ends the session ----------------------
+        gw3 = env.start_gateway([ca], rules=rules, name="gw3",
+                                extra=extra + '\n[recording]\nmax_size = "1M"\non_cap = "end"\n')
+        agent3 = env.touch_agent_for(gw3, "alice")
+        config3 = env.client_config(gw3, key, cert, name="ssh_config-gw3")
+        r = env.ssh(config3, "gw", "db9 head -c 3000000 /dev/zero | base64", jump=None,
+                    extra_env={"SSH_AUTH_SOCK": agent3.sock})
+        check(r.returncode != 0 and "(recording_cap)" in r.stderr and len(r.stdout) < 2000000,
+              "a session past the recording limit must end", r)
+        capped = gw3.wait_for_audit("recording_closed")
+        check(capped["capped"] is True and capped["size"] <= 1 << 20, f"capped: {capped}")
+
         # -- a wrong PIN: the gateway starts, terminating mode is refused with the reason ------
         gw2 = env.start_gateway([ca], rules=rules, name="gw2",
                                 extra=extra.replace(pin_file, wrong_pin))

@@ -666,6 +666,7 @@ size_t TerminatingSession::upstream_room(bool) {
 void TerminatingSession::upstream_data(std::span<const uint8_t> data, bool is_stderr) {
   if (channel_ == nullptr || client_closed_ || data.empty()) return;
   bytes_down_ += data.size();
+  conn_.note_activity(Clock::now());  // output is activity for the idle timeout
   record_output(data);
   if (sftp_ && !is_stderr) sftp_->server_bytes(data);
   const int n = is_stderr ? ssh_channel_write_stderr(channel_, data.data(),

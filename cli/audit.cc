@@ -1,10 +1,16 @@
-// touchgate audit verify|search|show|tail|export|stats. Trust boundary: the audit log's files
-// (read with audit/'s strict scanner; values are shown with control characters escaped, since
-// users and clients choose some of them, e.g. the login name a client asked for).
+// touchgate audit verify|search|show|tail|export|stats|replay. Trust boundary: the audit log's
+// files (read with audit/'s strict scanner; values are shown with control characters escaped,
+// since users and clients choose some of them, e.g. the login name a client asked for) and the
+// recordings replay plays (cli/replay.h).
 #include "cli/audit.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <optional>
 #include <set>
@@ -22,6 +28,7 @@
 #include "cli/app.h"
 #include "cli/context.h"
 #include "cli/format.h"
+#include "cli/replay.h"
 #include "policy/config.h"
 #include "ssh/key.h"
 
@@ -34,7 +41,7 @@ constexpr const char* kSkipNote =
     "Records that do not parse are skipped with a warning; 'touchgate audit verify' judges the "
     "log's integrity.";
 
-// Set by SIGINT/SIGTERM while `tail -f` runs.
+// Set by SIGINT/SIGTERM while `tail -f` or `replay` runs.
 std::atomic<bool> g_stop{false};
 
 void on_stop_signal(int) {
@@ -276,6 +283,86 @@ std::vector<typename Map::const_iterator> by_count(const Map& m, Count count) {
   return out;
 }
 
+void stop_on_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+// A recording as its recording_closed record describes it.
+struct RecordingEntry {
+  std::string conn, user, target, ts, file, sha256;
+  uint64_t channel = 0;
+  uint64_t size = 0;
+  bool capped = false;
+};
+
+bool parse_decimal(std::string_view s, uint64_t* out) {
+  if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string_view::npos)
+    return false;
+  *out = std::stoull(std::string(s));
+  return true;
+}
+
+RecordingEntry recording_entry(const audit::ParsedLine& p) {
+  RecordingEntry e;
+  e.conn = audit::field_text(p, "conn");
+  e.user = audit::field_text(p, "user");
+  e.target = audit::field_text(p, "target");
+  e.ts = std::string(p.ts);
+  e.file = audit::field_text(p, "file");
+  e.sha256 = audit::field_text(p, "sha256");
+  parse_decimal(audit::field_text(p, "channel"), &e.channel);
+  parse_decimal(audit::field_text(p, "size"), &e.size);
+  e.capped = audit::field_text(p, "capped") == "true";
+  return e;
+}
+
+// What `replay ID` names: a recording file, or a connection (full id or number) and maybe a
+// channel.
+struct ReplayId {
+  std::filesystem::path file;
+  std::string conn;
+  std::optional<uint64_t> channel;
+};
+
+Result<ReplayId> parse_replay_id(const std::string& text) {
+  ReplayId id;
+  if (text.find('/') != std::string::npos || text.ends_with(".cast")) {
+    id.file = std::filesystem::absolute(text).lexically_normal();
+    return id;
+  }
+  id.conn = text;
+  if (const size_t colon = text.rfind(':'); colon != std::string::npos) {
+    uint64_t channel = 0;
+    if (!parse_decimal(std::string_view(text).substr(colon + 1), &channel)) {
+      return fail("usage",
+                  fmt::format("{}: the channel after ':' must be a number", printable(text)));
+    }
+    id.channel = channel;
+    id.conn = text.substr(0, colon);
+  }
+  if (id.conn.empty()) return fail("usage", "ID: a connection id, ID:CHANNEL or a file is needed");
+  return id;
+}
+
+// Fd closes a file descriptor.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
 }  // namespace
 
 AuditCommand::AuditCommand(CLI::App& app) {
@@ -367,6 +454,35 @@ AuditCommand::AuditCommand(CLI::App& app) {
   stats_->footer(fmt::format("Each table keeps at most {} distinct names; the rest is counted "
                              "as (more). {}",
                              audit::Stats::kDefaultMaxKeys, kSkipNote));
+
+  replay_ = audit_->add_subcommand(
+      "replay", "Play a session recording to the terminal, checked against its record first");
+  replay_
+      ->add_option("ID", id_,
+                   "CONNECTION-ID[:CHANNEL] (the full id or its number alone, as for show), or "
+                   "the recording's file (a path with a '/' or ending in .cast)")
+      ->required();
+  add_dir(replay_);
+  replay_->add_option("--speed", speed_, "Play N times as fast (default 1; 0: do not wait)")
+      ->check(CLI::Range(0.0, 1000.0))
+      ->option_text("N");
+  replay_
+      ->add_option("--idle-limit", idle_limit_,
+                   "Shorten each pause longer than S seconds to S (default 2)")
+      ->check(CLI::Range(0.0, 1e9))
+      ->option_text("S");
+  replay_->add_flag("--no-wait", no_wait_, "Print the output at once (as --speed 0)");
+  replay_->add_flag("--force", force_,
+                    "Play a recording that differs from its record, or that no record names");
+  replay_->footer(
+      "Finds the recording_closed record of the recording (a connection with several recordings "
+      "lists them: give ID:CHANNEL), compares the file's size and SHA-256 with it and refuses a "
+      "file that differs unless --force ('touchgate audit verify' checks the records "
+      "themselves). Then writes the target's output as it was recorded, escape sequences "
+      "included, at its pace; what the user typed is never shown, resizes are not replayed, "
+      "markers and a banner naming the recording go to standard error. SIGINT (Ctrl-C) and "
+      "SIGTERM stop it with exit status 0. Exit status 1 when no single recording matched or "
+      "the file differs or cannot be read, 2 for a wrong command line.");
 }
 
 void AuditCommand::add_filter_options(CLI::App* c) {
@@ -399,7 +515,7 @@ bool AuditCommand::command_chosen() const {
 }
 
 std::string AuditCommand::missing_command_message() const {
-  return "an audit command is required: verify, search, show, tail, export, stats";
+  return "an audit command is required: verify, search, show, tail, export, stats, replay";
 }
 
 Result<std::filesystem::path> AuditCommand::audit_dir(
@@ -440,10 +556,10 @@ Result<audit::Filter> AuditCommand::filter() const {
 int AuditCommand::run(const std::filesystem::path& config_file) const {
   if (verify_->parsed()) return verify(config_file);
   const CLI::App* chosen = nullptr;
-  for (const CLI::App* c : {search_, show_, tail_, export_, stats_})
+  for (const CLI::App* c : {search_, show_, tail_, export_, stats_, replay_})
     if (c->parsed()) chosen = c;
   if (chosen == nullptr) return kExitUsage;
-  if (chosen != show_ && chosen != tail_) {
+  if (chosen != show_ && chosen != tail_ && chosen != replay_) {
     if (auto f = filter(); !f) return usage(chosen->get_name(), f.error().message);
   }
   auto dir = audit_dir(config_file);
@@ -457,6 +573,7 @@ int AuditCommand::run(const std::filesystem::path& config_file) const {
   if (chosen == tail_) status = tail(*dir);
   if (chosen == export_) status = export_records(*dir);
   if (chosen == stats_) status = stats(*dir);
+  if (chosen == replay_) status = replay(*dir);
   std::fflush(stdout);
   return status;
 }
@@ -801,6 +918,159 @@ int AuditCommand::stats(const std::filesystem::path& dir) const {
     if (!rows.empty()) out += "\n" + render_table({"SUSPECTED CLONE", "USER", "RECORDS"}, rows);
   }
   print(out);
+  return kExitOk;
+}
+
+int AuditCommand::replay(const std::filesystem::path& dir) const {
+  auto id = parse_replay_id(id_);
+  if (!id) return usage("replay", id.error().message);
+  // A file with --force plays even without a log to check it against.
+  const auto log = open_log(dir);
+  if (!log && !(force_ && !id->file.empty())) return report(log.error());
+
+  audit::Filter f;
+  f.events = {"recording_closed"};
+  if (id->file.empty()) {
+    if (id->conn.find_first_not_of("0123456789") == std::string::npos) {
+      f.conn_number = id->conn;
+    } else {
+      f.conn = id->conn;
+    }
+  }
+  constexpr size_t kMaxListed = 1000;
+  std::vector<RecordingEntry> found;
+  uint64_t matches = 0;
+  audit::Cursor cursor(dir);
+  if (log)
+    cursor.read([&](const audit::RecordRef& r) {
+      if (!f.matches(r.parsed)) return true;
+      RecordingEntry e = recording_entry(r.parsed);
+      if (id->channel && e.channel != *id->channel) return true;
+      if (!id->file.empty() && std::filesystem::path(e.file).lexically_normal() != id->file) {
+        return true;
+      }
+      ++matches;
+      if (found.size() < kMaxListed) found.push_back(std::move(e));
+      return true;
+    });
+  if (!report_skipped(cursor)) return nothing_read(dir);
+  if (!log) warn(log.error().message);
+
+  const std::string wanted = !id->file.empty() ? id->file.string()
+                             : id->channel     ? fmt::format("{}:{}", id->conn, *id->channel)
+                                               : id->conn;
+  std::optional<RecordingEntry> entry;
+  std::filesystem::path file = id->file;
+  if (matches == 0) {
+    if (id->file.empty()) {
+      return report(Error{"audit_no_match", fmt::format("no recording of connection {} in {}",
+                                                        printable(wanted), dir.string())});
+    }
+    if (!force_) {
+      return report(Error{"recording_no_record",
+                          fmt::format("no recording_closed record in {} names {}, so it cannot "
+                                      "be checked; --force plays it unchecked",
+                                      dir.string(), printable(wanted))});
+    }
+    warn(fmt::format("no record names {}: playing it unchecked (--force)", printable(wanted)));
+  } else if (matches > 1) {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& e : found) {
+      rows.push_back({printable(fmt::format("{}:{}", e.conn, e.channel)), e.ts.substr(0, 19) + "Z",
+                      printable(e.user), printable(e.target), std::to_string(e.size),
+                      printable(e.file)});
+    }
+    if (matches > found.size()) {
+      rows.push_back({fmt::format("(and {} more)", matches - found.size())});
+    }
+    std::fprintf(
+        stderr, "touchgate: %s matches %s; replay one of them by ID:CHANNEL:\n%s",
+        printable(wanted).c_str(), counted(matches, "recording").c_str(),
+        render_table({"ID:CHANNEL", "TIME", "USER", "TARGET", "BYTES", "FILE"}, rows).c_str());
+    return kExitError;
+  } else {
+    entry = found.front();
+    file = entry->file;
+  }
+
+  const Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    return report(
+        Error{"recording_unreadable", fmt::format("{}: cannot open the recording: {}",
+                                                  printable(file.string()), std::strerror(errno))});
+  }
+  // The check and the replay read the same open file.
+  if (entry) {
+    auto digest = digest_fd(fd.get());
+    if (!digest) return report(digest.error());
+    if (digest->size != entry->size || digest->sha256 != entry->sha256) {
+      const std::string how =
+          digest->size != entry->size
+              ? fmt::format("{} bytes, {} when it was recorded", digest->size, entry->size)
+              : fmt::format("same size, SHA-256 {} instead of {}", digest->sha256, entry->sha256);
+      if (!force_) {
+        return report(Error{"recording_altered",
+                            fmt::format("{}: the recording was altered since it was recorded "
+                                        "({}); --force plays it anyway",
+                                        printable(file.string()), printable(how))});
+      }
+      warn(
+          fmt::format("{}: the recording was altered since it was recorded ({}); playing it "
+                      "anyway (--force)",
+                      printable(file.string()), printable(how)));
+    }
+    if (::lseek(fd.get(), 0, SEEK_SET) != 0) {
+      return report(Error{"recording_unreadable",
+                          fmt::format("{}: {}", printable(file.string()), std::strerror(errno))});
+    }
+  }
+
+  ReplayOptions options;
+  options.speed = no_wait_ ? 0.0 : speed_;
+  options.idle_limit = idle_limit_;
+  ReplaySink sink;
+  sink.header = [&](const ReplayHeader& h) {
+    const std::string name =
+        entry ? fmt::format("{}:{}", entry->conn, entry->channel) : file.filename().string();
+    const std::string user = entry ? entry->user : h.user;
+    const std::string target = entry ? entry->target : h.target;
+    const std::string when = h.timestamp > 0 ? format_time(h.timestamp)
+                             : entry         ? entry->ts.substr(0, 19) + "Z"
+                                             : "-";
+    const uint64_t size = entry ? entry->size : 0;
+    std::fprintf(stderr,
+                 "touchgate: replaying %s: user %s, target %s, recorded %s, %lldx%lld%s%s\n",
+                 printable(name).c_str(), printable(user.empty() ? "-" : user).c_str(),
+                 printable(target.empty() ? "-" : target).c_str(), when.c_str(),
+                 static_cast<long long>(h.width), static_cast<long long>(h.height),
+                 size > 0 ? fmt::format(", {} bytes", size).c_str() : "",
+                 entry && entry->capped ? " (stopped at its size cap)" : "");
+  };
+  sink.output = [](std::string_view data) { print(data); };
+  sink.flush = [] { std::fflush(stdout); };
+  sink.marker = [](double time, std::string_view label) {
+    std::fprintf(stderr, "touchgate: marker at %.3fs: %s\n", time, printable(label).c_str());
+  };
+  uint64_t warned = 0;
+  sink.skipped = [&](uint64_t line, std::string_view why) {
+    if (++warned <= 10)
+      warn(fmt::format("{}:{}: skipped, {}", printable(file.string()), line, why));
+  };
+  stop_on_signals();
+  auto stats = play_recording(fd.get(), options, sink, g_stop);
+  std::fflush(stdout);
+  if (!stats) {
+    return report(Error{stats.error().code,
+                        fmt::format("{}: {}", printable(file.string()), stats.error().message)});
+  }
+  if (stats->skipped > 0) {
+    warn(
+        fmt::format("{} of {} skipped", counted(stats->skipped, "line"), printable(file.string())));
+  }
+  if (stats->stopped) {
+    std::fprintf(stderr, "\ntouchgate: replay stopped at %.1fs of the recording\n",
+                 stats->last_time);
+  }
   return kExitOk;
 }
 

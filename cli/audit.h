@@ -16,14 +16,15 @@ class App;
 
 namespace touchgate::cli {
 
-// AuditCommand adds "audit" and its subcommands (verify, search, show, tail, export, stats) to a
-// command line and runs the one chosen. CLI11 binds the options to its members, so it stays where
+// AuditCommand adds "audit" and its subcommands (verify, search, show, tail, export, stats,
+// replay) to a command line and runs the one chosen. CLI11 binds the options to its members, so it stays where
 // it was made.
 //
 // Exit statuses: verify 0 = clean (warnings are printed), 1 = tampered, 2 = a wrong command line
-// or a log or key that cannot be read; the others 0 = done (records that do not parse are
-// skipped with a warning), 1 = nothing could be read or (show) nothing matched, 2 = a wrong
-// command line.
+// or a log or key that cannot be read; replay 0 = played (or stopped by SIGINT/SIGTERM), 1 = no
+// single recording matched, the file differs from its record (without --force) or cannot be
+// read; the others 0 = done (records that do not parse are skipped with a warning), 1 = nothing
+// could be read or (show) nothing matched, 2 = a wrong command line.
 class AuditCommand {
  public:
   explicit AuditCommand(CLI::App& app);
@@ -42,6 +43,7 @@ class AuditCommand {
   int tail(const std::filesystem::path& dir) const;
   int export_records(const std::filesystem::path& dir) const;
   int stats(const std::filesystem::path& dir) const;
+  int replay(const std::filesystem::path& dir) const;
 
   // audit_dir is --dir, else the [audit] dir of the configuration.
   Result<std::filesystem::path> audit_dir(const std::filesystem::path& config_file) const;
@@ -57,6 +59,7 @@ class AuditCommand {
   CLI::App* tail_ = nullptr;
   CLI::App* export_ = nullptr;
   CLI::App* stats_ = nullptr;
+  CLI::App* replay_ = nullptr;
 
   std::string dir_;
   std::string key_;
@@ -75,6 +78,11 @@ class AuditCommand {
   uint64_t lines_ = 10;
   bool follow_ = false;
   std::string format_;
+  // replay.
+  double speed_ = 1.0;
+  double idle_limit_ = 2.0;
+  bool no_wait_ = false;
+  bool force_ = false;
 };
 
 }  // namespace touchgate::cli

@@ -109,40 +109,60 @@ int TerminatingSession::take_client_data(const uint8_t* data, uint32_t len) {
          fmt::format("the client sent {} bytes beyond what the channel window allows", len));
     return static_cast<int>(len);
   }
-  if (state_ != State::kRelaying || !upstream_ || !pending_.empty()) {
-    channel_buffered_ = len;
-    return 0;
+  channel_buffered_ = len;
+  if (state_ != State::kRelaying || !upstream_) return 0;
+  flush_pending();
+  size_t took = 0;
+  if (pending_size() == 0) {
+    took = upstream_->write({data, len});
+    if (took > 0) client_taken({data, took});
   }
-  const size_t took = upstream_->write({data, len});
-  if (took > 0) client_taken({data, took});
+  // What the target cannot take now waits in our buffer when it fits whole; else it stays in
+  // libssh's, where it keeps the client's window shut (see drain_client).
+  const size_t rest = len - took;
+  if (rest > 0 && pending_size() + rest <= kPendingCap) {
+    pending_.insert(pending_.end(), data + took, data + len);
+    took = len;
+  }
   channel_buffered_ = len - static_cast<uint32_t>(took);
   return static_cast<int>(took);
 }
 
+size_t TerminatingSession::pending_size() const { return pending_.size() - pending_off_; }
+
+void TerminatingSession::flush_pending() {
+  if (pending_size() == 0 || !upstream_) return;
+  const size_t took = upstream_->write({pending_.data() + pending_off_, pending_size()});
+  if (took > 0) client_taken({pending_.data() + pending_off_, took});
+  pending_off_ += took;
+  if (pending_off_ == pending_.size()) {
+    pending_.clear();
+    pending_off_ = 0;
+  } else if (pending_off_ > kPendingCap / 2) {
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(pending_off_));
+    pending_off_ = 0;
+  }
+}
+
 void TerminatingSession::drain_client() {
   if (channel_ == nullptr || state_ != State::kRelaying || !upstream_) return;
-  if (!pending_.empty()) {
-    const size_t took = upstream_->write(pending_);
-    if (took > 0) client_taken({pending_.data(), took});
-    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(took));
-    if (!pending_.empty()) return;
-  }
+  flush_pending();
+  // libssh's read reopens the client's window in full whatever it still buffers: read only when
+  // all it holds fits in our buffer, and take all of it, so the window it opens is empty.
+  if (channel_buffered_ == 0 || pending_size() + channel_buffered_ > kPendingCap) return;
   uint8_t* buf = conn_.worker().scratch();
+  const size_t chunk = conn_.worker().scratch_size();
   while (channel_buffered_ > 0) {
-    const uint32_t want = std::min<uint32_t>(channel_buffered_, static_cast<uint32_t>(kPendingMax));
+    const uint32_t want = std::min<uint32_t>(channel_buffered_, static_cast<uint32_t>(chunk));
     const int got = ssh_channel_read_nonblocking(channel_, buf, want, 0);
     if (got <= 0) {
       channel_buffered_ = 0;
       break;
     }
     channel_buffered_ -= std::min<uint32_t>(channel_buffered_, static_cast<uint32_t>(got));
-    const size_t took = upstream_->write({buf, static_cast<size_t>(got)});
-    if (took > 0) client_taken({buf, took});
-    if (took < static_cast<size_t>(got)) {
-      pending_.assign(buf + took, buf + got);
-      break;
-    }
+    pending_.insert(pending_.end(), buf, buf + got);
   }
+  flush_pending();
 }
 
 void TerminatingSession::client_taken(std::span<const uint8_t> data) {
@@ -713,7 +733,7 @@ void TerminatingSession::pump() {
   audit_sftp_ops();
   if (state_ == State::kRelaying) {
     drain_client();
-    if (client_eof_ && channel_buffered_ == 0 && pending_.empty() && upstream_) {
+    if (client_eof_ && channel_buffered_ == 0 && pending_size() == 0 && upstream_) {
       upstream_->send_eof();
     }
     if (client_closed_ && upstream_) {

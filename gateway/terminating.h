@@ -63,8 +63,9 @@ class TerminatingSession : public Pollable, public Watcher, public UpstreamSshLi
     kClosing,
     kDone
   };
-  // Client bytes we take from libssh but the target has not taken yet (at most one write).
-  static constexpr size_t kPendingMax = UpstreamSsh::kMaxWrite;
+  // Client bytes we hold that the target has not taken yet: more than libssh's largest channel
+  // window (1.28 MB), so that all libssh holds can always be moved here at once.
+  static constexpr size_t kPendingCap = 2u << 20;
 
   TerminatingSession(Connection& conn, uint64_t id, ssh_channel channel, TerminatingRequest req);
   ~TerminatingSession() override;
@@ -126,6 +127,8 @@ class TerminatingSession : public Pollable, public Watcher, public UpstreamSshLi
 
   int take_client_data(const uint8_t* data, uint32_t len);
   void drain_client();
+  void flush_pending();
+  size_t pending_size() const;
   void granted();
   void connect_next();
   void connected();
@@ -177,6 +180,7 @@ class TerminatingSession : public Pollable, public Watcher, public UpstreamSshLi
   Clock::time_point relay_start_{};
 
   std::vector<uint8_t> pending_;  // client bytes taken from libssh, not yet taken by the target
+  size_t pending_off_ = 0;        // pending_[0, pending_off_) was taken already
   uint32_t channel_buffered_ = 0;
   bool client_eof_ = false, client_closed_ = false;
   bool upstream_eof_ = false, eof_sent_ = false;

@@ -20,6 +20,7 @@
 
 #include <libssh/server.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -173,6 +174,7 @@ Result<void> UpstreamSsh::start(int fd) {
   state_ = State::kHandshake;
   deadline_ = Clock::now() + options_.handshake_timeout;
   fd_ = fd;
+  owned_fd_ = fd;
   if (ssh_connect(session_) == SSH_ERROR) {
     std::string why = ssh_get_error(session_);
     fd_ = -1;
@@ -703,9 +705,21 @@ void UpstreamSsh::release() {
     ssh_event_free(event_);
     event_ = nullptr;
   }
-  ssh_disconnect(session_);  // sends DISCONNECT if it can and closes the socket
+  // libssh 0.10 can leave a socket given with SSH_OPTIONS_FD open (measured: the target's
+  // connection outlived the session): close it ourselves when it is still the same socket
+  // (same inode: a descriptor number reused meanwhile is not ours).
+  const int sock = owned_fd_;
+  struct stat before {};
+  const bool known = sock >= 0 && ::fstat(sock, &before) == 0;
+  ssh_disconnect(session_);  // sends DISCONNECT if it can
   ssh_free(session_);
   session_ = nullptr;
+  struct stat after {};
+  if (known && ::fstat(sock, &after) == 0 && after.st_ino == before.st_ino &&
+      after.st_dev == before.st_dev) {
+    ::close(sock);
+  }
+  owned_fd_ = -1;
 }
 
 void UpstreamSsh::update_interest() {

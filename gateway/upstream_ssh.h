@@ -223,6 +223,7 @@ class UpstreamSsh : public Pollable {
   ssh_callbacks_struct session_cb_{};
   ssh_channel_callbacks_struct channel_cb_{};
   int fd_ = -1;
+  int owned_fd_ = -1;  // the socket given to libssh, closed by release() if libssh did not
   uint32_t interest_ = 0;
   Clock::time_point deadline_{};
   std::deque<Op> ops_;

@@ -10,6 +10,7 @@ Refusals: an action the rule does not grant (sftp), a target host key that does 
 pinned one, a target that is down, the token pulled out (ProxyJump still works; terminating mode
 again once it is back), a wrong PIN."""
 
+import hashlib
 import json
 import os
 import re
@@ -128,6 +129,12 @@ host_key = "{host_pub}"
         sshd_log = target.log_text()
         check(re.search(r"ID touchgate:[0-9a-f]{16}-\d+:alice \(serial \d+\)", sshd_log),
               "the target did not see the minted certificate's key id", sshd_log[-2000:])
+        # The gateway's own connection to the target ends with the session.
+        def gateway_to_target():
+            r = env.run(["ss", "-Htnp", "state", "established", "dst", target.address])
+            return [l for l in r.stdout.splitlines() if f"pid={gw.pid}," in l]
+        harness.wait_until(lambda: not gateway_to_target(), 5,
+                           "the gateway to close its connection to the target")
         decision = gw.wait_for_audit("policy_decision", outcome="allow", action="exec")
         check(decision["target"] == "db9" and decision["remote_user"] == env.login,
               f"policy_decision: {decision}")
@@ -135,14 +142,23 @@ host_key = "{host_pub}"
         check(opened["upstream_key_id"].startswith("touchgate:") and opened["upstream_serial"] > 0
               and opened["command"].startswith("echo out"), f"channel_open: {opened}")
 
+        # -- bulk both ways: an upload larger than any window, and a download ------------------
+        blob = os.urandom(12 * 1024 * 1024)
+        r = env.run(env.ssh_argv(config, "gw", "db9 sha256sum; head -c 6000000 /dev/zero | wc -c",
+                                 jump=None), input=blob, extra_env=agent_env, binary=True,
+                    timeout=60)
+        check(r.returncode == 0 and
+              r.stdout.decode().split()[0] == hashlib.sha256(blob).hexdigest(),
+              "a 12 MiB upload through terminating mode arrives whole", r)
+
         # -- an interactive shell under a pty, recorded ----------------------------------------
         r = env.run(env.ssh_argv(config, "gw", "db9", jump=None)[:1] + ["-tt"] +
                     env.ssh_argv(config, "gw", "db9", jump=None)[1:],
                     input=b"echo hello-$((6*7))\nexit 0\n", extra_env=agent_env)
         check(r.returncode == 0 and "hello-42" in r.stdout, "the shell did not run", r)
-        harness.wait_until(lambda: len(gw.audit_records("recording_closed")) == 2, 10,
-                           "the recordings of the exec and the shell")
-        exec_rec, rec = gw.audit_records("recording_closed")
+        harness.wait_until(lambda: len(gw.audit_records("recording_closed")) == 3, 10,
+                           "the recordings of the two execs and the shell")
+        exec_rec, _, rec = gw.audit_records("recording_closed")
         with open(exec_rec["file"], encoding="utf-8") as f:
             check("out" in f.read(), "the exec's output is recorded too")
         check(rec["size"] > 0 and re.fullmatch(r"[0-9a-f]{64}", rec["sha256"]),

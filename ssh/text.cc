@@ -33,27 +33,35 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
 
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
+  out.reserve(out.size() + s.size() + 2);
   out.push_back('"');
-  size_t i = 0;
+  // Runs of bytes written as they are (printable ASCII, valid UTF-8) are appended at once.
+  size_t run = 0, i = 0;
   while (i < s.size()) {
     const auto c = static_cast<uint8_t>(s[i]);
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      ++i;
+      continue;
+    }
+    if (c >= 0x80) {
+      if (const size_t n = utf8_sequence_length(s, i); n != 0) {
+        i += n;
+        continue;
+      }
+    }
+    out.append(s.data() + run, i - run);
     if (c == '"' || c == '\\') {
       out.push_back('\\');
       out.push_back(static_cast<char>(c));
-      ++i;
     } else if (c < 0x20 || c == 0x7f) {
-      out.append("\\u00");
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-      ++i;
-    } else if (size_t n = utf8_sequence_length(s, i); n != 0) {
-      out.append(s.substr(i, n));
-      i += n;
+      const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+      out.append(esc, sizeof esc);
     } else {
-      out.append("\xef\xbf\xbd");  // U+FFFD
-      ++i;
+      out.append("\xef\xbf\xbd");  // U+FFFD for a byte that is not UTF-8
     }
+    run = ++i;
   }
+  out.append(s.data() + run, i - run);
   out.push_back('"');
 }
 

@@ -177,16 +177,23 @@ Result<Recording::Status> Recording::record(Stream& stream, std::chrono::microse
   if (capped_) return Status::kCapReached;
   const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   size_t pos = 0;
+  std::string chunk;
   do {
     const size_t n = std::min(kChunkBytes, text.size() - pos);
-    std::string chunk = std::move(stream.pending);
-    chunk.append(text.substr(pos, n));
+    std::string_view piece = text.substr(pos, n);
     pos += n;
-    const size_t keep = incomplete_suffix(chunk);
-    stream.pending = chunk.substr(chunk.size() - keep);
-    chunk.resize(chunk.size() - keep);
-    if (chunk.empty()) continue;
-    auto status = event(elapsed, stream.type, chunk);
+    if (!stream.pending.empty()) {
+      // An incomplete sequence from the last call goes in front (the rare, copying case).
+      chunk = std::move(stream.pending);
+      stream.pending.clear();
+      chunk.append(piece);
+      piece = chunk;
+    }
+    const size_t keep = incomplete_suffix(piece);
+    stream.pending.assign(piece.substr(piece.size() - keep));
+    piece.remove_suffix(keep);
+    if (piece.empty()) continue;
+    auto status = event(elapsed, stream.type, piece);
     if (!status || *status == Status::kCapReached) return status;
   } while (pos < text.size());
   return Status::kRecorded;
@@ -196,6 +203,20 @@ Result<Recording::Status> Recording::event(std::chrono::microseconds elapsed, ch
                                            std::string_view data) {
   last_ = std::max(last_, elapsed);
   const std::string time = format_time(last_);
+  // The common case, far from the cap: the event is escaped straight into the buffer (an
+  // escaped byte takes at most 6).
+  const uint64_t worst = time.size() + 16 + 6 * static_cast<uint64_t>(data.size());
+  if (size_ + worst + kMarkerReserve <= max_bytes_) {
+    const size_t start = buf_.size();
+    buf_.push_back('[');
+    buf_.append(time);
+    buf_.append(", \"");
+    buf_.push_back(type);
+    buf_.append("\", ");
+    append_json_string(buf_, data);
+    buf_.append("]\n");
+    return commit(start);
+  }
   std::string line = "[" + time + ", \"" + type + "\", ";
   append_json_string(line, data);
   line += "]\n";
@@ -208,6 +229,19 @@ Result<Recording::Status> Recording::event(std::chrono::microseconds elapsed, ch
     return Status::kCapReached;
   }
   if (auto ok = append(line); !ok) return tl::unexpected(ok.error());
+  return Status::kRecorded;
+}
+
+Result<Recording::Status> Recording::commit(size_t start) {
+  const size_t n = buf_.size() - start;
+  size_ += n;
+  if (EVP_DigestUpdate(sha_.get(), buf_.data() + start, n) != 1) {
+    failed_ = "recording " + path_ + ": SHA-256 failed";
+    return fail("recording_io", failed_);
+  }
+  if (buf_.size() >= kBufferBytes) {
+    if (auto ok = flush(); !ok) return tl::unexpected(ok.error());
+  }
   return Status::kRecorded;
 }
 

@@ -90,6 +90,8 @@ class Recording {
                         std::span<const uint8_t> bytes);
   Result<Status> event(std::chrono::microseconds elapsed, char type, std::string_view data);
   Result<void> append(std::string_view line);
+  // commit accounts for (size, SHA-256) what was written into buf_ from `start` on.
+  Result<Status> commit(size_t start);
   Result<void> usable() const;
 
   int fd_;

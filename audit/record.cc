@@ -1,5 +1,7 @@
 #include "audit/record.h"
 
+#include <pwd.h>
+
 #include <ctime>
 
 #include <fmt/format.h>
@@ -112,6 +114,19 @@ FormattedLine format_line(uint64_t seq, std::chrono::system_clock::time_point ts
   out.text.append(out.hash);
   out.text.append("\"}\n");
   return out;
+}
+
+Record admin_record(std::string_view event, uint32_t uid) {
+  std::string name = "uid" + std::to_string(uid);
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) {
+    name = found->pw_name;
+  }
+  Record r(event);
+  r.str("admin", name).u64("uid", uid);
+  return r;
 }
 
 }  // namespace touchgate::audit

@@ -42,6 +42,10 @@ class Record {
   bool valid_ = true;
 };
 
+// admin_record starts the record of an administrator's action: event, "admin" (the account name
+// of uid, or "uid<N>" when it has none) and "uid".
+Record admin_record(std::string_view event, uint32_t uid);
+
 // is_name is true for a non-empty [a-z0-9_]+ string of at most 64 bytes.
 bool is_name(std::string_view s);
 

@@ -1,6 +1,5 @@
 #include "cli/audit_record.h"
 
-#include <pwd.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -16,28 +15,6 @@
 namespace touchgate::cli {
 namespace {
 
-std::string user_name(uid_t uid) {
-  struct passwd pw {};
-  struct passwd* found = nullptr;
-  std::vector<char> buf(16384);
-  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) {
-    return found->pw_name;
-  }
-  return fmt::format("uid{}", uid);
-}
-
-const char* event_of(gateway::KeyChange change) {
-  switch (change) {
-    case gateway::KeyChange::kAdded:
-      return "admin_key_added";
-    case gateway::KeyChange::kRevoked:
-      return "admin_key_revoked";
-    case gateway::KeyChange::kCloneCleared:
-      return "admin_clone_cleared";
-  }
-  return "admin_key_added";
-}
-
 // write_directly appends the record to the log itself (no gateway is running).
 Result<void> write_directly(const policy::Config& config, gateway::KeyChange change,
                             const store::EnrolledKey& key) {
@@ -50,9 +27,8 @@ Result<void> write_directly(const policy::Config& config, gateway::KeyChange cha
   options.checkpoint_interval = config.audit.checkpoint_interval;
   auto log = audit::AuditLog::open(options);
   if (!log) return tl::unexpected(log.error());
-  const uid_t uid = ::getuid();
-  audit::Record r(event_of(change));
-  r.str("admin", user_name(uid)).u64("uid", uid).str("via", "direct");
+  audit::Record r = audit::admin_record(gateway::key_change_event(change), ::getuid());
+  r.str("via", "direct");
   r.str("user", key.principal).str("key_fp", key.fingerprint);
   r.str("kind", store::kind_name(key.kind)).str("label", key.label);
   r.boolean("pin_required", key.pin_required).str("status", store::status_name(key.status));

@@ -1,6 +1,5 @@
 #include "gateway/admin.h"
 
-#include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,31 +59,7 @@ Result<T> ask_workers(const std::vector<std::unique_ptr<Worker>>& workers,
   return std::move(g->value);
 }
 
-bool same_audit(const policy::AuditConfig& a, const policy::AuditConfig& b) {
-  return a.dir == b.dir && a.key == b.key && a.max_segment_size == b.max_segment_size &&
-         a.max_segment_age == b.max_segment_age && a.checkpoint_every == b.checkpoint_every &&
-         a.checkpoint_interval == b.checkpoint_interval &&
-         a.deny_on_failure == b.deny_on_failure && a.syslog == b.syslog &&
-         a.syslog_socket == b.syslog_socket && a.syslog_facility == b.syslog_facility;
-}
-
 }  // namespace
-
-std::string user_name(uint32_t uid) {
-  struct passwd pw {};
-  struct passwd* found = nullptr;
-  std::vector<char> buf(16384);
-  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) {
-    return found->pw_name;
-  }
-  return fmt::format("uid{}", uid);
-}
-
-audit::Record admin_record(std::string_view event, uint32_t uid) {
-  audit::Record r(event);
-  r.str("admin", user_name(uid)).u64("uid", uid);
-  return r;
-}
 
 std::vector<std::string> restart_only_changes(const policy::ServerConfig& running,
                                               const policy::ServerConfig& loaded) {
@@ -109,7 +84,7 @@ Result<Reloaded> Admin::reload(std::string_view by, uint32_t uid) {
   const std::string via = by == "SIGHUP" ? "sighup" : "control";
   if (!loaded) {
     if (runtime_.auditor != nullptr) {
-      audit::Record r = admin_record("admin_reload", uid);
+      audit::Record r = audit::admin_record("admin_reload", uid);
       r.str("via", via).str("outcome", "deny").str("reason", loaded.error().code);
       r.str("message", loaded.error().message);
       runtime_.auditor->note(std::move(r));
@@ -124,7 +99,7 @@ Result<Reloaded> Admin::reload(std::string_view by, uint32_t uid) {
   Snapshot next = std::move(*loaded);
   const policy::ServerConfig& was = running.config->server;
   auto kept = restart_only_changes(was, next.config->server);
-  if (!same_audit(running.config->audit, next.config->audit)) kept.push_back("audit");
+  if (running.config->audit != next.config->audit) kept.push_back("audit");
   if (!kept.empty()) {
     // What is already bound, opened and started stays as it is; the snapshot says so too.
     auto patched = std::make_shared<policy::Config>(*next.config);
@@ -150,7 +125,7 @@ Result<Reloaded> Admin::reload(std::string_view by, uint32_t uid) {
   const size_t cas = next.trust->cas.size();
   runtime_.set_snapshot(std::move(next));
   if (runtime_.auditor != nullptr) {
-    audit::Record r = admin_record("admin_reload", uid);
+    audit::Record r = audit::admin_record("admin_reload", uid);
     r.str("via", via).str("outcome", "allow").u64("generation", generation);
     if (!kept.empty()) r.str("restart_needed", fmt::format("{}", fmt::join(kept, ",")));
     runtime_.auditor->note(std::move(r));
@@ -228,7 +203,7 @@ std::string Admin::answer(const ControlRequest& request, uint32_t uid) {
     case ControlVerb::kSessionsKillUser: {
       auto killed = kill(request, uid);
       if (runtime_.auditor != nullptr) {
-        audit::Record r = admin_record("admin_session_kill", uid);
+        audit::Record r = audit::admin_record("admin_session_kill", uid);
         r.str("request", request.verb == ControlVerb::kSessionsKillUser
                              ? "--user " + request.principal
                              : std::to_string(request.connection_id));
@@ -277,10 +252,7 @@ Result<void> Admin::record_key_change(const ControlRequest& request, uint32_t ui
       if (k) key = std::move(*k);
     }
   }
-  const char* event = request.change == KeyChange::kAdded     ? "admin_key_added"
-                      : request.change == KeyChange::kRevoked ? "admin_key_revoked"
-                                                              : "admin_clone_cleared";
-  audit::Record r = admin_record(event, uid);
+  audit::Record r = audit::admin_record(key_change_event(request.change), uid);
   r.str("via", "control");
   if (key) r.str("user", key->principal);
   r.str("key_fp", request.fingerprint);

@@ -11,6 +11,13 @@ Error Auditor::refusal() {
                "try again later or tell an administrator"};
 }
 
+Error Auditor::refusal_for(const Error& e) {
+  if (e.code == "audit_overloaded") {
+    return Error{"audit_overloaded", "the gateway's audit log is overloaded; try again in a moment"};
+  }
+  return refusal();
+}
+
 void Auditor::failed(const Error& e) {
   failures_.fetch_add(1);
   if (!failing_.exchange(true)) {

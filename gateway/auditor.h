@@ -27,8 +27,10 @@ class Auditor {
   // refusing is true when new access must be refused now: the log is unhealthy and
   // on_failure = "deny". (A write may still fail later; grant() then reports it.)
   bool refusing() const { return log_ != nullptr && deny_on_failure_ && !log_->healthy(); }
-  // refusal is the error a client is shown while refusing (code audit_unavailable).
+  // refusal is the error a client is shown while refusing (code audit_unavailable);
+  // refusal_for(e) the one for a grant whose record failed with e (audit_overloaded is named).
   static Error refusal();
+  static Error refusal_for(const Error& e);
 
   // note writes a record nobody waits for (refusals, facts). A failure is logged, not returned.
   void note(audit::Record r);

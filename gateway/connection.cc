@@ -2,7 +2,6 @@
 // callbacks; the certificate bytes are judged by ssh::validate_certificate alone.
 #include "gateway/connection.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -61,36 +60,6 @@ uint64_t unix_now() {
   return static_cast<uint64_t>(std::time(nullptr));
 }
 
-// split_peer splits "addr:port" / "[v6]:port" into the address and the port.
-std::pair<std::string, uint64_t> split_peer(const std::string& peer) {
-  const size_t colon = peer.rfind(':');
-  if (colon == std::string::npos) return {peer, 0};
-  std::string host = peer.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  return {host, std::strtoull(peer.c_str() + colon + 1, nullptr, 10)};
-}
-
-// local_address is "addr:port" of our end of the socket fd.
-std::string local_address(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
-  char host[INET6_ADDRSTRLEN] = {};
-  if (ss.ss_family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-    return fmt::format("{}:{}", host, ntohs(a->sin_port));
-  }
-  if (ss.ss_family == AF_INET6) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-    return fmt::format("[{}]:{}", host, ntohs(a->sin6_port));
-  }
-  return "";
-}
-
 Auditor* auditor_of(Worker& w) { return w.runtime().auditor; }
 
 }  // namespace
@@ -137,10 +106,10 @@ bool Connection::start() {
   }
   ssh_set_blocking(session_, 0);
   if (Auditor* a = auditor_of(worker_)) {
-    auto [client, client_port] = split_peer(peer_);
+    auto [client, client_port] = split_address(peer_);
     audit::Record r("connection_accepted");
     r.str("conn", audit_id_).str("client", client).u64("client_port", client_port);
-    r.str("local", local_address(fd_));
+    r.str("local", local_address(fd_).to_string());
     a->note(std::move(r));
     audit_accepted_ = true;
   }
@@ -874,10 +843,7 @@ void Connection::grant_forward(Forward& f, const policy::Decision& d,
       if (recorded) {
         fwd->authorized();
       } else {
-        const Error e = recorded.error().code == "audit_overloaded"
-                            ? Error{"audit_overloaded",
-                                    "the gateway's audit log is overloaded; try again in a moment"}
-                            : Auditor::refusal();
+        const Error e = Auditor::refusal_for(recorded.error());
         fwd->refuse(e.code, e.message);
       }
       break;
@@ -1200,7 +1166,7 @@ void Connection::teardown(const std::string& reason) {
     audit::Record r("connection_closed");
     r.str("conn", audit_id_);
     if (!login_.empty()) r.str("user", login_);
-    r.str("client", split_peer(peer_).first)
+    r.str("client", split_address(peer_).first)
         .u64("duration_ms", static_cast<uint64_t>(lifetime.count()))
         .u64("channels", channels_opened_)
         .str("reason", reason);

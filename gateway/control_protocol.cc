@@ -220,6 +220,18 @@ std::string encode_request(const ControlRequest& request) {
   return "ping\n";
 }
 
+std::string_view key_change_event(KeyChange change) {
+  switch (change) {
+    case KeyChange::kAdded:
+      return "admin_key_added";
+    case KeyChange::kRevoked:
+      return "admin_key_revoked";
+    case KeyChange::kCloneCleared:
+      return "admin_clone_cleared";
+  }
+  return "admin_key_added";
+}
+
 std::string_view key_change_word(KeyChange change) {
   switch (change) {
     case KeyChange::kAdded:

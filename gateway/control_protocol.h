@@ -39,6 +39,9 @@ struct ControlRequest {
 
 // key_change_word is "key-added", "key-revoked" or "clone-cleared".
 std::string_view key_change_word(KeyChange change);
+// key_change_event is the audit event of a change: "admin_key_added", "admin_key_revoked",
+// "admin_clone_cleared".
+std::string_view key_change_event(KeyChange change);
 
 // parse_request reads one whole request: UTF-8 words separated by single spaces, ending in exactly
 // one "\n" that is its last byte. Refused (code control_bad_request, message says why): no final

@@ -35,11 +35,6 @@ constexpr size_t kMaxRead = 64 * 1024;
 constexpr uint64_t kQuickAckBytes = 64 * 1024;
 }  // namespace
 
-// A name lookup running on a helper thread; the result is delivered on the worker thread.
-struct ResolveRequest {
-  bool cancelled = false;  // worker thread only
-};
-
 Forward::Forward(Connection& conn, uint64_t id, policy::Target target, std::string requested)
     : conn_(conn),
       id_(id),
@@ -68,33 +63,21 @@ void Forward::authorized() {
     connect_next();
     return;
   }
-  // DNS name: resolve on a helper thread, continue on the worker.
+  // DNS name: resolved on a helper thread, continued here (unless cancelled meanwhile).
   state_ = State::kResolving;
-  auto req = std::make_shared<ResolveRequest>();
-  resolve_ = req;
-  Worker* worker = &conn_.worker();
-  std::string host = target_.host;
-  uint16_t port = target_.port;
-  Forward* self = this;
-  // The lookup thread posts its result back to this worker; the daemon keeps workers alive at
-  // exit while any lookup still runs (Runtime::resolving).
-  worker->runtime().resolving.fetch_add(1);
-  std::thread([worker, req, host, port, self] {
-    auto result = resolve_blocking(host, port);
-    worker->post([req, self, result = std::move(result)] {
-      if (req->cancelled) return;
-      self->resolve_.reset();
-      if (!result) {
-        self->fail(result.error().code, fmt::format("cannot reach target {} ({}): {}",
-                                                    self->target_.name, self->target_.address(),
-                                                    result.error().message));
-        return;
-      }
-      self->candidates_ = std::move(*result);
-      self->connect_next();
-    });
-    worker->runtime().resolving.fetch_sub(1);
-  }).detach();
+  resolve_ = std::make_shared<int>(0);
+  resolve_async(conn_.worker(), resolve_, target_.host, target_.port,
+                [this](Result<std::vector<SocketAddress>> result) {
+                  resolve_.reset();
+                  if (!result) {
+                    fail(result.error().code,
+                         fmt::format("cannot reach target {} ({}): {}", target_.name,
+                                     target_.address(), result.error().message));
+                    return;
+                  }
+                  candidates_ = std::move(*result);
+                  connect_next();
+                });
 }
 
 void Forward::connect_next() {
@@ -514,10 +497,7 @@ void Forward::audit_closed(const std::string& reason) {
 }
 
 void Forward::abandon() {
-  if (resolve_) {
-    resolve_->cancelled = true;
-    resolve_.reset();
-  }
+  resolve_.reset();  // a lookup still running finds its token expired
   release_socket();
   if (channel_ != nullptr) {
     // Freed with the session by libssh; only make sure no callback reaches us again.
@@ -541,10 +521,7 @@ void Forward::abandon() {
 }
 
 void Forward::release_socket() {
-  if (resolve_) {
-    resolve_->cancelled = true;
-    resolve_.reset();
-  }
+  resolve_.reset();  // a lookup still running finds its token expired
   if (fd_ >= 0) {
     conn_.worker().unwatch(fd_);
     ::close(fd_);

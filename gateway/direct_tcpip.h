@@ -131,7 +131,7 @@ class Forward : public Pollable {
   uint32_t interest_ = 0;
   std::string address_;                 // the address connected to
   std::vector<SocketAddress> candidates_;  // resolved addresses not yet tried
-  std::shared_ptr<struct ResolveRequest> resolve_;
+  std::shared_ptr<int> resolve_;  // a running name lookup's token (reset: cancelled)
   Clock::time_point opened_at_;
   Clock::time_point connect_deadline_{};
 

@@ -16,7 +16,6 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -36,22 +35,6 @@
 namespace touchgate::gateway {
 
 namespace {
-
-// local_ip is the numeric address of our end of a connected socket.
-std::string local_ip(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
-  SocketAddress a;
-  a.storage = ss;
-  a.length = len;
-  std::string text = a.to_string();  // "ip:port" or "[ip]:port"
-  const size_t colon = text.rfind(':');
-  if (colon == std::string::npos) return "";
-  text.resize(colon);
-  if (text.size() >= 2 && text.front() == '[') text = text.substr(1, text.size() - 2);
-  return text;
-}
 
 std::string action_word(policy::Action a) { return std::string(policy::action_name(a)); }
 
@@ -331,11 +314,8 @@ void TerminatingSession::touch_result(const Result<TouchProof>& result) {
   a->grant(conn_.worker(), alive_, std::move(r), [this](Result<void> recorded) {
     if (state_ != State::kRecording) return;
     if (!recorded) {
-      fail(recorded.error().code == "audit_overloaded" ? "audit_overloaded"
-                                                       : Auditor::refusal().code,
-           recorded.error().code == "audit_overloaded"
-               ? "the gateway's audit log is overloaded; try again in a moment"
-               : Auditor::refusal().message);
+      const Error e = Auditor::refusal_for(recorded.error());
+      fail(e.code, e.message);
     } else {
       granted();
     }
@@ -347,28 +327,19 @@ void TerminatingSession::granted() {
   state_ = State::kConnecting;
   SocketAddress addr;
   if (!resolve_numeric(target_.host, target_.port, &addr)) {
-    // Names are resolved off the worker: a lookup thread posts the answer back.
-    auto alive = std::weak_ptr<int>(alive_);
-    Worker* worker = &conn_.worker();
-    const std::string host = target_.host;
-    const uint16_t port = target_.port;
-    worker->runtime().resolving.fetch_add(1);
-    std::thread([worker, alive, host, port, this] {
-      auto r = resolve_blocking(host, port);
-      worker->post([alive, r = std::move(r), this]() mutable {
-        if (alive.expired()) return;
-        if (!r || r->empty()) {
-          fail("target_resolve_failed",
-               fmt::format("cannot resolve target {} ({}): {}", target_.name, target_.host,
-                           r ? "no address" : r.error().message));
-        } else {
-          candidates_ = std::move(*r);
-          connect_next();
-        }
-        conn_.after_forward_event();
-      });
-      worker->runtime().resolving.fetch_sub(1);
-    }).detach();
+    // Names are resolved off the worker; the answer comes back here.
+    resolve_async(conn_.worker(), alive_, target_.host, target_.port,
+                  [this](Result<std::vector<SocketAddress>> r) {
+                    if (!r || r->empty()) {
+                      fail("target_resolve_failed",
+                           fmt::format("cannot resolve target {} ({}): {}", target_.name,
+                                       target_.host, r ? "no address" : r.error().message));
+                    } else {
+                      candidates_ = std::move(*r);
+                      connect_next();
+                    }
+                    conn_.after_forward_event();
+                  });
     return;
   }
   candidates_ = {addr};
@@ -409,7 +380,7 @@ void TerminatingSession::connected() {
   m.connection = conn_.audit_id();
   m.principal = conn_.login();
   m.remote_user = remote_user_;
-  m.source_ip = local_ip(fd_);
+  m.source_ip = split_address(local_address(fd_).to_string()).first;
   m.pty = req_.pty.has_value();
   m.lifetime = conn_.config().ca.cert_lifetime;
   Runtime& rt = conn_.worker().runtime();

@@ -8,9 +8,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
+#include <thread>
+
 #include <fmt/format.h>
+
+#include "gateway/worker.h"
 
 namespace touchgate::gateway {
 
@@ -27,6 +32,39 @@ std::string SocketAddress::to_string() const {
     return fmt::format("[{}]:{}", buf, ntohs(sin6->sin6_port));
   }
   return "?";
+}
+
+std::pair<std::string, uint64_t> split_address(const std::string& text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return {text, 0};
+  std::string host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return {host, std::strtoull(text.c_str() + colon + 1, nullptr, 10)};
+}
+
+void resolve_async(Worker& worker, std::weak_ptr<int> alive, std::string host, uint16_t port,
+                   std::function<void(Result<std::vector<SocketAddress>>)> done) {
+  Worker* w = &worker;
+  w->runtime().resolving.fetch_add(1);
+  std::thread([w, alive = std::move(alive), host = std::move(host), port,
+               done = std::move(done)]() mutable {
+    auto result = resolve_blocking(host, port);
+    w->post([alive, done = std::move(done), result = std::move(result)]() mutable {
+      if (!alive.expired()) done(std::move(result));
+    });
+    w->runtime().resolving.fetch_sub(1);
+  }).detach();
+}
+
+SocketAddress local_address(int fd) {
+  SocketAddress a;
+  a.length = sizeof a.storage;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a.storage), &a.length) != 0) {
+    a.storage.ss_family = AF_UNSPEC;
+  }
+  return a;
 }
 
 bool resolve_numeric(const std::string& host, uint16_t port, SocketAddress* out) {

@@ -81,6 +81,8 @@ struct AuditConfig {
   bool syslog = false;
   std::filesystem::path syslog_socket = "/dev/log";
   std::string syslog_facility = "authpriv";           // auth, authpriv, daemon, local0..local7
+
+  bool operator==(const AuditConfig&) const = default;
 };
 
 // [ca]: the gateway's own CA, which signs the short-lived certificates it logs in to targets with

@@ -2,6 +2,10 @@
 
 #include <cstdint>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace touchgate::ssh {
 
 size_t utf8_sequence_length(std::string_view s, size_t i) {
@@ -31,6 +35,35 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
   return n;
 }
 
+namespace {
+
+// plain_prefix is how many bytes from s[i] on are printable ASCII other than '"' and '\' (the
+// bytes written as they are without a look at their neighbours), counted 16 at a time where
+// SSE2 is there; it may stop short of the first special byte near the end of s.
+inline size_t plain_prefix(std::string_view s, size_t i) {
+  size_t k = i;
+#if defined(__SSE2__)
+  const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));
+  const __m128i low = _mm_set1_epi8(static_cast<char>(0x20 ^ 0x80));   // unsigned < 0x20
+  const __m128i high = _mm_set1_epi8(static_cast<char>(0x7e ^ 0x80));  // unsigned > 0x7e
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  while (s.size() - k >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + k));
+    const __m128i u = _mm_xor_si128(v, flip);  // signed compares now order bytes unsigned
+    const __m128i special =
+        _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(u, low), _mm_cmpgt_epi8(u, high)),
+                     _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+    const int mask = _mm_movemask_epi8(special);
+    if (mask != 0) return k - i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+    k += 16;
+  }
+#endif
+  return k - i;
+}
+
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.reserve(out.size() + s.size() + 2);
@@ -38,6 +71,8 @@ void append_json_string(std::string& out, std::string_view s) {
   // Runs of bytes written as they are (printable ASCII, valid UTF-8) are appended at once.
   size_t run = 0, i = 0;
   while (i < s.size()) {
+    i += plain_prefix(s, i);
+    if (i >= s.size()) break;
     const auto c = static_cast<uint8_t>(s[i]);
     if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
       ++i;

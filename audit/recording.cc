@@ -9,6 +9,12 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include <openssl/evp.h>
 
 #include <fmt/format.h>
 
@@ -18,13 +24,19 @@
 namespace touchgate::audit {
 namespace {
 
-constexpr size_t kBufferBytes = 64 * 1024;  // flush when the buffer holds this much
+constexpr size_t kBufferBytes = 64 * 1024;         // flush when the buffer holds this much
+constexpr size_t kAsyncBufferBytes = 256 * 1024;   // ... when an executor writes it
+constexpr size_t kSpareBuffers = 4;                 // buffers kept for reuse (async)
 constexpr size_t kChunkBytes = 16 * 1024;   // one event holds at most this many input bytes
 // Room kept below the cap for the marker event: "[<time>, "m", "<kCapMarker>"]\n" is < 100 bytes.
 constexpr uint64_t kMarkerReserve = 128;
 
+Error io_failure(const std::string& what, const std::string& path) {
+  return Error{"recording_io", "recording " + path + ": " + what + ": " + std::strerror(errno)};
+}
+
 tl::unexpected<Error> io_error(const std::string& what, const std::string& path) {
-  return fail("recording_io", "recording " + path + ": " + what + ": " + std::strerror(errno));
+  return tl::unexpected(io_failure(what, path));
 }
 
 // sequence_length is the length of a UTF-8 sequence starting with lead (0: not a lead byte).
@@ -108,21 +120,118 @@ std::string header_line(const Recording::Header& h) {
 
 }  // namespace
 
-Recording::Recording(int fd, std::string path, uint64_t max_bytes)
-    : fd_(fd),
-      path_(std::move(path)),
-      max_bytes_(max_bytes),
-      sha_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {}
+// ---- the writing side -------------------------------------------------------------------------
+
+struct Recording::File {
+  File(int fd_in, std::string path_in)
+      : fd(fd_in), path(std::move(path_in)), sha(EVP_MD_CTX_new(), EVP_MD_CTX_free) {}
+  ~File() {
+    if (fd >= 0) ::close(fd);
+  }
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+
+  // Touched by one thread at a time: the executor's (or the owner's, without one).
+  int fd;
+  const std::string path;
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> sha;
+  uint64_t written = 0;
+
+  // Shared between the owner and the executor.
+  mutable std::mutex mu;
+  std::optional<Error> failed;  // the first write error, repeated to every later call
+  std::vector<std::string> spare;
+  uint64_t backlog = 0;
+  bool want_drain = false;
+  std::function<void()> drained;
+
+  std::optional<Error> failure() const {
+    std::lock_guard lock(mu);
+    return failed;
+  }
+  void set_failed(Error e) {
+    std::lock_guard lock(mu);
+    if (!failed) failed = std::move(e);
+  }
+
+  // write_out hashes and writes data (nothing once a write failed).
+  void write_out(std::string_view data) {
+    if (data.empty() || failure()) return;
+    if (EVP_DigestUpdate(sha.get(), data.data(), data.size()) != 1) {
+      set_failed(Error{"recording_io", "recording " + path + ": SHA-256 failed"});
+      return;
+    }
+    size_t done = 0;
+    while (done < data.size()) {
+      const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        set_failed(io_failure("write failed", path));
+        return;
+      }
+      done += static_cast<size_t>(n);
+    }
+    written += data.size();
+  }
+
+  // written_back returns a handed-over buffer: the backlog shrinks, the buffer is kept for
+  // reuse, and the drain callback runs when the owner waits for it.
+  void written_back(std::string buffer) {
+    std::function<void()> call;
+    {
+      std::lock_guard lock(mu);
+      backlog -= std::min<uint64_t>(backlog, buffer.size());
+      buffer.clear();
+      if (spare.size() < kSpareBuffers) spare.push_back(std::move(buffer));
+      if (want_drain && backlog <= kResumeBacklog) {
+        want_drain = false;
+        call = drained;
+      }
+    }
+    if (call) call();
+  }
+
+  // finish fsyncs and closes the file, fsyncs its directory and returns the summary.
+  Result<Summary> finish() {
+    auto result = [&]() -> Result<Summary> {
+      if (auto e = failure()) return tl::unexpected(*e);
+      if (::fsync(fd) != 0) return io_error("fsync failed", path);
+      const int rc = ::close(fd);
+      fd = -1;
+      if (rc != 0) return io_error("close failed", path);
+      const std::string dir = std::filesystem::path(path).parent_path().string();
+      const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dfd >= 0) {
+        const int drc = ::fsync(dfd);
+        ::close(dfd);
+        if (drc != 0) return io_error("fsync of its directory failed", path);
+      }
+      std::array<uint8_t, 32> digest{};
+      unsigned int len = 0;
+      if (EVP_DigestFinal_ex(sha.get(), digest.data(), &len) != 1 || len != digest.size()) {
+        return fail("recording_io", "recording " + path + ": SHA-256 failed");
+      }
+      return Summary{to_hex(digest), written};
+    }();
+    if (fd >= 0) {
+      ::close(fd);
+      fd = -1;
+    }
+    return result;
+  }
+};
+
+// ---- the formatting side -----------------------------------------------------------------------
+
+Recording::Recording(std::shared_ptr<File> file, uint64_t max_bytes, Executor executor)
+    : file_(std::move(file)), max_bytes_(max_bytes), executor_(std::move(executor)) {}
 
 Recording::~Recording() {
-  if (!closed_) {
-    (void)flush();
-    ::close(fd_);
-  }
+  if (!closed_) (void)flush();  // the file closes when its last queued write is done
 }
 
 Result<std::unique_ptr<Recording>> Recording::create(const std::string& path, const Header& header,
-                                                     uint64_t max_bytes) {
+                                                     uint64_t max_bytes, Executor executor) {
   if (header.width <= 0 || header.height <= 0) {
     return fail("recording_invalid", "recording " + path + ": terminal size must be positive");
   }
@@ -139,18 +248,22 @@ Result<std::unique_ptr<Recording>> Recording::create(const std::string& path, co
     if (errno == EEXIST) return fail("recording_exists", "recording " + path + " already exists");
     return io_error("cannot create", path);
   }
-  std::unique_ptr<Recording> r(new Recording(fd, path, max_bytes));
-  if (!r->sha_ || EVP_DigestInit_ex(r->sha_.get(), EVP_sha256(), nullptr) != 1) {
+  auto file = std::make_shared<File>(fd, path);
+  if (!file->sha || EVP_DigestInit_ex(file->sha.get(), EVP_sha256(), nullptr) != 1) {
     return fail("recording_io", "recording " + path + ": SHA-256 unavailable");
   }
-  if (auto ok = r->append(line); !ok) return tl::unexpected(ok.error());
-  if (auto ok = r->flush(); !ok) return tl::unexpected(ok.error());
+  // The header is written here, in the caller's thread: a recording that cannot be written is
+  // known before the session starts.
+  file->write_out(line);
+  if (auto e = file->failure()) return tl::unexpected(*e);
+  std::unique_ptr<Recording> r(new Recording(std::move(file), max_bytes, std::move(executor)));
+  r->size_ = line.size();
   return r;
 }
 
 Result<void> Recording::usable() const {
-  if (closed_) return fail("recording_closed", "recording " + path_ + " is closed");
-  if (!failed_.empty()) return fail("recording_io", failed_);
+  if (closed_) return fail("recording_closed", "recording " + file_->path + " is closed");
+  if (auto e = file_->failure()) return tl::unexpected(*e);
   return {};
 }
 
@@ -233,13 +346,8 @@ Result<Recording::Status> Recording::event(std::chrono::microseconds elapsed, ch
 }
 
 Result<Recording::Status> Recording::commit(size_t start) {
-  const size_t n = buf_.size() - start;
-  size_ += n;
-  if (EVP_DigestUpdate(sha_.get(), buf_.data() + start, n) != 1) {
-    failed_ = "recording " + path_ + ": SHA-256 failed";
-    return fail("recording_io", failed_);
-  }
-  if (buf_.size() >= kBufferBytes) {
+  size_ += buf_.size() - start;
+  if (buf_.size() >= (executor_ ? kAsyncBufferBytes : kBufferBytes)) {
     if (auto ok = flush(); !ok) return tl::unexpected(ok.error());
   }
   return Status::kRecorded;
@@ -248,70 +356,97 @@ Result<Recording::Status> Recording::commit(size_t start) {
 Result<void> Recording::append(std::string_view line) {
   buf_.append(line);
   size_ += line.size();
-  if (EVP_DigestUpdate(sha_.get(), line.data(), line.size()) != 1) {
-    failed_ = "recording " + path_ + ": SHA-256 failed";
-    return fail("recording_io", failed_);
-  }
-  if (buf_.size() >= kBufferBytes) return flush();
+  if (buf_.size() >= (executor_ ? kAsyncBufferBytes : kBufferBytes)) return flush();
   return {};
 }
 
 Result<void> Recording::flush() {
   if (auto ok = usable(); !ok) return ok;
-  size_t done = 0;
-  while (done < buf_.size()) {
-    const ssize_t n = ::write(fd_, buf_.data() + done, buf_.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      auto e = io_error("write failed", path_);
-      failed_ = e.value().message;
-      buf_.clear();
-      return e;
-    }
-    done += static_cast<size_t>(n);
+  if (buf_.empty()) return {};
+  if (!executor_) {
+    file_->write_out(buf_);
+    buf_.clear();
+    return usable();
   }
-  buf_.clear();
+  std::string next;
+  {
+    std::lock_guard lock(file_->mu);
+    if (!file_->spare.empty()) {
+      next = std::move(file_->spare.back());
+      file_->spare.pop_back();
+    }
+    file_->backlog += buf_.size();
+  }
+  std::swap(next, buf_);  // next: the events; buf_: an empty buffer, reused when there was one
+  // Room for a full buffer and the event that overflows it, so that it never grows by copying.
+  buf_.reserve(kAsyncBufferBytes + 8 * kChunkBytes);
+  executor_([file = file_, data = std::make_shared<std::string>(std::move(next))]() {
+    file->write_out(*data);
+    file->written_back(std::move(*data));
+  });
   return {};
 }
 
+bool Recording::backlogged() {
+  std::lock_guard lock(file_->mu);
+  if (file_->backlog < kMaxBacklog) return false;
+  file_->want_drain = true;
+  return true;
+}
+
+void Recording::set_drain_callback(std::function<void()> drained) {
+  std::lock_guard lock(file_->mu);
+  file_->drained = std::move(drained);
+}
+
+Result<void> Recording::finish_events() {
+  for (Stream* s : {&out_, &in_}) {
+    if (s->pending.empty() || capped_) continue;
+    const std::string rest = std::move(s->pending);
+    s->pending.clear();
+    if (auto st = event(last_, s->type, rest); !st) return tl::unexpected(st.error());
+  }
+  return flush();
+}
+
 Result<Recording::Summary> Recording::close() {
-  if (auto ok = usable(); !ok) {
-    if (!closed_) {
-      ::close(fd_);
+  if (!executor_) {
+    if (auto ok = usable(); !ok) {
       closed_ = true;
+      return tl::unexpected(ok.error());
     }
-    return tl::unexpected(ok.error());
+    auto done = finish_events();
+    closed_ = true;
+    if (!done) return tl::unexpected(done.error());
+    return file_->finish();
   }
-  auto finish = [&]() -> Result<void> {
-    for (Stream* s : {&out_, &in_}) {
-      if (s->pending.empty() || capped_) continue;
-      const std::string rest = std::move(s->pending);
-      s->pending.clear();
-      if (auto st = event(last_, s->type, rest); !st) return tl::unexpected(st.error());
-    }
-    if (auto ok = flush(); !ok) return ok;
-    if (::fsync(fd_) != 0) return io_error("fsync failed", path_);
-    return {};
-  };
-  auto done = finish();
-  ::close(fd_);
+  std::promise<Result<Summary>> promise;
+  auto future = promise.get_future();
+  close_async([&promise](Result<Summary> r) { promise.set_value(std::move(r)); });
+  return future.get();
+}
+
+void Recording::close_async(std::function<void(Result<Summary>)> done) {
+  if (auto ok = usable(); !ok) {
+    closed_ = true;
+    done(tl::unexpected(ok.error()));
+    return;
+  }
+  auto finished = finish_events();
   closed_ = true;
-  if (!done) return tl::unexpected(done.error());
-
-  const std::string dir = std::filesystem::path(path_).parent_path().string();
-  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    const int rc = ::fsync(dfd);
-    ::close(dfd);
-    if (rc != 0) return io_error("fsync of its directory failed", path_);
+  if (!finished) {
+    done(tl::unexpected(finished.error()));
+    return;
   }
-
-  std::array<uint8_t, 32> digest{};
-  unsigned int len = 0;
-  if (EVP_DigestFinal_ex(sha_.get(), digest.data(), &len) != 1 || len != digest.size()) {
-    return fail("recording_io", "recording " + path_ + ": SHA-256 failed");
+  {
+    std::lock_guard lock(file_->mu);
+    file_->drained = nullptr;  // nobody waits for a drain any more
   }
-  return Summary{to_hex(digest), size_};
+  if (!executor_) {
+    done(file_->finish());
+    return;
+  }
+  executor_([file = file_, done = std::move(done)]() { done(file->finish()); });
 }
 
 }  // namespace touchgate::audit

@@ -207,11 +207,14 @@ int run_daemon(const DaemonOptions& options) {
     }
   }
   Offload offload("tg-offload");
+  // Recordings are hashed, written and fsynced here, so that no worker waits on the disk.
+  Offload recorder("tg-recorder");
 
   ssh_init();
   Runtime runtime;
   runtime.ca = ca_signer.get();
   runtime.offload = &offload;
+  runtime.recorder = &recorder;
   runtime.store = store->get();
   runtime.auditor = &auditor;
   {
@@ -354,6 +357,7 @@ int run_daemon(const DaemonOptions& options) {
   // Answers still queued by the store are posted to the stopped workers and never run.
   (*store)->stop();
   offload.stop();
+  recorder.stop();  // the last recordings are closed and their records written
   {
     audit::Record r("gateway_stopped");
     r.str("instance", runtime.instance).str("reason", "signal");

@@ -1,5 +1,10 @@
 #include "gateway/listener.h"
 
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
+
 #include <fcntl.h>
 #include <sys/socket.h>
 
@@ -8,6 +13,23 @@
 #include <fmt/format.h>
 
 namespace touchgate::gateway {
+
+const char* upstream_ciphers() {
+  static const bool aes = [] {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul");
+#elif defined(__aarch64__)
+    return (getauxval(AT_HWCAP) & HWCAP_AES) != 0 && (getauxval(AT_HWCAP) & HWCAP_PMULL) != 0;
+#else
+    return false;
+#endif
+  }();
+  return aes ? "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,"
+               "aes128-ctr,aes192-ctr,aes256-ctr"
+             : "chacha20-poly1305@openssh.com,aes128-gcm@openssh.com,aes256-gcm@openssh.com,"
+               "aes128-ctr,aes192-ctr,aes256-ctr";
+}
 
 Result<BindPtr> open_listener(const policy::ListenAddress& address,
                               const std::vector<std::filesystem::path>& host_keys) {

@@ -52,6 +52,7 @@ class Runtime {
   Auditor* auditor = nullptr;           // the audit log (set before workers start)
   ssh::Signer* ca = nullptr;            // the CA key of terminating mode ([ca]), or null
   Offload* offload = nullptr;           // blocking work (CA signing), off the workers
+  Offload* recorder = nullptr;          // recordings' disk work (SHA-256, write, fsync), or null
   std::string instance;                 // random id of this gateway process (in challenges)
 
  private:

@@ -150,7 +150,7 @@ void TerminatingSession::drain_client() {
 
 void TerminatingSession::client_taken(std::span<const uint8_t> data) {
   bytes_up_ += data.size();
-  if (recording_ && record_input_) (void)recording_->input(elapsed(), data);
+  if (recording_ && record_input_) recording_checked(recording_->input(elapsed(), data));
   // In the order the bytes cross the relay (replies are matched to requests by id).
   if (sftp_) sftp_->client_bytes(data);
 }
@@ -189,8 +189,8 @@ int TerminatingSession::request(ssh_message msg) {
         upstream_->window_change(static_cast<uint32_t>(cols), static_cast<uint32_t>(rows));
       }
       if (recording_) {
-        (void)recording_->resize(elapsed(), static_cast<uint32_t>(cols),
-                                 static_cast<uint32_t>(rows));
+        recording_checked(recording_->resize(elapsed(), static_cast<uint32_t>(cols),
+                                             static_cast<uint32_t>(rows)));
       }
     }
     return 0;  // window-change wants no reply
@@ -621,7 +621,11 @@ void TerminatingSession::start_recording() {
   h.serial = conn_.certificate().serial();
   h.connection = conn_.audit_id();
   h.touch_key_fp = touch_key_fp_;
-  auto rec = audit::Recording::create(recording_path_, h, rc.max_size);
+  audit::Recording::Executor executor;
+  if (Offload* recorder = conn_.worker().runtime().recorder; recorder != nullptr) {
+    executor = [recorder](std::function<void()> job) { recorder->submit(std::move(job)); };
+  }
+  auto rec = audit::Recording::create(recording_path_, h, rc.max_size, std::move(executor));
   if (!rec) {
     log_event(Level::kError, "recording_failed",
               {{"conn", conn_.id()}, {"code", rec.error().code}, {"reason", rec.error().message}});
@@ -632,12 +636,36 @@ void TerminatingSession::start_recording() {
     return;
   }
   recording_ = std::move(*rec);
+  // Output waits in libssh (and the target's window closes) while the disk is behind; the
+  // recorder's thread says when to go on.
+  recording_->set_drain_callback(
+      [&worker = conn_.worker(), alive = std::weak_ptr<int>(alive_), this]() {
+        worker.post([alive, this]() {
+          if (alive.lock()) pump();
+        });
+      });
 }
 
 void TerminatingSession::record_output(std::span<const uint8_t> data) {
   if (!recording_) return;
   auto st = recording_->output(elapsed(), data);
-  if (st && *st == audit::Recording::Status::kCapReached &&
+  recording_checked(st);
+}
+
+void TerminatingSession::recording_checked(const Result<audit::Recording::Status>& st) {
+  if (!st) {
+    // Fail closed: a session that is recorded does not go on unrecorded.
+    if (!recording_failed_) {
+      recording_failed_ = true;
+      log_event(Level::kError, "recording_failed",
+                {{"conn", conn_.id()}, {"code", st.error().code}, {"reason", st.error().message}});
+      fail("recording_failed",
+           fmt::format("the session's recording cannot be written ({}); the session is ended",
+                       st.error().message));
+    }
+    return;
+  }
+  if (*st == audit::Recording::Status::kCapReached &&
       conn_.config().recording.end_session_on_cap && state_ == State::kRelaying) {
     close_reason_ = "recording_cap";
     error_text_ = fmt::format(
@@ -651,6 +679,7 @@ void TerminatingSession::record_output(std::span<const uint8_t> data) {
 size_t TerminatingSession::upstream_room(bool) {
   if (channel_ == nullptr || client_closed_) return UpstreamSsh::kMaxWrite;  // dropped
   if (ssh_get_status(conn_.session()) & SSH_WRITE_PENDING) return 0;
+  if (recording_ && recording_->backlogged()) return 0;  // the drain callback pumps again
   return std::min<size_t>(ssh_channel_window_size(channel_), UpstreamSsh::kMaxWrite);
 }
 
@@ -810,25 +839,6 @@ void TerminatingSession::audit_closed() {
     if (sftp_->desynced()) sftp_summary.append(" desynced: ").append(sftp_->desync_reason());
     sftp_.reset();
   }
-  if (recording_) {
-    auto summary = recording_->close();
-    if (a != nullptr && summary) {
-      audit::Record r = conn_.audit_record("recording_closed");
-      r.u64("channel", id_)
-          .str("target", target_.name)
-          .str("file", recording_path_)
-          .str("sha256", summary->sha256)
-          .u64("size", summary->size)
-          .boolean("input", record_input_)
-          .boolean("capped", recording_->cap_reached());
-      a->note(std::move(r));
-    } else if (!summary) {
-      log_event(Level::kError, "recording_failed",
-                {{"conn", conn_.id()}, {"code", summary.error().code},
-                 {"reason", summary.error().message}});
-    }
-    recording_.reset();
-  }
   log_event(Level::kInfo, "channel_closed",
             {{"conn", conn_.id()},
              {"channel", id_},
@@ -837,6 +847,7 @@ void TerminatingSession::audit_closed() {
              {"reason", close_reason_},
              {"bytes_up", bytes_up_},
              {"bytes_down", bytes_down_}});
+  std::optional<audit::Record> channel_record;
   if (a != nullptr) {
     audit::Record r = conn_.audit_record("channel_closed");
     r.u64("channel", id_)
@@ -851,8 +862,40 @@ void TerminatingSession::audit_closed() {
                                     .count()))
         .str("reason", close_reason_.empty() ? "closed" : close_reason_);
     if (!sftp_summary.empty()) r.str("sftp_requests", sftp_summary);
-    a->note(std::move(r));
+    channel_record = std::move(r);
   }
+  if (!recording_) {
+    if (a != nullptr && channel_record) a->note(std::move(*channel_record));
+    return;
+  }
+  // The recording is closed (flushed, fsynced, hashed) on the recorder's thread; its record and
+  // then channel_closed are written from there, in that order.
+  std::optional<audit::Record> recording_record;
+  if (a != nullptr) {
+    audit::Record r = conn_.audit_record("recording_closed");
+    r.u64("channel", id_).str("target", target_.name).str("file", recording_path_);
+    recording_record = std::move(r);
+  }
+  const bool capped = recording_->cap_reached();
+  recording_->close_async(
+      [a, recording_record = std::move(recording_record), channel_record = std::move(channel_record),
+       capped, record_input = record_input_, conn = conn_.id()](
+          Result<audit::Recording::Summary> summary) mutable {
+        if (!summary) {
+          log_event(Level::kError, "recording_failed",
+                    {{"conn", conn},
+                     {"code", summary.error().code},
+                     {"reason", summary.error().message}});
+        } else if (a != nullptr && recording_record) {
+          recording_record->str("sha256", summary->sha256)
+              .u64("size", summary->size)
+              .boolean("input", record_input)
+              .boolean("capped", capped);
+          a->note(std::move(*recording_record));
+        }
+        if (a != nullptr && channel_record) a->note(std::move(*channel_record));
+      });
+  recording_.reset();
 }
 
 void TerminatingSession::abandon() {

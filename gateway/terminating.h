@@ -136,6 +136,9 @@ class TerminatingSession : public Pollable, public Watcher, public UpstreamSshLi
   HostKeyVerdict judge_host_key(const PresentedHostKey& key);
   void start_recording();
   void record_output(std::span<const uint8_t> data);
+  // recording_checked acts on a recording call's result: a failure ends the session
+  // (recording_failed), the cap ends it when [recording] on_cap = "end".
+  void recording_checked(const Result<audit::Recording::Status>& st);
   // client_taken: bytes of the client the target took (recorded, and for sftp logged).
   void client_taken(std::span<const uint8_t> data);
   // audit_sftp_ops writes the sftp operations completed so far (sftp sessions).
@@ -190,6 +193,7 @@ class TerminatingSession : public Pollable, public Watcher, public UpstreamSshLi
   std::string close_reason_;
   std::string error_text_;  // told to the client on stderr before the close
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  bool recording_failed_ = false;  // recording_failed was reported (once)
 };
 
 }  // namespace touchgate::gateway

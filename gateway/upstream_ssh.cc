@@ -29,6 +29,7 @@
 #include <fmt/format.h>
 
 #include "gateway/discard.h"
+#include "gateway/listener.h"
 #include "gateway/log.h"
 #include "ssh/certificate.h"
 #include "ssh/digest.h"
@@ -142,7 +143,14 @@ Result<void> UpstreamSsh::start(int fd) {
       ssh_options_set(session_, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null") != SSH_OK ||
       ssh_options_set(session_, SSH_OPTIONS_IDENTITY_AGENT, "/dev/null") != SSH_OK ||
       ssh_options_set(session_, SSH_OPTIONS_LOG_VERBOSITY, &verbosity) != SSH_OK ||
-      ssh_options_set(session_, SSH_OPTIONS_USER, options_.user.c_str()) != SSH_OK) {
+      ssh_options_set(session_, SSH_OPTIONS_USER, options_.user.c_str()) != SSH_OK ||
+      // The same algorithms as the gateway accepts from clients (no SHA-1, no CBC), the
+      // cipher cheapest on this CPU first: the gateway decrypts every byte it relays.
+      ssh_options_set(session_, SSH_OPTIONS_KEY_EXCHANGE, kKexAlgorithms) != SSH_OK ||
+      ssh_options_set(session_, SSH_OPTIONS_CIPHERS_C_S, upstream_ciphers()) != SSH_OK ||
+      ssh_options_set(session_, SSH_OPTIONS_CIPHERS_S_C, upstream_ciphers()) != SSH_OK ||
+      ssh_options_set(session_, SSH_OPTIONS_HMAC_C_S, kMacs) != SSH_OK ||
+      ssh_options_set(session_, SSH_OPTIONS_HMAC_S_C, kMacs) != SSH_OK) {
     return refuse("internal_error",
                   fmt::format("libssh refused a client option: {}", ssh_get_error(session_)));
   }

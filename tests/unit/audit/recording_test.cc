@@ -3,12 +3,21 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
+#include <functional>
+#include <future>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -343,6 +352,159 @@ TEST(RecordingTest, NothingAfterClose) {
   ASSERT_FALSE(st.has_value());
   EXPECT_EQ(st.error().code, "recording_closed");
   EXPECT_FALSE((*rec)->close().has_value());
+}
+
+// TestExecutor is a thread that runs jobs in order, like the gateway's recorder; while held,
+// it runs none.
+class TestExecutor {
+ public:
+  TestExecutor() : thread_([this] { run(); }) {}
+  ~TestExecutor() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+      held_ = false;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  Recording::Executor executor() {
+    return [this](std::function<void()> job) {
+      {
+        std::lock_guard lock(mu_);
+        jobs_.push_back(std::move(job));
+      }
+      cv_.notify_all();
+    };
+  }
+  void hold(bool held) {
+    {
+      std::lock_guard lock(mu_);
+      held_ = held;
+    }
+    cv_.notify_all();
+  }
+  std::thread::id id() const { return thread_.get_id(); }
+
+ private:
+  void run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return (!jobs_.empty() && !held_) || (stop_ && jobs_.empty()); });
+      if (jobs_.empty()) return;
+      auto job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      job();
+      lock.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool held_ = false, stop_ = false;
+  std::thread thread_;
+};
+
+// The same events give the same file, size and SHA-256 whether an executor writes them or not.
+TEST(RecordingTest, AnExecutorWritesTheSameFile) {
+  TempDir dir;
+  TestExecutor ex;
+  Recording::Summary sums[2];
+  std::string contents[2];
+  for (int k = 0; k < 2; ++k) {
+    const auto file = dir.path() / (k == 0 ? "sync.cast" : "async.cast");
+    auto rec = Recording::create(file, header(), Recording::kDefaultMaxBytes,
+                                 k == 0 ? Recording::Executor{} : ex.executor());
+    ASSERT_TRUE(rec.has_value());
+    for (int i = 0; i < 20000; ++i) {  // ~600 KB: several handed-over buffers
+      ASSERT_TRUE((*rec)->output(milliseconds(i), bytes("line \xc3\xa9 \x1b[1m\r\n")).has_value());
+      if (i % 11 == 0) {
+        ASSERT_TRUE((*rec)->input(milliseconds(i), bytes("k\xe2")).has_value());
+      }
+    }
+    auto summary = (*rec)->close();
+    ASSERT_TRUE(summary.has_value());
+    sums[k] = *summary;
+    contents[k] = read_all(file);
+  }
+  EXPECT_EQ(contents[0], contents[1]);
+  EXPECT_EQ(sums[0].sha256, sums[1].sha256);
+  EXPECT_EQ(sums[0].size, sums[1].size);
+  EXPECT_EQ(sums[1].size, contents[1].size());
+  const RunResult r = run("sha256sum '" + (dir.path() / "async.cast").string() + "'");
+  EXPECT_EQ(r.output.substr(0, 64), sums[1].sha256);
+}
+
+// Output beyond kMaxBacklog that the executor has not written turns backlogged() on; once the
+// executor catches up the drain callback runs (on its thread) and backlogged() is off again.
+TEST(RecordingTest, BacklogStopsTheProducerUntilTheExecutorDrainsIt) {
+  TempDir dir;
+  TestExecutor ex;
+  ex.hold(true);
+  auto rec = Recording::create(dir.path() / "backlog.cast", header(), Recording::kDefaultMaxBytes,
+                               ex.executor());
+  ASSERT_TRUE(rec.has_value());
+  Recording& r = **rec;
+  std::atomic<int> drained{0};
+  std::atomic<bool> on_executor{false};
+  const auto executor_id = ex.id();
+  r.set_drain_callback([&] {
+    on_executor = std::this_thread::get_id() == executor_id;
+    drained.fetch_add(1);
+  });
+  const std::string block(64 * 1024, 'x');
+  size_t written = 0;
+  while (!r.backlogged()) {
+    ASSERT_TRUE(r.output(milliseconds(1), bytes(block)).has_value());
+    written += block.size();
+    ASSERT_LT(written, 2 * Recording::kMaxBacklog) << "never backlogged";
+  }
+  EXPECT_GE(written, Recording::kMaxBacklog);
+  EXPECT_TRUE(r.backlogged());
+  EXPECT_EQ(drained.load(), 0);
+  ex.hold(false);
+  for (int i = 0; i < 500 && drained.load() == 0; ++i) std::this_thread::sleep_for(milliseconds(10));
+  EXPECT_EQ(drained.load(), 1);
+  EXPECT_TRUE(on_executor.load());
+  EXPECT_FALSE(r.backlogged());
+  auto summary = r.close();
+  ASSERT_TRUE(summary.has_value());
+  EXPECT_EQ(summary->size, std::filesystem::file_size(dir.path() / "backlog.cast"));
+  EXPECT_GT(summary->size, written);
+}
+
+// A write that fails on the executor's thread (here: the file size limit) fails the next call
+// and the close, which reports it.
+TEST(RecordingTest, AWriteFailureOnTheExecutorIsReportedToTheProducer) {
+  TempDir dir;
+  TestExecutor ex;
+  auto rec = Recording::create(dir.path() / "full.cast", header(), Recording::kDefaultMaxBytes,
+                               ex.executor());
+  ASSERT_TRUE(rec.has_value());
+  Recording& r = **rec;
+  struct rlimit old {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto* old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = 100 * 1024;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  const std::string block(64 * 1024, 'y');
+  Result<Status> st = Status::kRecorded;
+  for (int i = 0; i < 500 && st.has_value(); ++i) {
+    st = r.output(milliseconds(i), bytes(block));
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  ::signal(SIGXFSZ, old_handler);
+  ASSERT_FALSE(st.has_value());
+  EXPECT_EQ(st.error().code, "recording_io");
+  EXPECT_THAT(st.error().message, HasSubstr("write failed"));
+  std::promise<Result<Recording::Summary>> closed;
+  r.close_async([&](Result<Recording::Summary> s) { closed.set_value(std::move(s)); });
+  auto summary = closed.get_future().get();
+  ASSERT_FALSE(summary.has_value());
+  EXPECT_EQ(summary.error().code, "recording_io");
 }
 
 // Stock asciinema (Debian's package) plays the output stream back. `asciinema cat` wants a

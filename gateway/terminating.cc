@@ -12,6 +12,7 @@
 #include <libssh/server.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -76,13 +77,17 @@ void TerminatingSession::on_close(ssh_session, ssh_channel, void* self) {
 void TerminatingSession::on_signal(ssh_session, ssh_channel, const char* signal, void* self) {
   auto* t = static_cast<TerminatingSession*>(self);
   if (signal == nullptr || t->state_ != State::kRelaying || !t->upstream_) return;
-  const std::string name(signal);
-  // Signal names are short upper-case words (RFC 4254 6.10); anything else is dropped.
-  if (name.empty() || name.size() > 16 ||
-      !std::all_of(name.begin(), name.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
+  // The signal names of RFC 4254 6.10 are relayed; anything else is dropped.
+  static constexpr std::array<std::string_view, 13> kSignals = {
+      "ABRT", "ALRM", "FPE", "HUP", "ILL", "INT", "KILL", "PIPE", "QUIT", "SEGV", "TERM", "USR1",
+      "USR2"};
+  const std::string_view name(signal);
+  if (std::find(kSignals.begin(), kSignals.end(), name) == kSignals.end()) {
+    log_event(Level::kInfo, "signal_dropped",
+              {{"conn", t->conn_.id()}, {"channel", t->id_}, {"reason", "not a signal of RFC 4254"}});
     return;
   }
-  t->upstream_->send_signal(name);
+  t->upstream_->send_signal(std::string(name));
 }
 
 int TerminatingSession::take_client_data(const uint8_t* data, uint32_t len) {
@@ -870,22 +875,32 @@ void TerminatingSession::audit_closed() {
   }
   // The recording is closed (flushed, fsynced, hashed) on the recorder's thread; its record and
   // then channel_closed are written from there, in that order.
-  std::optional<audit::Record> recording_record;
+  // Prepared here (they name the connection), completed there: recording_closed, or
+  // recording_failed when the file could not be written whole.
+  std::optional<audit::Record> recording_record, failed_record;
   if (a != nullptr) {
     audit::Record r = conn_.audit_record("recording_closed");
     r.u64("channel", id_).str("target", target_.name).str("file", recording_path_);
     recording_record = std::move(r);
+    audit::Record f = conn_.audit_record("recording_failed");
+    f.u64("channel", id_).str("target", target_.name).str("file", recording_path_);
+    failed_record = std::move(f);
   }
   const bool capped = recording_->cap_reached();
   recording_->close_async(
-      [a, recording_record = std::move(recording_record), channel_record = std::move(channel_record),
-       capped, record_input = record_input_, conn = conn_.id()](
-          Result<audit::Recording::Summary> summary) mutable {
+      [a, recording_record = std::move(recording_record), failed_record = std::move(failed_record),
+       channel_record = std::move(channel_record), capped, record_input = record_input_,
+       conn = conn_.id()](Result<audit::Recording::Summary> summary) mutable {
         if (!summary) {
           log_event(Level::kError, "recording_failed",
                     {{"conn", conn},
                      {"code", summary.error().code},
                      {"reason", summary.error().message}});
+          if (a != nullptr && failed_record) {
+            failed_record->str("reason", summary.error().code)
+                .str("message", summary.error().message);
+            a->note(std::move(*failed_record));
+          }
         } else if (a != nullptr && recording_record) {
           recording_record->str("sha256", summary->sha256)
               .u64("size", summary->size)

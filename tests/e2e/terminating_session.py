@@ -392,6 +392,12 @@ def unwritable_recording(env, ca, rules, extra, key, cert, target):
         closed = gw2.wait_for_audit("channel_closed", reason="recording_failed")
         check(closed["target"] == "db9" and closed["bytes_down"] < 3000000,
               f"channel_closed: {closed}")
+        failed = gw2.wait_for_audit("recording_failed")
+        check(failed["target"] == "db9" and failed["reason"] == "recording_io" and
+              failed["file"].startswith(recfs) and "write failed" in failed["message"],
+              f"recording_failed: {failed}")
+        check(not gw2.audit_records("recording_closed"),
+              "a recording that failed must not be recorded as closed with a SHA-256")
         check(gw2.alive(), "touchgated died on a full recording file system")
         r = env.ssh(config2, "target", "echo jump-ok")
         check(r.returncode == 0 and r.stdout == "jump-ok\n",

@@ -1,6 +1,7 @@
 #include "ssh/text.h"
 
 #include <cstdint>
+#include <cstring>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -68,12 +69,14 @@ void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.reserve(out.size() + s.size() + 2);
   out.push_back('"');
-  // Runs of bytes written as they are (printable ASCII, valid UTF-8) are appended at once.
+  // Runs of bytes written as they are (printable ASCII, valid UTF-8) are appended at once; runs
+  // of bytes to escape (binary output: NUL bytes become 6 characters each) go through a small
+  // buffer, appended a block at a time.
   size_t run = 0, i = 0;
   while (i < s.size()) {
     i += plain_prefix(s, i);
     if (i >= s.size()) break;
-    const auto c = static_cast<uint8_t>(s[i]);
+    auto c = static_cast<uint8_t>(s[i]);
     if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
       ++i;
       continue;
@@ -85,16 +88,30 @@ void append_json_string(std::string& out, std::string_view s) {
       }
     }
     out.append(s.data() + run, i - run);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-    } else if (c < 0x20 || c == 0x7f) {
-      const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-      out.append(esc, sizeof esc);
-    } else {
-      out.append("\xef\xbf\xbd");  // U+FFFD for a byte that is not UTF-8
+    char buf[1024];
+    size_t b = 0;
+    for (; i < s.size(); ++i) {
+      c = static_cast<uint8_t>(s[i]);
+      if (c == '"' || c == '\\') {
+        buf[b++] = '\\';
+        buf[b++] = static_cast<char>(c);
+      } else if (c < 0x20 || c == 0x7f) {
+        const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+        std::memcpy(buf + b, esc, sizeof esc);
+        b += sizeof esc;
+      } else if (c >= 0x80 && utf8_sequence_length(s, i) == 0) {
+        std::memcpy(buf + b, "\xef\xbf\xbd", 3);  // U+FFFD for a byte that is not UTF-8
+        b += 3;
+      } else {
+        break;  // a byte written as it is: back to the runs
+      }
+      if (b > sizeof buf - 6) {
+        out.append(buf, b);
+        b = 0;
+      }
     }
-    run = ++i;
+    out.append(buf, b);
+    run = i;
   }
   out.append(s.data() + run, i - run);
   out.push_back('"');

@@ -69,6 +69,18 @@ TEST(TextTest, SpecialBytesAtEveryPositionOfLongRuns) {
   }
 }
 
+// Long runs of bytes to escape (binary output) span many blocks of the escape buffer.
+TEST(TextTest, LongRunsOfEscapedBytes) {
+  const std::string nuls(10001, '\0');
+  std::string expected = "\"";
+  for (size_t k = 0; k < nuls.size(); ++k) expected += "\\u0000";
+  EXPECT_EQ(escaped(nuls), expected + "\"");
+  std::string mixed;
+  for (int k = 0; k < 3000; ++k) mixed += k % 3 == 0 ? "\xff" : (k % 3 == 1 ? "\"" : "\x01");
+  mixed += "tail \xc3\xa9";
+  EXPECT_EQ(escaped(mixed), reference(mixed));
+}
+
 TEST(TextTest, MatchesTheByteByByteReferenceOnRandomInput) {
   std::mt19937 rng(7);
   for (int round = 0; round < 2000; ++round) {

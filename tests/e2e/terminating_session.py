@@ -347,6 +347,29 @@ host_key = "{host_pub}"
         check(r.returncode == 0 and r.stdout == "exit-signal USR1\n",
               "a command killed by SIGUSR1: exit-signal USR1 must come back", r)
 
+        # -- 8. file tools that cannot pass a target: rsync logs in as PRINCIPAL+TARGET and runs
+        # its server as an exec (the agent forwarded by the config's gw block) ----------------
+        payload = os.urandom(2 * 1024 * 1024 + 17)
+        src = env.path("rsync-src.bin")
+        with open(src, "wb") as f:
+            f.write(payload)
+        rsh = f"ssh -F {config}"
+        r = env.run(["rsync", "-e", rsh, src, f"alice+db9@gw:{env.path('rsync-there.bin')}"],
+                    extra_env=agent_env, timeout=30)
+        check(r.returncode == 0, "rsync to alice+db9@gw", r)
+        with open(env.path("rsync-there.bin"), "rb") as f:
+            check(f.read() == payload, "the file rsync wrote on the target differs")
+        r = env.run(["rsync", "-e", rsh, f"alice+db9@gw:{env.path('rsync-there.bin')}",
+                     env.path("rsync-back.bin")], extra_env=agent_env, timeout=30)
+        check(r.returncode == 0, "rsync from alice+db9@gw", r)
+        with open(env.path("rsync-back.bin"), "rb") as f:
+            check(f.read() == payload, "the file rsync fetched from the target differs")
+        opened = [o for o in gw.audit_records("channel_open")
+                  if o.get("command", "").startswith("rsync --server")]
+        check(len(opened) == 2 and all(o["action"] == "exec" and o["target"] == "db9"
+                                       for o in opened),
+              f"rsync's two sessions in the audit log: {opened}")
+
         # -- 6. a recording that cannot be written ends the session ----------------------------
         unwritable_recording(env, ca, rules, extra, key, cert, target)
 

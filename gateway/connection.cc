@@ -613,7 +613,7 @@ int Connection::open_direct_tcpip(ssh_message msg) {
   raw->set_request(host, port);
   // The second factor: until it passes, the channel stays in kAuthorizing and no byte moves,
   // and no connection to the target is made. The challenge starts after this callback returns.
-  request_touch(raw->id(), what, true, TouchNeed{d.factors, d.max_age, d.rule_id});
+  request_touch(raw->id(), what, true, TouchNeed{d.factors, d.max_age, d.rule_id, {}});
   return 0;
 }
 
@@ -950,6 +950,7 @@ void Connection::pump_mfa() {
     ctx.target = w.target;
     ctx.factors = w.need.factors;
     ctx.rule = w.need.rule;
+    ctx.no_agent_hint = w.need.no_agent_hint;
     ctx.channel = w.channel_id;
     mfa_ = std::make_unique<MfaDialog>(*this, std::move(ctx));
     mfa_->start();

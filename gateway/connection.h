@@ -80,6 +80,9 @@ class Connection : public Pollable {
     uint8_t factors = 0;             // policy::Factor bits; 0 = any
     std::chrono::seconds max_age{0}; // reuse a sufficient touch this long (with reuse)
     std::string rule;                // the deciding rule, for messages
+    // no_agent_hint is added to the refusal when no agent was forwarded (what this client
+    // needs that "ForwardAgent yes" does not give: sftp, scp).
+    std::string no_agent_hint;
   };
   void request_touch(uint64_t channel_id, std::string target, bool reuse, TouchNeed need);
   // What this user may do on one configured target now (for the gateway's help text).

@@ -180,11 +180,15 @@ void MfaDialog::step() {
     int rc = ssh_channel_is_open(channel_) ? SSH_OK : ssh_channel_open_auth_agent(channel_);
     if (rc == SSH_ERROR) {
       refuse("mfa_no_agent",
-             "this gateway needs a touch of your enrolled hardware key through a forwarded agent, "
-             "and none was forwarded; add 'ForwardAgent yes' under 'Host " +
-                 ctx_.gateway +
-                 "' (your name for this gateway) in ~/.ssh/config; ssh -J does not pass -A to the "
-                 "jump host");
+             ctx_.no_agent_hint.empty()
+                 ? "this gateway needs a touch of your enrolled hardware key through a forwarded "
+                   "agent, and none was forwarded; add 'ForwardAgent yes' under 'Host " +
+                       ctx_.gateway +
+                       "' (your name for this gateway) in ~/.ssh/config; ssh -J does not pass -A "
+                       "to the jump host"
+                 : "this gateway needs a touch of your enrolled hardware key through a forwarded "
+                   "agent, and none was forwarded; " +
+                       ctx_.no_agent_hint);
       return;
     }
     if (rc != SSH_OK) return;  // SSH_AGAIN: the client has not answered the open yet

@@ -45,6 +45,7 @@ struct ChallengeContext {
   // The factors the deciding rule accepts (policy::Factor bits, any one suffices); 0 = any.
   uint8_t factors = 0;
   std::string rule;    // the deciding rule, for messages
+  std::string no_agent_hint{};  // added to mfa_no_agent's message (Connection::TouchNeed)
   uint64_t channel = 0;  // the channel waiting for the touch (audit records; not signed)
 };
 

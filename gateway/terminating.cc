@@ -257,8 +257,17 @@ void TerminatingSession::begin() {
     return;
   }
   const std::string what = fmt::format("{} {}", target_.name, target_.address());
-  conn_.request_touch(id_, what, true,
-                      Connection::TouchNeed{d.factors, d.max_age, d.rule_id});
+  Connection::TouchNeed need{d.factors, d.max_age, d.rule_id, {}};
+  if (req_.action == policy::Action::kSftp) {
+    const std::string login = fmt::format("{}+{}", conn_.login(), target_.name);
+    need.no_agent_hint = fmt::format(
+        "sftp and scp never forward one, whatever ssh_config says: first open a connection "
+        "that does and stays, 'ssh -fNM -S ~/.ssh/tg-%C {0}@GATEWAY', then run "
+        "'sftp -o ControlPath=~/.ssh/tg-%C {0}@GATEWAY' through it (GATEWAY: your name for "
+        "this gateway)",
+        login);
+  }
+  conn_.request_touch(id_, what, true, std::move(need));
 }
 
 void TerminatingSession::touch_result(const Result<TouchProof>& result) {

@@ -224,6 +224,15 @@ host_key = "{host_pub}"
               f"sftp operation log: {ops}")
         check("open=" in closed.get("sftp_requests", ""), f"sftp summary: {closed}")
 
+        # -- sftp on its own forwards no agent (even with ForwardAgent yes): the refusal says
+        # what works instead -----------------------------------------------------------------
+        r = env.run(["sftp", "-F", config, "-b", "-", "alice+db7@gw"], input=b"ls\n",
+                    extra_env=agent_env)
+        check(r.returncode != 0 and "(mfa_no_agent)" in r.stderr and
+              "sftp and scp never forward one" in r.stderr and
+              "ssh -fNM -S ~/.ssh/tg-%C alice+db7@GATEWAY" in r.stderr,
+              "sftp without an agent: the refusal must explain the ControlMaster way", r)
+
         # -- `ssh gw`: the targets open to this user and how to reach them ------------------------
         r = env.ssh(config, "gw", None, jump=None)
         check(r.returncode == 0 and re.search(r"db9\s+jump shell exec\s", r.stdout) and

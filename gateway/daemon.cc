@@ -12,7 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <array>
@@ -278,14 +280,47 @@ int run_daemon(const DaemonOptions& options) {
   uint64_t rr = 0;
   bool stop = false;
   epoll_event events[16];
+  // Connections refused at accept (max_startups, max_sessions) are audited as one summary per
+  // kDropRecordEvery at most: a flood must not turn into a flood of durable records.
+  constexpr auto kDropRecordEvery = std::chrono::seconds(10);
+  struct Dropped {
+    uint64_t count = 0;
+    std::string last_client;
+    std::string reason;
+    std::chrono::steady_clock::time_point last_record{};
+  } dropped;
+  auto audit_dropped = [&](std::chrono::steady_clock::time_point now) {
+    if (dropped.count == 0) return;
+    audit::Record r("connections_dropped");
+    r.u64("count", dropped.count)
+        .str("reason", dropped.reason)
+        .str("last_client", dropped.last_client)
+        .u64("max_startups", static_cast<uint64_t>(cfg->server.max_startups))
+        .u64("max_sessions", static_cast<uint64_t>(cfg->server.max_sessions));
+    auditor.note(std::move(r));
+    dropped.count = 0;
+    dropped.last_record = now;
+  };
   while (!stop) {
-    int n = epoll_wait(ep, events, 16, (*control)->timeout_ms());
+    int timeout = (*control)->timeout_ms();
+    if (dropped.count > 0) {
+      const auto due = std::chrono::ceil<std::chrono::milliseconds>(
+                           dropped.last_record + kDropRecordEvery - std::chrono::steady_clock::now())
+                           .count();
+      const int wait = static_cast<int>(std::clamp<int64_t>(due, 0, 60'000));
+      timeout = timeout < 0 ? wait : std::min(timeout, wait);
+    }
+    int n = epoll_wait(ep, events, 16, timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
       log_event(Level::kError, "accept_loop_failed", {{"error", std::strerror(errno)}});
       break;
     }
     (*control)->tick();
+    if (dropped.count > 0 &&
+        std::chrono::steady_clock::now() >= dropped.last_record + kDropRecordEvery) {
+      audit_dropped(std::chrono::steady_clock::now());
+    }
     cfg = runtime.snapshot().config;  // a reload may have replaced it
     for (int i = 0; i < n && !stop; ++i) {
       if (events[i].data.u64 == kControlTag) {
@@ -333,6 +368,13 @@ int run_daemon(const DaemonOptions& options) {
                      {"unauthenticated", runtime.unauthenticated.load()},
                      {"connections", runtime.connections.load()}});
           ssh_free(s);
+          ++dropped.count;
+          dropped.last_client = peer.text;
+          dropped.reason = runtime.unauthenticated.load() >= cfg->server.max_startups
+                               ? "max_startups"
+                               : "max_sessions";
+          const auto now = std::chrono::steady_clock::now();
+          if (now >= dropped.last_record + kDropRecordEvery) audit_dropped(now);
           continue;
         }
         runtime.unauthenticated.fetch_add(1);
@@ -347,6 +389,7 @@ int run_daemon(const DaemonOptions& options) {
     }
   }
 
+  audit_dropped(std::chrono::steady_clock::now());
   // Drain: no new connections and no control requests; sessions may finish until the deadline.
   binds.clear();
   control->reset();

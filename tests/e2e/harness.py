@@ -708,11 +708,13 @@ LogLevel VERBOSE
     def write_gateway_config(self, cas, targets=(), revoked=None, max_cert_lifetime=None,
                              login_grace_time="30s", connect_timeout="10s",
                              drain_timeout="30s", clock_skew="60s", listen=(), extra="",
-                             name="gw", named_cas=False, mfa_extra="", rules=None):
+                             name="gw", named_cas=False, mfa_extra="", rules=None,
+                             server_extra=""):
         """Writes <name>/touchgate.toml; targets are Target objects or (name, address) pairs.
 
         rules: the policy as TOML text ([[group]]s and [[rule]]s); None gives everyone every
         configured target with any touch (the scenarios that are not about the policy).
+        server_extra: more [server] lines ("max_startups = 2").
         """
         config = self.path(name, "touchgate.toml")
         lines = ["[server]",
@@ -723,6 +725,7 @@ LogLevel VERBOSE
                  f"login_grace_time = {toml_str(login_grace_time)}",
                  f"connect_timeout = {toml_str(connect_timeout)}",
                  f"drain_timeout = {toml_str(drain_timeout)}",
+                 *([server_extra] if server_extra else []),
                  "",
                  "[trust]"]
         if named_cas:

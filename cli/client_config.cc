@@ -261,6 +261,29 @@ Result<std::string> render_client_config(const policy::Config& config,
       line(fmt::format("# Addresses in {}: ssh -J {} ADDRESS", fmt::join(networks, ", "), alias));
     }
   }
+
+  // Terminating mode: offered when the gateway has a CA key and a rule allows shell, exec or
+  // sftp somewhere.
+  const auto terminating_mask = static_cast<uint8_t>(
+      static_cast<uint8_t>(policy::Action::kShell) | static_cast<uint8_t>(policy::Action::kExec) |
+      static_cast<uint8_t>(policy::Action::kSftp));
+  const bool terminating =
+      config.ca.configured() &&
+      std::any_of(config.rules.begin(), config.rules.end(), [&](const policy::RuleConfig& r) {
+        return r.allow && (r.actions & terminating_mask) != 0;
+      });
+  if (terminating) {
+    line("");
+    line("# Terminating mode: the gateway logs in to the target itself and records the session.");
+    line(fmt::format("#   ssh -t {0} TARGET               a shell; ssh {0} TARGET COMMAND: a command",
+                     alias));
+    line(fmt::format("#   rsync -e ssh FILE PRINCIPAL+TARGET@{}:FILE", alias));
+    line("# sftp and scp never forward the agent the touch needs: open a master connection that");
+    line("# does, then run them through it:");
+    line(fmt::format("#   ssh -fNM -S ~/.ssh/tg-%C PRINCIPAL+TARGET@{}", alias));
+    line(fmt::format("#   sftp -o ControlPath=~/.ssh/tg-%C PRINCIPAL+TARGET@{}", alias));
+    line(fmt::format("# ssh {} alone lists what you may reach.", alias));
+  }
   return out;
 }
 

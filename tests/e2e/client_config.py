@@ -44,6 +44,8 @@ def main():
               "expected ForwardAgent yes and a commented User line", r)
         check(re.search(r"^Host db1 web-staging\n    ProxyJump gw$", text, re.M),
               "expected one Host line for both targets with ProxyJump gw", r)
+        check("Terminating mode" not in text,
+              "no [ca] and no shell/exec/sftp rule: terminating mode is not offered", r)
         snippet = env.path("snippet-default")
         with open(snippet, "w") as f:
             f.write(text)

@@ -224,6 +224,14 @@ host_key = "{host_pub}"
               f"sftp operation log: {ops}")
         check("open=" in closed.get("sftp_requests", ""), f"sftp summary: {closed}")
 
+        # -- client-config tells users how to reach terminating mode, sftp included -----------
+        r = env.touchgate(gw, "client-config", "--gateway", "gw.example.com")
+        check(r.returncode == 0 and "# Terminating mode" in r.stdout and
+              "#   ssh -t gw TARGET" in r.stdout and
+              "#   ssh -fNM -S ~/.ssh/tg-%C PRINCIPAL+TARGET@gw\n" in r.stdout and
+              "#   sftp -o ControlPath=~/.ssh/tg-%C PRINCIPAL+TARGET@gw\n" in r.stdout,
+              "client-config with a [ca] and terminating rules", r)
+
         # -- sftp on its own forwards no agent (even with ForwardAgent yes): the refusal says
         # what works instead -----------------------------------------------------------------
         r = env.run(["sftp", "-F", config, "-b", "-", "alice+db7@gw"], input=b"ls\n",

@@ -26,7 +26,7 @@ namespace {
 
 constexpr size_t kBufferBytes = 64 * 1024;         // flush when the buffer holds this much
 constexpr size_t kAsyncBufferBytes = 256 * 1024;   // ... when an executor writes it
-constexpr size_t kSpareBuffers = 4;                 // buffers kept for reuse (async)
+constexpr size_t kSpareBuffers = 1;  // a buffer kept for reuse (async): double buffering
 constexpr size_t kChunkBytes = 16 * 1024;   // one event holds at most this many input bytes
 // Room kept below the cap for the marker event: "[<time>, "m", "<kCapMarker>"]\n" is < 100 bytes.
 constexpr uint64_t kMarkerReserve = 128;
@@ -378,8 +378,6 @@ Result<void> Recording::flush() {
     file_->backlog += buf_.size();
   }
   std::swap(next, buf_);  // next: the events; buf_: an empty buffer, reused when there was one
-  // Room for a full buffer and the event that overflows it, so that it never grows by copying.
-  buf_.reserve(kAsyncBufferBytes + 8 * kChunkBytes);
   executor_([file = file_, data = std::make_shared<std::string>(std::move(next))]() {
     file->write_out(*data);
     file->written_back(std::move(*data));

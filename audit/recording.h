@@ -98,8 +98,10 @@ class Recording {
   bool backlogged();
   void set_drain_callback(std::function<void()> drained);
 
-  // size is the file's size once everything buffered is written.
+  // size is the file's size once everything buffered is written; buffered what flush() would
+  // hand over or write now.
   uint64_t size() const { return size_; }
+  size_t buffered() const { return buf_.size(); }
   bool cap_reached() const { return capped_; }
 
  private:

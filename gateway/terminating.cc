@@ -790,6 +790,12 @@ void TerminatingSession::tick(Clock::time_point now) {
       connect_next();
     }
   }
+  // Events reach the file within about a second, however little the session prints.
+  if (recording_ && recording_->buffered() > 0 && now >= next_recording_flush_) {
+    next_recording_flush_ = now + std::chrono::seconds(1);
+    auto flushed = recording_->flush();
+    if (!flushed) recording_checked(tl::unexpected(flushed.error()));
+  }
   if (upstream_) upstream_->tick(now);
   pump();
 }

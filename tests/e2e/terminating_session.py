@@ -370,6 +370,23 @@ host_key = "{host_pub}"
                                        for o in opened),
               f"rsync's two sessions in the audit log: {opened}")
 
+        # -- 9. a quiet session's output reaches the recording file within seconds, not at the
+        # end of the session (a gateway that dies loses at most the last second) -------------
+        p = subprocess.Popen(env.ssh_argv(config, "gw", "db9 echo early-$((40+2)); sleep 6",
+                                          jump=None),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env.client_env(agent_env),
+                             start_new_session=True)
+        env.clients.append(p)
+        opened = gw.wait_for_audit("channel_open", command="echo early-$((40+2)); sleep 6")
+
+        def early_on_disk():
+            with open(opened["recording"], encoding="utf-8") as f:
+                return "early-42" in f.read()  # the output (the header holds the command)
+        harness.wait_until(early_on_disk, 4, "the output in the recording file during the session")
+        check(p.poll() is None, "the session should still be running")
+        p.wait(timeout=20)
+
         # -- 6. a recording that cannot be written ends the session ----------------------------
         unwritable_recording(env, ca, rules, extra, key, cert, target)
 

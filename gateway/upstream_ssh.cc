@@ -217,6 +217,15 @@ void UpstreamSsh::on_events(uint32_t) {
 }
 
 void UpstreamSsh::tick(Clock::time_point now) {
+  if (state_ == State::kOpen && reply_deadline_ && now >= *reply_deadline_ && !ops_.empty()) {
+    reply_deadline_.reset();
+    set_failed("upstream_timeout",
+               fmt::format("target {} did not answer the {} request within {} ms", options_.target,
+                           op_name(static_cast<int>(ops_.front().kind)),
+                           options_.handshake_timeout.count()));
+    pump();
+    return;
+  }
   if (now < deadline_) return;
   switch (state_) {
     case State::kHandshake:
@@ -390,7 +399,13 @@ bool UpstreamSsh::advance_ops() {
         if (rc == SSH_OK) eof_sent_ = close_sent_ = true;
         break;
     }
-    if (rc == SSH_AGAIN) return changed;  // sent; the answer comes with a later pass
+    if (rc == SSH_AGAIN) {  // sent; the answer comes with a later pass (or the deadline)
+      if (wants_reply && !reply_deadline_) {
+        reply_deadline_ = Clock::now() + options_.handshake_timeout;
+      }
+      return changed;
+    }
+    reply_deadline_.reset();
     if (rc == SSH_ERROR && session_lost()) {
       lost(op_name(static_cast<int>(op.kind)));
       return true;
@@ -695,6 +710,7 @@ void UpstreamSsh::release_channel() {
     channel_ = nullptr;
   }
   ops_.clear();
+  reply_deadline_.reset();
   stdout_avail_ = stderr_avail_ = 0;
   write_blocked_ = false;
   exit_status_.reset();

@@ -85,7 +85,8 @@ struct UpstreamSshOptions {
   SshKeyPtr key;                     // the private key
   std::vector<uint8_t> certificate;  // the OpenSSH certificate blob of key, presented in auth
   HostKeyCheck host_key;
-  // Deadline for key exchange + authentication, and again for each channel open.
+  // Deadline for key exchange + authentication, again for each channel open, and for the answer
+  // to each request that wants one.
   std::chrono::milliseconds handshake_timeout{std::chrono::seconds(15)};
 };
 
@@ -226,6 +227,9 @@ class UpstreamSsh : public Pollable {
   int owned_fd_ = -1;  // the socket given to libssh, closed by release() if libssh did not
   uint32_t interest_ = 0;
   Clock::time_point deadline_{};
+  // reply_deadline_: when the request at the head of ops_ (one that wants a reply: pty-req,
+  // env, shell, exec, subsystem) must have its answer; unset while none is waiting.
+  std::optional<Clock::time_point> reply_deadline_;
   std::deque<Op> ops_;
 
   // News for the listener, set by callbacks and steps, cleared by deliver().

@@ -213,6 +213,84 @@ class ChannelOpeningTarget {
   std::thread thread_;
 };
 
+// A target that logs the gateway in and opens its session channel, then never answers a
+// channel request (a hung or hostile sshd).
+class MuteTarget {
+ public:
+  explicit MuteTarget(const fs::path& host_key) {
+    bind_ = ssh_bind_new();
+    ssh_bind_options_set(bind_, SSH_BIND_OPTIONS_BINDADDR, "127.0.0.1");
+    int port = 0;
+    ssh_bind_options_set(bind_, SSH_BIND_OPTIONS_BINDPORT, &port);
+    ssh_bind_options_set(bind_, SSH_BIND_OPTIONS_HOSTKEY, host_key.c_str());
+    listening_ = ssh_bind_listen(bind_) == SSH_OK;
+    sockaddr_in sin{};
+    socklen_t len = sizeof sin;
+    ::getsockname(ssh_bind_get_fd(bind_), reinterpret_cast<sockaddr*>(&sin), &len);
+    port_ = ntohs(sin.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~MuteTarget() {
+    stop = true;
+    thread_.join();
+    ssh_bind_free(bind_);
+  }
+  bool listening() const { return listening_; }
+  int port() const { return port_; }
+  std::atomic<bool> stop{false};
+  std::atomic<int> requests_ignored{0};
+
+ private:
+  void serve() {
+    ssh_session s = ssh_new();
+    ssh_server_callbacks_struct cb{};
+    cb.auth_pubkey_function = [](ssh_session, const char*, ssh_key, char, void*) -> int {
+      return SSH_AUTH_SUCCESS;
+    };
+    ssh_callbacks_init(&cb);
+    std::vector<ssh_channel> channels;
+    if (listening_ && ssh_bind_accept(bind_, s) == SSH_OK) {
+      ssh_set_server_callbacks(s, &cb);
+      ssh_set_auth_methods(s, SSH_AUTH_METHOD_PUBLICKEY);
+      struct Context {
+        MuteTarget* self;
+        std::vector<ssh_channel>* channels;
+      } ctx{this, &channels};
+      ssh_set_message_callback(
+          s,
+          [](ssh_session, ssh_message msg, void* ud) -> int {
+            auto* c = static_cast<Context*>(ud);
+            if (ssh_message_type(msg) == SSH_REQUEST_CHANNEL_OPEN &&
+                ssh_message_subtype(msg) == SSH_CHANNEL_SESSION) {
+              c->channels->push_back(ssh_message_channel_request_open_reply_accept(msg));
+              return 0;
+            }
+            if (ssh_message_type(msg) == SSH_REQUEST_CHANNEL) {
+              c->self->requests_ignored++;
+              return 0;  // handled: no answer, ever
+            }
+            return 1;  // the default answer
+          },
+          &ctx);
+      if (ssh_handle_key_exchange(s) == SSH_OK) {
+        ssh_event ev = ssh_event_new();
+        ssh_event_add_session(ev, s);
+        auto end = Clock::now() + 10s;
+        while (!stop && Clock::now() < end) ssh_event_dopoll(ev, 50);
+        ssh_event_remove_session(ev, s);
+        ssh_event_free(ev);
+      }
+    }
+    ssh_disconnect(s);
+    ssh_free(s);
+  }
+
+  ssh_bind bind_ = nullptr;
+  bool listening_ = false;
+  int port_ = 0;
+  std::thread thread_;
+};
+
 // A tiny epoll loop standing in for a worker.
 class Loop : public Watcher {
  public:
@@ -742,6 +820,27 @@ TEST_F(UpstreamSshTest, TargetDyingMidSessionFailsCleanly) {
   // Writes after the failure take nothing.
   const uint8_t byte = 'x';
   EXPECT_EQ(up->write({&byte, 1}), 0u);
+}
+
+TEST_F(UpstreamSshTest, ARequestTheTargetNeverAnswersTimesOut) {
+  MuteTarget target(*dir_ / "host");
+  ASSERT_TRUE(target.listening());
+  auto o = options();
+  o.handshake_timeout = 500ms;
+  auto up = connect(std::move(o), target.port());
+  ASSERT_TRUE(rec_.ready) << (rec_.failed ? rec_.failed->message : "");
+  ASSERT_TRUE(up->open_session());
+  up->request_exec("true");
+  up->pump();
+  auto start = Clock::now();
+  ASSERT_TRUE(loop_.run_until([&] { return rec_.failed.has_value(); }, 10s,
+                              [&] { up->tick(Clock::now()); }));
+  EXPECT_EQ(rec_.failed->code, "upstream_timeout");
+  EXPECT_NE(rec_.failed->message.find("did not answer the exec request"), std::string::npos)
+      << rec_.failed->message;
+  EXPECT_LT(Clock::now() - start, 3s);
+  EXPECT_EQ(target.requests_ignored.load(), 1);
+  EXPECT_EQ(loop_.watched(), 0u);
 }
 
 }  // namespace

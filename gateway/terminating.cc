@@ -16,7 +16,6 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 
 #include <fmt/format.h>
 
@@ -25,6 +24,7 @@
 #include "gateway/connection.h"
 #include "gateway/direct_tcpip.h"
 #include "gateway/discard.h"
+#include "gateway/known_hosts.h"
 #include "gateway/log.h"
 #include "gateway/offload.h"
 #include "gateway/upstream_cert.h"
@@ -459,31 +459,26 @@ HostKeyVerdict TerminatingSession::judge_host_key(const PresentedHostKey& key) {
                              target_.name);
     return v;
   }
-  // The known-hosts file of the gateway: "<target> <key line>" per line.
+  // The gateway's known-hosts file ([terminating] known_hosts): the first key wins, once.
   const auto& file = conn_.config().terminating.known_hosts;
-  const std::string presented = ssh::format_key_line(key.blob);
-  std::ifstream in(file);
-  std::string line;
-  while (std::getline(in, line)) {
-    const size_t sp = line.find(' ');
-    if (sp == std::string::npos || line.substr(0, sp) != target_.name) continue;
-    auto known = ssh::parse_key_line(line.substr(sp + 1));
-    if (!known) continue;
-    if (known->blob == key.blob) {
-      v.accepted = true;
-    } else {
-      v.expected = ssh::fingerprint_sha256(known->blob);
-    }
+  auto known = check_or_record(file, target_.name, key.blob);
+  if (!known) {
+    log_event(Level::kError, "known_hosts_failed",
+              {{"target", target_.name}, {"code", known.error().code},
+               {"reason", known.error().message}});
+    v.expected = fmt::format("a record in {} (it cannot be read or written: {})", file.string(),
+                             known.error().message);
     return v;
   }
-  // First use: recorded, then trusted.
-  std::ofstream out(file, std::ios::app);
-  out << target_.name << ' ' << presented << '\n';
-  out.flush();
-  if (!out) {
-    v.expected = fmt::format("a record in {} (it cannot be written)", file.string());
+  if (known->outcome == KnownHostKey::Outcome::kSame) {
+    v.accepted = true;
     return v;
   }
+  if (known->outcome == KnownHostKey::Outcome::kOther) {
+    v.expected = ssh::fingerprint_sha256(known->known_blob);
+    return v;
+  }
+  // First use: recorded (and synced), then trusted.
   log_event(Level::kWarn, "host_key_first_use",
             {{"target", target_.name}, {"key_fp", key.fingerprint}});
   if (Auditor* a = conn_.worker().runtime().auditor) {

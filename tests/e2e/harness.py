@@ -117,6 +117,23 @@ def wait_until(predicate, timeout, what, interval=0.02):
         time.sleep(interval)
 
 
+def read_until_closed(sock, timeout):
+    """Reads sock until the peer closes it. Returns (how, received): how is "eof", "reset" or
+    "timeout" (still open after `timeout` s)."""
+    sock.settimeout(timeout)
+    received = b""
+    try:
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return "eof", received
+            received += data
+    except ConnectionResetError:
+        return "reset", received
+    except socket.timeout:
+        return "timeout", received
+
+
 def read_text(path):
     try:
         with open(path, "r", errors="replace") as f:
@@ -573,12 +590,10 @@ class Env:
                                     forward_agent=agent, name=f"ssh_config-{name}")
         return ctl, config
 
-    def start_piv_agent(self, name="piv", key_type="EC:prime256v1", pin="123456"):
-        """A SoftHSM2 token as the PIV card: one key pair generated on it, the token loaded into
-        a private ssh-agent with ssh-add -s (the PIN fed through SSH_ASKPASS). Returns
-        (agent, pub_path)."""
-        d = self.path(name, "softhsm", "x")
-        d = os.path.dirname(d)
+    def softhsm_token(self, d, label, pin, key_label, key_type="EC:prime256v1"):
+        """A SoftHSM2 token in directory d (its own softhsm2.conf and tokens/), initialised with
+        `label` and `pin`, holding one key pair made on it (`key_label`, id 01). Returns
+        SimpleNamespace(dir, conf, tokens, env) where env = {"SOFTHSM2_CONF": conf}."""
         tokens = os.path.join(d, "tokens")
         os.makedirs(tokens, exist_ok=True)
         conf = os.path.join(d, "softhsm2.conf")
@@ -586,11 +601,44 @@ class Env:
             f.write(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n"
                     "log.level = ERROR\n")
         hsm_env = {"SOFTHSM2_CONF": conf}
-        self.run(["softhsm2-util", "--init-token", "--free", "--label", name, "--so-pin",
+        self.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--so-pin",
                   "87654321", "--pin", pin], check=True, extra_env=hsm_env)
         self.run(["pkcs11-tool", "--module", SOFTHSM_MODULE, "--login", "--pin", pin,
-                  "--keypairgen", "--key-type", key_type, "--id", "01", "--label", "piv-auth"],
+                  "--keypairgen", "--key-type", key_type, "--id", "01", "--label", key_label],
                  check=True, extra_env=hsm_env)
+        return types.SimpleNamespace(dir=d, conf=conf, tokens=tokens, env=hsm_env)
+
+    def gateway_ca_token(self, pin):
+        """The gateway's CA for terminating mode: a P-256 key "ca" in a SoftHSM2 token "gwca"
+        under <tmp>/softhsm, its PIN in a 0600 file. SOFTHSM2_CONF is set in this process's
+        environment, so that the gateways started afterwards find the token. Returns
+        SimpleNamespace(dir, tokens, module, pin_file, config) where config is the [ca] section."""
+        hsm = self.softhsm_token(self.path("softhsm"), "gwca", pin, "ca")
+        os.environ["SOFTHSM2_CONF"] = hsm.conf
+        pin_file = os.path.join(hsm.dir, "pin")
+        with open(os.open(pin_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(pin + "\n")
+        config = (f'[ca]\npkcs11_uri = "pkcs11:token=gwca;object=ca;type=private"\n'
+                  f'pkcs11_module = "{SOFTHSM_MODULE}"\npin_file = "{pin_file}"\n')
+        return types.SimpleNamespace(dir=hsm.dir, tokens=hsm.tokens, module=SOFTHSM_MODULE,
+                                     pin_file=pin_file, config=config)
+
+    def trust_gateway_ca(self, gateway, target):
+        """Adds the line `touchgate ca pubkey` prints to the target sshd's TrustedUserCAKeys
+        file (read at each login); returns the command's Result (checked by the caller)."""
+        r = self.touchgate(gateway, "ca", "pubkey")
+        if r.returncode == 0:
+            with open(os.path.join(os.path.dirname(target.log), "trusted_user_ca_keys.pub"),
+                      "a") as f:
+                f.write(r.stdout)
+        return r
+
+    def start_piv_agent(self, name="piv", key_type="EC:prime256v1", pin="123456"):
+        """A SoftHSM2 token as the PIV card: one key pair generated on it, the token loaded into
+        a private ssh-agent with ssh-add -s (the PIN fed through SSH_ASKPASS). Returns
+        (agent, pub_path)."""
+        d = os.path.dirname(self.path(name, "softhsm", "x"))
+        hsm_env = self.softhsm_token(d, name, pin, "piv-auth", key_type).env
         module = os.path.realpath(SOFTHSM_MODULE)
         agent = self.start_agent(name, provider=module, agent_env=hsm_env)
         askpass = os.path.join(d, "askpass.sh")

@@ -17,19 +17,8 @@ def silent_client(port, payload, outcome):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
             if payload:
                 s.sendall(payload)
-            s.settimeout(8)
-            received = b""
-            try:
-                while True:
-                    data = s.recv(4096)
-                    if not data:
-                        break
-                    received += data
-                outcome["result"] = "eof"
-            except ConnectionResetError:
-                outcome["result"] = "reset"
-            except socket.timeout:
-                outcome["result"] = "still open after 8 s"
+            how, received = harness.read_until_closed(s, 8)
+            outcome["result"] = "still open after 8 s" if how == "timeout" else how
             outcome["received"] = received[:100]
     except OSError as e:
         outcome["result"] = f"error: {e}"

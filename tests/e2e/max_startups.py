@@ -22,17 +22,8 @@ def held_connection(port):
 def refused_at_once(port):
     """A connection the gateway closes without a word: EOF (or a reset), no SSH banner."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.settimeout(5)
-        received = b""
-        try:
-            while True:
-                data = s.recv(4096)
-                if not data:
-                    break
-                received += data
-        except ConnectionResetError:
-            pass
-        except socket.timeout:
+        how, received = harness.read_until_closed(s, 5)
+        if how == "timeout":
             return False, b"still open after 5 s"
         return not received.startswith(b"SSH-"), received[:80]
 

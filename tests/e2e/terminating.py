@@ -18,8 +18,6 @@ import re
 import harness
 from harness import check
 
-SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
-
 
 def main():
     with harness.Env("terminating", deadline=110) as env:
@@ -27,19 +25,8 @@ def main():
         key = env.make_user_key("alice")
         cert = env.sign(key, ca)
         # The gateway's own CA: a P-256 key in a SoftHSM2 token.
-        hsm = env.path("softhsm")
-        os.makedirs(os.path.join(hsm, "tokens"))
-        with open(os.path.join(hsm, "softhsm2.conf"), "w") as f:
-            f.write(f"directories.tokendir = {hsm}/tokens\nobjectstore.backend = file\n"
-                    "log.level = ERROR\n")
-        os.environ["SOFTHSM2_CONF"] = os.path.join(hsm, "softhsm2.conf")  # for touchgated too
-        env.run(["softhsm2-util", "--init-token", "--free", "--label", "gwca", "--so-pin",
-                 "12345678", "--pin", "tg-pin-Qx7"], check=True)
-        env.run(["pkcs11-tool", "--module", SOFTHSM, "--login", "--pin", "tg-pin-Qx7", "--keypairgen",
-                 "--key-type", "EC:prime256v1", "--id", "01", "--label", "ca"], check=True)
-        pin_file = os.path.join(hsm, "pin")
-        with open(os.open(pin_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-            f.write("tg-pin-Qx7\n")
+        token = env.gateway_ca_token("tg-pin-Qx7")
+        hsm, pin_file = token.dir, token.pin_file
         wrong_pin = os.path.join(hsm, "wrong-pin")
         with open(os.open(wrong_pin, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
             f.write("tg-wrong-Zk4\n")
@@ -70,11 +57,7 @@ targets = ["db7"]
 actions = ["sftp"]
 remote_user = "{env.login}"
 '''
-        ca_section = f'''[ca]
-pkcs11_uri = "pkcs11:token=gwca;object=ca;type=private"
-pkcs11_module = "{SOFTHSM}"
-pin_file = "{pin_file}"
-'''
+        ca_section = token.config
         extra = ca_section + f'''
 
 [[target]]
@@ -113,12 +96,10 @@ host_key = "{host_pub}"
         agent_env = {"SSH_AUTH_SOCK": agent.sock}
 
         # The target trusts the gateway's CA: the line `touchgate ca pubkey` prints.
-        r = env.touchgate(gw, "ca", "pubkey")
+        r = env.trust_gateway_ca(gw, target)
         check(r.returncode == 0 and r.stdout.startswith("ecdsa-sha2-nistp256 ") and
               r.stdout.rstrip().endswith(" touchgate-ca@gw") and "pkcs11:" in r.stderr,
               "touchgate ca pubkey", r)
-        with open(os.path.join(os.path.dirname(target.log), "trusted_user_ca_keys.pub"), "a") as f:
-            f.write(r.stdout)
 
         # -- exec: output, stderr and exit status come back ----------------------------------
         r = env.ssh(config, "gw", "db9 echo out; echo err >&2; echo agent=${SSH_AUTH_SOCK:-none}; "

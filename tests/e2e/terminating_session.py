@@ -33,9 +33,6 @@ import time
 import harness
 from harness import check
 
-SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
-
-
 def ssh_signal_path():
     return harness.built_program("SSH_SIGNAL", "tests", "tools", "ssh_signal")
 
@@ -183,20 +180,7 @@ def main():
         key = env.make_user_key("alice")
         cert = env.sign(key, ca)
         # The gateway's own CA: a P-256 key in a SoftHSM2 token.
-        hsm = env.path("softhsm")
-        os.makedirs(os.path.join(hsm, "tokens"))
-        with open(os.path.join(hsm, "softhsm2.conf"), "w") as f:
-            f.write(f"directories.tokendir = {hsm}/tokens\nobjectstore.backend = file\n"
-                    "log.level = ERROR\n")
-        os.environ["SOFTHSM2_CONF"] = os.path.join(hsm, "softhsm2.conf")  # for touchgated too
-        env.run(["softhsm2-util", "--init-token", "--free", "--label", "gwca", "--so-pin",
-                 "12345678", "--pin", "tg-pin-Qx7"], check=True)
-        env.run(["pkcs11-tool", "--module", SOFTHSM, "--login", "--pin", "tg-pin-Qx7",
-                 "--keypairgen", "--key-type", "EC:prime256v1", "--id", "01", "--label", "ca"],
-                check=True)
-        pin_file = os.path.join(hsm, "pin")
-        with open(os.open(pin_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-            f.write("tg-pin-Qx7\n")
+        token = env.gateway_ca_token("tg-pin-Qx7")
         target = env.start_target([ca], name="db9")
         host_pub = harness.read_text(os.path.join(os.path.dirname(target.log),
                                                   "ssh_host_ed25519_key.pub")).strip()
@@ -231,11 +215,7 @@ targets = ["db3"]
 actions = ["exec"]
 remote_user = "{sig_login}"
 '''
-        extra = f'''[ca]
-pkcs11_uri = "pkcs11:token=gwca;object=ca;type=private"
-pkcs11_module = "{SOFTHSM}"
-pin_file = "{pin_file}"
-
+        extra = token.config + f'''
 [[target]]
 name = "db9"
 address = "{target.address}"
@@ -255,11 +235,9 @@ host_key = "{host_pub}"
         agent = env.touch_agent_for(gw, "alice")
         config = env.client_config(gw, key, cert, target=target, name="ssh_config")
         agent_env = {"SSH_AUTH_SOCK": agent.sock}
-        r = env.touchgate(gw, "ca", "pubkey")
+        r = env.trust_gateway_ca(gw, target)
         check(r.returncode == 0 and r.stdout.startswith("ecdsa-sha2-nistp256 "),
               "touchgate ca pubkey", r)
-        with open(os.path.join(os.path.dirname(target.log), "trusted_user_ca_keys.pub"), "a") as f:
-            f.write(r.stdout)
 
         def tty_argv(dest):
             argv = env.ssh_argv(config, "gw", dest, jump=None)

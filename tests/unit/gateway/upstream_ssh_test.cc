@@ -144,29 +144,37 @@ class Sshd {
   int port_ = 0;
 };
 
+// TestBind: a libssh server bind on 127.0.0.1, any free port, for the test targets below.
+struct TestBind {
+  explicit TestBind(const fs::path& host_key) : bind(ssh_bind_new()) {
+    ssh_bind_options_set(bind, SSH_BIND_OPTIONS_BINDADDR, "127.0.0.1");
+    int any = 0;
+    ssh_bind_options_set(bind, SSH_BIND_OPTIONS_BINDPORT, &any);
+    ssh_bind_options_set(bind, SSH_BIND_OPTIONS_HOSTKEY, host_key.c_str());
+    listening = ssh_bind_listen(bind) == SSH_OK;
+    sockaddr_in sin{};
+    socklen_t len = sizeof sin;
+    ::getsockname(ssh_bind_get_fd(bind), reinterpret_cast<sockaddr*>(&sin), &len);
+    port = ntohs(sin.sin_port);
+  }
+  ~TestBind() { ssh_bind_free(bind); }
+  TestBind(const TestBind&) = delete;
+  TestBind& operator=(const TestBind&) = delete;
+  ssh_bind bind;
+  bool listening = false;
+  int port = 0;
+};
+
 // A target that misbehaves: a libssh server that, once the gateway has logged in, tries to open
 // an agent, an X11 and a forwarded-tcpip channel towards it.
 class ChannelOpeningTarget {
  public:
-  explicit ChannelOpeningTarget(const fs::path& host_key) {
-    bind_ = ssh_bind_new();
-    ssh_bind_options_set(bind_, SSH_BIND_OPTIONS_BINDADDR, "127.0.0.1");
-    int port = 0;
-    ssh_bind_options_set(bind_, SSH_BIND_OPTIONS_BINDPORT, &port);
-    ssh_bind_options_set(bind_, SSH_BIND_OPTIONS_HOSTKEY, host_key.c_str());
-    listening_ = ssh_bind_listen(bind_) == SSH_OK;
-    sockaddr_in sin{};
-    socklen_t len = sizeof sin;
-    ::getsockname(ssh_bind_get_fd(bind_), reinterpret_cast<sockaddr*>(&sin), &len);
-    port_ = ntohs(sin.sin_port);
+  explicit ChannelOpeningTarget(const fs::path& host_key) : b_(host_key) {
     thread_ = std::thread([this] { serve(); });
   }
-  ~ChannelOpeningTarget() {
-    thread_.join();
-    ssh_bind_free(bind_);
-  }
-  bool listening() const { return listening_; }
-  int port() const { return port_; }
+  ~ChannelOpeningTarget() { thread_.join(); }
+  bool listening() const { return b_.listening; }
+  int port() const { return b_.port; }
   std::atomic<int> opened{0}, refused{0};
   std::atomic<bool> done{false};
 
@@ -181,7 +189,7 @@ class ChannelOpeningTarget {
       return SSH_AUTH_SUCCESS;
     };
     ssh_callbacks_init(&cb);
-    if (listening_ && ssh_bind_accept(bind_, s) == SSH_OK) {
+    if (b_.listening && ssh_bind_accept(b_.bind, s) == SSH_OK) {
       ssh_set_server_callbacks(s, &cb);
       ssh_set_auth_methods(s, SSH_AUTH_METHOD_PUBLICKEY);
       if (ssh_handle_key_exchange(s) == SSH_OK) {
@@ -207,9 +215,7 @@ class ChannelOpeningTarget {
     ssh_free(s);
   }
 
-  ssh_bind bind_ = nullptr;
-  bool listening_ = false;
-  int port_ = 0;
+  TestBind b_;
   std::thread thread_;
 };
 
@@ -217,26 +223,15 @@ class ChannelOpeningTarget {
 // channel request (a hung or hostile sshd).
 class MuteTarget {
  public:
-  explicit MuteTarget(const fs::path& host_key) {
-    bind_ = ssh_bind_new();
-    ssh_bind_options_set(bind_, SSH_BIND_OPTIONS_BINDADDR, "127.0.0.1");
-    int port = 0;
-    ssh_bind_options_set(bind_, SSH_BIND_OPTIONS_BINDPORT, &port);
-    ssh_bind_options_set(bind_, SSH_BIND_OPTIONS_HOSTKEY, host_key.c_str());
-    listening_ = ssh_bind_listen(bind_) == SSH_OK;
-    sockaddr_in sin{};
-    socklen_t len = sizeof sin;
-    ::getsockname(ssh_bind_get_fd(bind_), reinterpret_cast<sockaddr*>(&sin), &len);
-    port_ = ntohs(sin.sin_port);
+  explicit MuteTarget(const fs::path& host_key) : b_(host_key) {
     thread_ = std::thread([this] { serve(); });
   }
   ~MuteTarget() {
     stop = true;
     thread_.join();
-    ssh_bind_free(bind_);
   }
-  bool listening() const { return listening_; }
-  int port() const { return port_; }
+  bool listening() const { return b_.listening; }
+  int port() const { return b_.port; }
   std::atomic<bool> stop{false};
   std::atomic<int> requests_ignored{0};
 
@@ -249,7 +244,7 @@ class MuteTarget {
     };
     ssh_callbacks_init(&cb);
     std::vector<ssh_channel> channels;
-    if (listening_ && ssh_bind_accept(bind_, s) == SSH_OK) {
+    if (b_.listening && ssh_bind_accept(b_.bind, s) == SSH_OK) {
       ssh_set_server_callbacks(s, &cb);
       ssh_set_auth_methods(s, SSH_AUTH_METHOD_PUBLICKEY);
       struct Context {
@@ -285,9 +280,7 @@ class MuteTarget {
     ssh_free(s);
   }
 
-  ssh_bind bind_ = nullptr;
-  bool listening_ = false;
-  int port_ = 0;
+  TestBind b_;
   std::thread thread_;
 };
 

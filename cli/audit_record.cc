@@ -10,6 +10,7 @@
 
 #include "audit/log.h"
 #include "cli/control.h"
+#include "gateway/config_bridge.h"
 #include "policy/config.h"
 
 namespace touchgate::cli {
@@ -18,14 +19,7 @@ namespace {
 // write_directly appends the record to the log itself (no gateway is running).
 Result<void> write_directly(const policy::Config& config, gateway::KeyChange change,
                             const store::EnrolledKey& key) {
-  audit::Options options;
-  options.dir = config.audit.dir;
-  options.key_path = config.audit.key;
-  options.max_segment_bytes = config.audit.max_segment_size;
-  options.max_segment_age = config.audit.max_segment_age;
-  options.checkpoint_every = config.audit.checkpoint_every;
-  options.checkpoint_interval = config.audit.checkpoint_interval;
-  auto log = audit::AuditLog::open(options);
+  auto log = audit::AuditLog::open(gateway::audit_options(config.audit));
   if (!log) return tl::unexpected(log.error());
   audit::Record r = audit::admin_record(gateway::key_change_event(change), ::getuid());
   r.str("via", "direct");

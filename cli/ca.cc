@@ -8,6 +8,7 @@
 
 #include "cli/app.h"
 #include "cli/context.h"
+#include "gateway/config_bridge.h"
 #include "pkcs11/open.h"
 #include "policy/config.h"
 #include "ssh/cert_builder.h"
@@ -36,12 +37,7 @@ int CaCommand::run(const std::filesystem::path& config_file) const {
                         fmt::format("{} has no [ca] section: terminating mode is off",
                                     config_file.string())});
   }
-  pkcs11::CaKeyConfig kc;
-  kc.pkcs11_uri = config->ca.pkcs11_uri;
-  kc.module = config->ca.pkcs11_module;
-  kc.pin_file = config->ca.pin_file;
-  kc.key_file = config->ca.key_file;
-  auto signer = pkcs11::open_ca_signer(kc);
+  auto signer = pkcs11::open_ca_signer(gateway::ca_key_config(config->ca));
   if (!signer) return report(signer.error());
   const std::string line = ssh::certificate_line((*signer)->public_key(),
                                                  "touchgate-ca@" + config->server.name);

@@ -30,6 +30,7 @@
 #include "audit/syslog.h"
 #include "gateway/admin.h"
 #include "gateway/auditor.h"
+#include "gateway/config_bridge.h"
 #include "gateway/offload.h"
 #include "pkcs11/open.h"
 #include "gateway/control_server.h"
@@ -152,13 +153,7 @@ int run_daemon(const DaemonOptions& options) {
 
   // The audit log: the gateway does not start without it (fail closed).
   const policy::AuditConfig& ac = config->audit;
-  audit::Options audit_options;
-  audit_options.dir = ac.dir;
-  audit_options.key_path = ac.key;
-  audit_options.max_segment_bytes = ac.max_segment_size;
-  audit_options.max_segment_age = ac.max_segment_age;
-  audit_options.checkpoint_every = ac.checkpoint_every;
-  audit_options.checkpoint_interval = ac.checkpoint_interval;
+  audit::Options audit_options = gateway::audit_options(ac);
   std::unique_ptr<audit::SyslogSink> syslog_sink;
   if (ac.syslog) {
     audit::SyslogOptions so;
@@ -189,12 +184,7 @@ int run_daemon(const DaemonOptions& options) {
   // unavailable (ProxyJump is served); a configuration error stops the start.
   std::unique_ptr<ssh::Signer> ca_signer;
   if (config->ca.configured()) {
-    pkcs11::CaKeyConfig kc;
-    kc.pkcs11_uri = config->ca.pkcs11_uri;
-    kc.module = config->ca.pkcs11_module;
-    kc.pin_file = config->ca.pin_file;
-    kc.key_file = config->ca.key_file;
-    auto signer = pkcs11::open_ca_signer(kc);
+    auto signer = pkcs11::open_ca_signer(ca_key_config(config->ca));
     if (signer) {
       ca_signer = std::move(*signer);
       log_event(Level::kInfo, "ca_ready", {{"key", ca_signer->describe()}});

@@ -134,6 +134,19 @@ void ChainVerifier::line(std::string_view text, bool complete, bool too_long) {
   ++report_.records;
   const bool intact = hash_matches(p.hashed, p.hash);
   if (!intact) add("modified", p.seq, fmt::format("hash mismatch at seq {}", p.seq));
+  if (intact && p.event == "recording_failed") {
+    if (++report_.recordings_failed <= kMaxIncompleteFindings) {
+      auto text = [&](const char* name, const char* none) {
+        const Field* f = p.find(name);
+        return f != nullptr && f->kind == ValueKind::kString ? unescape_string(f->raw)
+                                                             : std::string(none);
+      };
+      add("recording_incomplete", p.seq,
+          fmt::format("the recording {} could not be written whole: {}",
+                      text("file", "(no file named)"), text("message", "(no message)")),
+          false);
+    }
+  }
   if (intact && p.event == "recording_closed") {
     const Field* file = p.find("file");
     const Field* sha = p.find("sha256");

@@ -30,6 +30,8 @@ namespace touchgate::audit {
 //                  recording_closed record says
 //   recording_missing   a recording a recording_closed record names is gone
 //   recordings_unchecked more recordings than kMaxRecordings (warning: the rest not checked)
+//   recording_incomplete a recording_failed record: that session's recording is incomplete
+//                        (warning, the first kMaxIncompleteFindings; all are counted)
 //   torn_tail      the last line of the last segment has no '\n' (a crash; warning)
 //   unsigned_tail  records after the last checkpoint (warning)
 struct Finding {
@@ -51,6 +53,9 @@ struct VerifyReport {
   uint64_t last_seq = 0;
   uint64_t unsigned_tail = 0;
   uint64_t recordings = 0;  // session recordings checked against their records
+  // recording_failed records: sessions whose recording could not be written whole (the first
+  // kMaxIncompleteFindings are also warnings recording_incomplete).
+  uint64_t recordings_failed = 0;
   std::string last_hash;
   bool key_pinned = false;  // checkpoints were checked against a trusted key
 
@@ -66,6 +71,7 @@ struct VerifyReport {
 inline constexpr size_t kMaxFindings = 1000;
 // Most recordings one verify checks (their records are kept in memory until the end).
 inline constexpr size_t kMaxRecordings = 200000;
+inline constexpr size_t kMaxIncompleteFindings = 20;
 
 // A session recording as its recording_closed record describes it.
 struct RecordingRef {

@@ -643,6 +643,7 @@ int AuditCommand::verify(const std::filesystem::path& config_file) const {
     j["bytes"] = r.bytes;
     j["checkpoints"] = r.checkpoints;
     j["recordings"] = r.recordings;
+    j["recordings_failed"] = r.recordings_failed;
     j["last_seq"] = r.last_seq;
     j["last_hash"] = r.last_hash;
     j["unsigned_tail"] = r.unsigned_tail;
@@ -675,6 +676,10 @@ int AuditCommand::verify(const std::filesystem::path& config_file) const {
                      counted(r.checkpoints, "checkpoint"), r.last_seq);
   out += fmt::format("unsigned tail: {} after the last checkpoint\n",
                      counted(r.unsigned_tail, "record"));
+  if (r.recordings_failed > 0) {
+    out += fmt::format("session recordings that could not be written whole (recording_failed): {}\n",
+                       r.recordings_failed);
+  }
   if (r.recordings > 0) {
     out += fmt::format("session recordings: {} checked against their records\n", r.recordings);
   }

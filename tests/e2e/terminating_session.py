@@ -416,6 +416,10 @@ def unwritable_recording(env, ca, rules, extra, key, cert, target):
               f"recording_failed: {failed}")
         check(not gw2.audit_records("recording_closed"),
               "a recording that failed must not be recorded as closed with a SHA-256")
+        r = env.touchgate(gw2, "audit", "verify")
+        check(r.returncode == 0 and "recording_incomplete" in r.stdout and
+              "could not be written whole (recording_failed): 1" in r.stdout,
+              "verify: the log is intact and says that one recording is incomplete", r)
         check(gw2.alive(), "touchgated died on a full recording file system")
         r = env.ssh(config2, "target", "echo jump-ok")
         check(r.returncode == 0 and r.stdout == "jump-ok\n",

@@ -327,6 +327,37 @@ namespace {
 using namespace touchgate::audit::testing;
 
 // A log whose recording_closed record names a recording file: the file must stay as recorded.
+// A recording that could not be written whole is not tampering, but the auditor is told:
+// warnings for the first few, a count of all.
+TEST(VerifyRecordingsTest, FailedRecordingsAreWarningsAndCounted) {
+  TempDir t;
+  Options o = options_for(t);
+  auto log = AuditLog::open(o);
+  ASSERT_TRUE(log);
+  for (int i = 0; i < 25; ++i) {
+    ASSERT_TRUE(append_wait(**log, Record("recording_failed")
+                                       .str("conn", "c-1")
+                                       .str("file", "/rec/" + std::to_string(i) + ".cast")
+                                       .str("reason", "recording_io")
+                                       .str("message", "write failed: No space left on device")));
+  }
+  ASSERT_TRUE((*log)->close());
+  auto r = verify_directory(o.dir, std::nullopt);
+  EXPECT_TRUE(r.clean()) << findings_text(r);
+  EXPECT_EQ(r.recordings_failed, 25u);
+  size_t warnings = 0;
+  for (const auto& f : r.findings) {
+    if (f.kind != "recording_incomplete") continue;
+    ++warnings;
+    EXPECT_FALSE(f.tampering);
+  }
+  EXPECT_EQ(warnings, kMaxIncompleteFindings);
+  ASSERT_TRUE(r.has("recording_incomplete"));
+  EXPECT_EQ(r.first("recording_incomplete")->message,
+            "the recording /rec/0.cast could not be written whole: write failed: No space left "
+            "on device");
+}
+
 TEST(VerifyRecordingsTest, RecordingsAreCheckedAgainstTheirRecords) {
   TempDir t;
   Options o = options_for(t);

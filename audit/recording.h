@@ -86,7 +86,7 @@ class Recording {
 
   // close writes what is held (an incomplete UTF-8 sequence becomes U+FFFD), flushes, fsyncs
   // the file and its directory and closes it. Summary is computed while writing. With an
-  // executor, close waits for it.
+  // executor, close waits for it (so never call it on the executor's own thread).
   Result<Summary> close();
   // close_async is close without waiting: done runs with the result on the executor's thread
   // (at once on this one when there is no executor, or the recording is already unusable).

@@ -31,6 +31,7 @@
 #include "cli/replay.h"
 #include "policy/config.h"
 #include "ssh/key.h"
+#include "ssh/unique_fd.h"
 
 namespace touchgate::cli {
 namespace {
@@ -348,21 +349,6 @@ Result<ReplayId> parse_replay_id(const std::string& text) {
   return id;
 }
 
-// Fd closes a file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 }  // namespace
 
 AuditCommand::AuditCommand(CLI::App& app) {
@@ -677,8 +663,9 @@ int AuditCommand::verify(const std::filesystem::path& config_file) const {
   out += fmt::format("unsigned tail: {} after the last checkpoint\n",
                      counted(r.unsigned_tail, "record"));
   if (r.recordings_failed > 0) {
-    out += fmt::format("session recordings that could not be written whole (recording_failed): {}\n",
-                       r.recordings_failed);
+    out += fmt::format(
+        "session recordings that could not be written whole (recording_failed): {}\n",
+        r.recordings_failed);
   }
   if (r.recordings > 0) {
     out += fmt::format("session recordings: {} checked against their records\n", r.recordings);
@@ -998,7 +985,7 @@ int AuditCommand::replay(const std::filesystem::path& dir) const {
     file = entry->file;
   }
 
-  const Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  const ssh::UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     return report(
         Error{"recording_unreadable", fmt::format("{}: cannot open the recording: {}",

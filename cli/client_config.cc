@@ -275,8 +275,7 @@ Result<std::string> render_client_config(const policy::Config& config,
   if (terminating) {
     line("");
     line("# Terminating mode: the gateway logs in to the target itself and records the session.");
-    line(fmt::format("#   ssh -t {0} TARGET               a shell; ssh {0} TARGET COMMAND: a command",
-                     alias));
+    line(fmt::format("#   ssh -t {0} TARGET    a shell; ssh {0} TARGET COMMAND: a command", alias));
     line(fmt::format("#   rsync -e ssh FILE PRINCIPAL+TARGET@{}:FILE", alias));
     line("# sftp and scp never forward the agent the touch needs: open a master connection that");
     line("# does, then run them through it:");

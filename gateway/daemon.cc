@@ -294,9 +294,8 @@ int run_daemon(const DaemonOptions& options) {
   while (!stop) {
     int timeout = (*control)->timeout_ms();
     if (dropped.count > 0) {
-      const auto due = std::chrono::ceil<std::chrono::milliseconds>(
-                           dropped.last_record + kDropRecordEvery - std::chrono::steady_clock::now())
-                           .count();
+      const auto left = dropped.last_record + kDropRecordEvery - std::chrono::steady_clock::now();
+      const auto due = std::chrono::ceil<std::chrono::milliseconds>(left).count();
       const int wait = static_cast<int>(std::clamp<int64_t>(due, 0, 60'000));
       timeout = timeout < 0 ? wait : std::min(timeout, wait);
     }

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "ssh/key.h"
+#include "ssh/unique_fd.h"
 
 namespace touchgate::gateway {
 namespace {
@@ -32,24 +33,17 @@ tl::unexpected<Error> io_error(const std::filesystem::path& file, const std::str
               fmt::format("{}: {}: {}", file.string(), what, std::strerror(errno)));
 }
 
-// Fd closes on every path out.
-struct Fd {
-  int fd;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 }  // namespace
 
 Result<KnownHostKey> check_or_record(const std::filesystem::path& file, const std::string& target,
                                      std::span<const uint8_t> blob) {
   std::lock_guard lock(file_mutex());  // flock does not order threads of one process
-  Fd f{::open(file.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600)};
-  if (f.fd < 0) return io_error(file, "cannot open");
-  if (::flock(f.fd, LOCK_EX) != 0) return io_error(file, "cannot lock");
+  const ssh::UniqueFd f(
+      ::open(file.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (f.get() < 0) return io_error(file, "cannot open");
+  if (::flock(f.get(), LOCK_EX) != 0) return io_error(file, "cannot lock");
   struct stat st {};
-  if (::fstat(f.fd, &st) != 0) return io_error(file, "cannot stat");
+  if (::fstat(f.get(), &st) != 0) return io_error(file, "cannot stat");
   if (st.st_size > kMaxFileBytes) {
     return fail("known_hosts_too_large",
                 fmt::format("{} holds {} bytes, more than the {} a known-hosts file may",
@@ -58,7 +52,8 @@ Result<KnownHostKey> check_or_record(const std::filesystem::path& file, const st
   std::string text(static_cast<size_t>(st.st_size), '\0');
   size_t got = 0;
   while (got < text.size()) {
-    const ssize_t n = ::pread(f.fd, text.data() + got, text.size() - got, static_cast<off_t>(got));
+    const ssize_t n =
+        ::pread(f.get(), text.data() + got, text.size() - got, static_cast<off_t>(got));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return io_error(file, "cannot read");
     if (n == 0) break;
@@ -94,12 +89,12 @@ Result<KnownHostKey> check_or_record(const std::filesystem::path& file, const st
   line.push_back('\n');
   size_t done = 0;
   while (done < line.size()) {
-    const ssize_t n = ::write(f.fd, line.data() + done, line.size() - done);
+    const ssize_t n = ::write(f.get(), line.data() + done, line.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return io_error(file, "cannot write");
     done += static_cast<size_t>(n);
   }
-  if (::fsync(f.fd) != 0) return io_error(file, "cannot sync");
+  if (::fsync(f.get()) != 0) return io_error(file, "cannot sync");
   KnownHostKey k;
   k.outcome = KnownHostKey::Outcome::kRecorded;
   return k;

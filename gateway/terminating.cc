@@ -84,7 +84,9 @@ void TerminatingSession::on_signal(ssh_session, ssh_channel, const char* signal,
   const std::string_view name(signal);
   if (std::find(kSignals.begin(), kSignals.end(), name) == kSignals.end()) {
     log_event(Level::kInfo, "signal_dropped",
-              {{"conn", t->conn_.id()}, {"channel", t->id_}, {"reason", "not a signal of RFC 4254"}});
+              {{"conn", t->conn_.id()},
+               {"channel", t->id_},
+               {"reason", "not a signal of RFC 4254"}});
     return;
   }
   t->upstream_->send_signal(std::string(name));

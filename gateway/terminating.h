@@ -193,8 +193,8 @@ class TerminatingSession : public Pollable, public Watcher, public UpstreamSshLi
   std::string close_reason_;
   std::string error_text_;  // told to the client on stderr before the close
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
-  bool recording_failed_ = false;
-  Clock::time_point next_recording_flush_{};  // tick() flushes the recording at most this often  // recording_failed was reported (once)
+  bool recording_failed_ = false;             // recording_failed was reported (once)
+  Clock::time_point next_recording_flush_{};  // tick() flushes the recording at most this often
 };
 
 }  // namespace touchgate::gateway

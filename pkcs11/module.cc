@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 
+#include "ssh/unique_fd.h"
 #include "ssh/writer.h"
 
 namespace touchgate::pkcs11 {
@@ -39,20 +40,6 @@ tl::unexpected<Error> module_error(std::string_view call, CK_RV rv) {
   return fail("pkcs11_module_error", fmt::format("PKCS#11 {} failed: {}", call, rv_name(rv)));
 }
 
-// A file descriptor closed on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // find_objects returns up to `limit` objects matching the template.
 Result<std::vector<CK_OBJECT_HANDLE>> find_objects(const Module& module, const Session& session,
@@ -400,7 +387,7 @@ Result<Session> open_session(const Module& module, CK_SLOT_ID slot) {
 
 Result<std::string> read_pin_file(const std::filesystem::path& pin_file) {
   const std::string name = pin_file.string();
-  Fd fd(::open(pin_file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  ssh::UniqueFd fd(::open(pin_file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (fd.get() < 0)
     return fail("pkcs11_pin_file",
                 fmt::format("PIN file {}: cannot open: {}", name, std::strerror(errno)));

@@ -9,30 +9,14 @@
 
 #include <fmt/format.h>
 
+#include "ssh/unique_fd.h"
+
 namespace touchgate::policy {
-namespace {
-
-// Closes a file descriptor on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd) noexcept : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
-
-}  // namespace
 
 Result<std::vector<uint8_t>> read_file(const std::filesystem::path& file, size_t max_size,
                                        const std::string& code) {
   const std::string name = file.string();
-  Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  ssh::UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   if (fd.get() < 0) {
     return fail(code, fmt::format("{}: cannot open: {}", name, std::strerror(errno)));
   }

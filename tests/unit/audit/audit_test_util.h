@@ -13,24 +13,17 @@
 #include <gtest/gtest.h>
 
 #include "audit/log.h"
+#include "tests/unit/test_util.h"
 
 namespace touchgate::audit::testing {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "tg-audit-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
+using ::touchgate::testing::read_all;
+using ::touchgate::testing::write_all;
 
- private:
-  std::filesystem::path path_;
+// TempDir: a scratch directory named tg-audit-*.
+class TempDir : public ::touchgate::testing::TempDir {
+ public:
+  TempDir() : ::touchgate::testing::TempDir("tg-audit") {}
 };
 
 inline Options options_for(const TempDir& t) {
@@ -55,18 +48,6 @@ inline std::vector<std::string> read_lines(const std::filesystem::path& file) {
   std::string line;
   while (std::getline(in, line)) lines.push_back(line);
   return lines;
-}
-
-inline std::string read_all(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-inline void write_all(const std::filesystem::path& file, const std::string& text) {
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  out << text;
 }
 
 inline void write_lines(const std::filesystem::path& file, const std::vector<std::string>& lines) {

@@ -56,22 +56,8 @@ Recording::Header header() {
   return h;
 }
 
-struct RunResult {
-  int status = -1;
-  std::string output;
-};
-
-RunResult run(const std::string& command) {
-  RunResult r;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using ::touchgate::testing::run_command;
+using ::touchgate::testing::RunResult;
 
 // Cast is a recording read back: the header and each event, every line parsed as strict JSON.
 struct Cast {
@@ -114,7 +100,7 @@ Cast read_cast(const std::filesystem::path& file) {
 // python_checks runs Python's strict JSON reader over every line (another implementation).
 void python_checks(const std::filesystem::path& file) {
   const RunResult r =
-      run("python3 -c 'import json,sys\n"
+      run_command("python3 -c 'import json,sys\n"
           "lines = open(sys.argv[1], encoding=\"utf-8\", errors=\"strict\").read().split(\"\\n\")\n"
           "assert lines[-1] == \"\"\n"
           "h = json.loads(lines[0]); assert h[\"version\"] == 2\n"
@@ -309,7 +295,7 @@ TEST(RecordingTest, Sha256AndSizeMatchTheFile) {
   auto summary = (*rec)->close();
   ASSERT_TRUE(summary.has_value());
   EXPECT_EQ(summary->size, std::filesystem::file_size(file));
-  const RunResult r = run("sha256sum '" + file.string() + "'");
+  const RunResult r = run_command("sha256sum '" + file.string() + "'");
   ASSERT_EQ(r.status, 0);
   EXPECT_EQ(r.output.substr(0, 64), summary->sha256);
 }
@@ -432,7 +418,7 @@ TEST(RecordingTest, AnExecutorWritesTheSameFile) {
   EXPECT_EQ(sums[0].sha256, sums[1].sha256);
   EXPECT_EQ(sums[0].size, sums[1].size);
   EXPECT_EQ(sums[1].size, contents[1].size());
-  const RunResult r = run("sha256sum '" + (dir.path() / "async.cast").string() + "'");
+  const RunResult r = run_command("sha256sum '" + (dir.path() / "async.cast").string() + "'");
   EXPECT_EQ(r.output.substr(0, 64), sums[1].sha256);
 }
 
@@ -464,7 +450,9 @@ TEST(RecordingTest, BacklogStopsTheProducerUntilTheExecutorDrainsIt) {
   EXPECT_TRUE(r.backlogged());
   EXPECT_EQ(drained.load(), 0);
   ex.hold(false);
-  for (int i = 0; i < 500 && drained.load() == 0; ++i) std::this_thread::sleep_for(milliseconds(10));
+  for (int i = 0; i < 500 && drained.load() == 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
   EXPECT_EQ(drained.load(), 1);
   EXPECT_TRUE(on_executor.load());
   EXPECT_FALSE(r.backlogged());
@@ -524,7 +512,8 @@ TEST(RecordingTest, AsciinemaCatPrintsTheOutputStream) {
   ASSERT_TRUE(r.output(milliseconds(40), bytes("\xa9t\xc3\xa9\r\nbye\r\n")).has_value());
   ASSERT_TRUE(r.close().has_value());
   const RunResult played =
-      run("script -q -e -c \"asciinema cat '" + file.string() + "'\" /dev/null </dev/null 2>&1");
+      run_command("script -q -e -c \"asciinema cat '" + file.string() +
+                  "'\" /dev/null </dev/null 2>&1");
   EXPECT_EQ(played.status, 0) << played.output;
   EXPECT_EQ(played.output, "hello \xc3\xa9t\xc3\xa9\r\nbye\r\n");
 }

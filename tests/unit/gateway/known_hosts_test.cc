@@ -8,12 +8,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "ssh/key.h"
+#include "tests/unit/test_util.h"
 
 namespace touchgate::gateway {
 namespace {
@@ -36,20 +36,10 @@ std::vector<uint8_t> ed25519_blob(uint8_t fill) {
 
 class KnownHostsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/tg-known-hosts-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    file_ = dir_ / "known_hosts";
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string contents() const {
-    std::ifstream in(file_);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-  fs::path dir_, file_;
+  std::string contents() const { return touchgate::testing::read_all(file_); }
+  touchgate::testing::TempDir tmp_{"tg-known-hosts"};
+  const fs::path& dir_ = tmp_.path();
+  const fs::path file_ = dir_ / "known_hosts";
 };
 
 TEST_F(KnownHostsTest, FirstKeyIsRecordedThenCompared) {

@@ -33,6 +33,7 @@
 #include "gateway/upstream.h"
 #include "ssh/digest.h"
 #include "ssh/key.h"
+#include "tests/unit/test_util.h"
 
 namespace touchgate::gateway {
 namespace {
@@ -756,15 +757,10 @@ TEST_F(UpstreamSshTest, NothingListeningFailsCleanly) {
 }
 
 TEST_F(UpstreamSshTest, TargetClosingBeforeTheBannerFailsCleanly) {
-  int srv = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(srv, reinterpret_cast<sockaddr*>(&sin), sizeof sin), 0);
-  ASSERT_EQ(::listen(srv, 1), 0);
-  socklen_t len = sizeof sin;
-  ASSERT_EQ(::getsockname(srv, reinterpret_cast<sockaddr*>(&sin), &len), 0);
-  int fd = connect_to(ntohs(sin.sin_port));
+  int port = 0;
+  const int srv = touchgate::testing::listen_loopback(&port);
+  ASSERT_GE(srv, 0);
+  int fd = connect_to(port);
   ASSERT_GE(fd, 0);
   UpstreamSsh up(loop_, rec_, options());
   ASSERT_TRUE(up.start(fd).has_value());
@@ -777,18 +773,13 @@ TEST_F(UpstreamSshTest, TargetClosingBeforeTheBannerFailsCleanly) {
 }
 
 TEST_F(UpstreamSshTest, SilentTargetTimesOut) {
-  int srv = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(srv, reinterpret_cast<sockaddr*>(&sin), sizeof sin), 0);
-  ASSERT_EQ(::listen(srv, 1), 0);
-  socklen_t len = sizeof sin;
-  ASSERT_EQ(::getsockname(srv, reinterpret_cast<sockaddr*>(&sin), &len), 0);
+  int port = 0;
+  const int srv = touchgate::testing::listen_loopback(&port);
+  ASSERT_GE(srv, 0);
   auto o = options();
   o.handshake_timeout = 300ms;
   auto start = Clock::now();
-  auto up = connect(std::move(o), ntohs(sin.sin_port));
+  auto up = connect(std::move(o), port);
   ASSERT_TRUE(rec_.failed);
   EXPECT_EQ(rec_.failed->code, "upstream_timeout");
   EXPECT_LT(Clock::now() - start, 3s);

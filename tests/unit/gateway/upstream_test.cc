@@ -1,4 +1,5 @@
 #include "gateway/upstream.h"
+#include "tests/unit/test_util.h"
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -20,17 +21,11 @@ TEST(UpstreamTest, NumericAddressesResolveWithoutDns) {
 }
 
 TEST(UpstreamTest, ConnectToAListeningSocketSucceeds) {
-  int srv = ::socket(AF_INET, SOCK_STREAM, 0);
+  int port = 0;
+  const int srv = touchgate::testing::listen_loopback(&port);
   ASSERT_GE(srv, 0);
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(srv, reinterpret_cast<sockaddr*>(&sin), sizeof sin), 0);
-  ASSERT_EQ(::listen(srv, 1), 0);
-  socklen_t len = sizeof sin;
-  ASSERT_EQ(::getsockname(srv, reinterpret_cast<sockaddr*>(&sin), &len), 0);
   SocketAddress a;
-  ASSERT_TRUE(resolve_numeric("127.0.0.1", ntohs(sin.sin_port), &a));
+  ASSERT_TRUE(resolve_numeric("127.0.0.1", static_cast<uint16_t>(port), &a));
   bool in_progress = false;
   auto fd = start_connect(a, &in_progress);
   ASSERT_TRUE(fd.has_value());

@@ -24,6 +24,7 @@
 #include "ssh/validate.h"
 #include "ssh/writer.h"
 #include "tests/unit/ssh/test_signer.h"
+#include "tests/unit/test_util.h"
 
 namespace touchgate::ssh {
 namespace {
@@ -322,46 +323,13 @@ TEST(CertBuilderTest, CertificateLineParsesBack) {
 
 // -- stock ssh-keygen reads what we mint ------------------------------------------------------
 
-struct RunResult {
-  int status = -1;
-  std::string output;
-};
-
-RunResult run(const std::string& command) {
-  RunResult r;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "tg-cert-builder-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
+using ::touchgate::testing::run_command;
+using ::touchgate::testing::RunResult;
+using ::touchgate::testing::TempDir;
+using ::touchgate::testing::write_all;
 
 TEST(CertBuilderTest, SshKeygenListsWhatWasMinted) {
-  TempDir dir;
+  TempDir dir("tg-cert-builder");
   for (KeyType ca_type : kTypes) {
     SCOPED_TRACE(key_type_name(ca_type));
     TestSigner& ca = signer(ca_type);
@@ -372,10 +340,11 @@ TEST(CertBuilderTest, SshKeygenListsWhatWasMinted) {
     const auto nonce = fixed_nonce();
     auto blob = build_user_certificate(req, ca, nonce);
     ASSERT_TRUE(blob.has_value()) << blob.error().message;
-    const std::string path = dir.file("cert-" + std::string(key_type_name(ca_type)) + ".pub");
-    write_file(path, certificate_line(*blob, "minted") + "\n");
+    const std::string path =
+        (dir.path() / ("cert-" + std::string(key_type_name(ca_type)) + ".pub")).string();
+    write_all(path, certificate_line(*blob, "minted") + "\n");
 
-    const RunResult r = run("TZ=UTC ssh-keygen -L -f '" + path + "' 2>&1");
+    const RunResult r = run_command("TZ=UTC ssh-keygen -L -f '" + path + "' 2>&1");
     ASSERT_EQ(r.status, 0) << r.output;
     const std::string& out = r.output;
     EXPECT_THAT(out, HasSubstr("Type: ecdsa-sha2-nistp256-cert-v01@openssh.com user certificate"));

@@ -318,8 +318,17 @@ size_t Connection::live_channels() const {
 int Connection::auth_request(ssh_message msg) {
   if (state_ != State::kHandshake) return 1;
   if (pending_disconnect_) return 0;  // a disconnect with the reason is on its way
-  if (ssh_message_subtype(msg) != SSH_AUTH_METHOD_PUBLICKEY) return 1;  // "publickey" only
   const int max_tries = snap_.config->server.max_auth_tries;
+  if (const int method = ssh_message_subtype(msg); method != SSH_AUTH_METHOD_PUBLICKEY) {
+    // "publickey" only. Any other method except "none" (the client's question which methods
+    // exist) counts as a failed attempt, like a plain key does.
+    if (method != SSH_AUTH_METHOD_NONE && ++auth_failures_ >= max_tries) {
+      schedule_disconnect("auth_too_many_tries",
+                          fmt::format("too many authentication failures ({})", auth_failures_));
+      return 0;
+    }
+    return 1;
+  }
   const char* user = ssh_message_auth_user(msg);
   std::string login = user != nullptr ? user : "";
   // libssh 0.10 marks these message accessors deprecated in favour of the auth callback, but
@@ -611,6 +620,7 @@ int Connection::open_direct_tcpip(ssh_message msg) {
   raw->limit_session(d.max_session, d.rule_id);
   if (d.window_closes) raw->limit_window(*d.window_closes, d.rule_id, d.window);
   raw->set_request(host, port);
+  if (d.target == nullptr && !ssh::IpAddress::parse(d.host)) raw->check_resolved_addresses();
   // The second factor: until it passes, the channel stays in kAuthorizing and no byte moves,
   // and no connection to the target is made. The challenge starts after this callback returns.
   request_touch(raw->id(), what, true, TouchNeed{d.factors, d.max_age, d.rule_id, {}});
@@ -789,6 +799,52 @@ void Connection::deliver_touch(uint64_t channel_id, const Result<TouchProof>& re
       return;
     }
   }
+}
+
+bool Connection::refuse_resolved(Forward& f, const std::vector<SocketAddress>& addresses) {
+  for (const auto& a : addresses) {
+    const std::string ip = a.host();
+    if (ip.empty()) continue;
+    // Both as the address of a configured target (its deny rules) and as a plain address (deny
+    // rules whose `hosts` CIDRs cover it).
+    policy::Decision d = decide(ip, f.request_port());
+    if (d.code != "policy_denied") {
+      policy::Request req;
+      req.host = ip;
+      req.port = f.request_port();
+      req.as_host = true;
+      d = snap_.policy->decide(identity(), req);
+    }
+    if (d.code != "policy_denied") continue;  // only a deny rule refuses here
+    const std::string why =
+        fmt::format("{} resolves to {}, and {}", f.target().name, ip, d.explanation);
+    log_event(Level::kInfo, "policy_decision",
+              {{"conn", id_},
+               {"channel", f.id()},
+               {"user", login_},
+               {"target", f.target().name},
+               {"address", ip},
+               {"effect", "deny"},
+               {"rule", d.rule_id},
+               {"code", d.code}});
+    if (Auditor* au = auditor_of(worker_)) {
+      audit::Record r = audit_record("policy_decision");
+      r.str("outcome", "deny")
+          .u64("channel", f.id())
+          .str("target", f.target().name)
+          .str("address", ip)
+          .str("action", "jump")
+          .str("rule", d.rule_id)
+          .str("reason", d.code)
+          .str("factors_required", "")
+          .str("factor_used", "")
+          .str("from", peer_ip_.to_string());
+      au->note(std::move(r));
+    }
+    f.refuse_by_policy(d.code, why);
+    return true;
+  }
+  return false;
 }
 
 void Connection::audit_denied(uint64_t channel, const std::string& target,

@@ -23,6 +23,7 @@
 #include "gateway/mfa_dialog.h"
 #include "gateway/pollable.h"
 #include "gateway/runtime.h"
+#include "gateway/upstream.h"
 #include "gateway/worker.h"
 #include "ssh/validate.h"
 
@@ -111,6 +112,12 @@ class Connection : public Pollable {
   // forward_failed reports that a channel could not be served; the connection decides whether
   // the client learns the reason through a disconnect (sole channel) or a channel close.
   void forward_failed(Forward* f, const std::string& code, const std::string& message);
+  // refuse_resolved: channel f asked for a name that a `hosts` glob selected, and the name
+  // resolved to `addresses`. When a deny rule selects any of them (by a `hosts` CIDR, or as the
+  // address of a configured target it covers), the channel is refused with that rule's decision
+  // (logged and audited) and true is returned; the allow by name does not reach around a deny by
+  // address.
+  bool refuse_resolved(Forward& f, const std::vector<SocketAddress>& addresses);
   // after_forward_event runs after a channel reacted to its target socket: it carries out a
   // disconnect the channel asked for and recomputes the client socket's epoll interest.
   void after_forward_event();

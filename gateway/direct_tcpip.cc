@@ -75,6 +75,9 @@ void Forward::authorized() {
                                      target_.address(), result.error().message));
                     return;
                   }
+                  // A name selected by a `hosts` glob: deny rules also judge what it resolves
+                  // to (a hosts CIDR, a configured target at that address).
+                  if (check_resolved_ && conn_.refuse_resolved(*this, *result)) return;
                   candidates_ = std::move(*result);
                   connect_next();
                 });

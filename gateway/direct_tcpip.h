@@ -80,6 +80,9 @@ class Forward : public Pollable {
   const std::string& request_host() const { return request_host_; }
   uint16_t request_port() const { return request_port_; }
   void set_touch_factors(uint8_t factors) { touch_factors_ = factors; }
+  // check_resolved_addresses: the destination is a name the policy selected by a `hosts` glob;
+  // once resolved, deny rules are asked again about each address (Connection::refuse_resolved).
+  void check_resolved_addresses() { check_resolved_ = true; }
   uint8_t touch_factors() const { return touch_factors_; }
   // limit_session closes the channel max_session after it opened (0: no limit), naming the rule.
   void limit_session(std::chrono::seconds max_session, std::string rule);
@@ -124,6 +127,7 @@ class Forward : public Pollable {
   std::string request_host_;
   uint16_t request_port_ = 0;
   uint8_t touch_factors_ = 0;  // policy::Factor bits of the touch that authorized it
+  bool check_resolved_ = false;
   State state_ = State::kAuthorizing;
   ssh_channel channel_ = nullptr;
   ssh_channel_callbacks_struct cb_{};

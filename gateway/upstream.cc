@@ -9,8 +9,10 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <condition_variable>
 #include <cstring>
-
+#include <deque>
+#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -34,6 +36,17 @@ std::string SocketAddress::to_string() const {
   return "?";
 }
 
+std::string SocketAddress::host() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (storage.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr, buf, sizeof buf);
+  } else if (storage.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, buf,
+              sizeof buf);
+  }
+  return buf;
+}
+
 std::pair<std::string, uint64_t> split_address(const std::string& text) {
   const size_t colon = text.rfind(':');
   if (colon == std::string::npos) return {text, 0};
@@ -44,18 +57,79 @@ std::pair<std::string, uint64_t> split_address(const std::string& text) {
   return {host, std::strtoull(text.c_str() + colon + 1, nullptr, 10)};
 }
 
+namespace {
+
+// Name lookups run on a small pool of threads (getaddrinfo blocks, up to its resolver's
+// timeouts), never one thread per request: at most kLookupThreads at once, at most kLookupQueue
+// waiting; beyond that a lookup fails at once ("target_resolve_busy"). The pool is never torn
+// down: its threads may still block in getaddrinfo when the process exits.
+constexpr size_t kLookupThreads = 4;
+constexpr size_t kLookupQueue = 256;
+
+class LookupPool {
+ public:
+  static LookupPool& instance() {
+    static LookupPool* pool = new LookupPool();  // intentionally never destroyed
+    return *pool;
+  }
+  bool submit(std::function<void()> job) {
+    std::lock_guard lk(mu_);
+    if (queue_.size() >= kLookupQueue) return false;
+    queue_.push_back(std::move(job));
+    if (idle_ == 0 && threads_ < kLookupThreads) {
+      ++threads_;
+      std::thread([this] { run(); }).detach();
+    } else {
+      cv_.notify_one();
+    }
+    return true;
+  }
+
+ private:
+  void run() {
+    std::unique_lock lk(mu_);
+    for (;;) {
+      ++idle_;
+      cv_.wait(lk, [this] { return !queue_.empty(); });
+      --idle_;
+      auto job = std::move(queue_.front());
+      queue_.pop_front();
+      lk.unlock();
+      job();
+      lk.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  size_t threads_ = 0;
+  size_t idle_ = 0;
+};
+
+}  // namespace
+
 void resolve_async(Worker& worker, std::weak_ptr<int> alive, std::string host, uint16_t port,
                    std::function<void(Result<std::vector<SocketAddress>>)> done) {
   Worker* w = &worker;
   w->runtime().resolving.fetch_add(1);
-  std::thread([w, alive = std::move(alive), host = std::move(host), port,
-               done = std::move(done)]() mutable {
+  auto shared_done =
+      std::make_shared<std::function<void(Result<std::vector<SocketAddress>>)>>(std::move(done));
+  const bool queued = LookupPool::instance().submit([w, alive, host, port, shared_done] {
     auto result = resolve_blocking(host, port);
-    w->post([alive, done = std::move(done), result = std::move(result)]() mutable {
-      if (!alive.expired()) done(std::move(result));
+    w->post([alive, shared_done, result = std::move(result)]() mutable {
+      if (!alive.expired()) (*shared_done)(std::move(result));
     });
     w->runtime().resolving.fetch_sub(1);
-  }).detach();
+  });
+  if (!queued) {
+    w->runtime().resolving.fetch_sub(1);
+    w->post([alive = std::move(alive), shared_done, host] {
+      if (!alive.expired())
+        (*shared_done)(tl::unexpected(Error{
+            "target_resolve_busy",
+            fmt::format("too many name lookups are waiting; {} was not looked up", host)}));
+    });
+  }
 }
 
 SocketAddress local_address(int fd) {

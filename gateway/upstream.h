@@ -19,6 +19,8 @@ struct SocketAddress {
   sockaddr_storage storage{};
   socklen_t length = 0;
   std::string to_string() const;
+  // host is the numeric address alone, without port or brackets ("10.0.0.5", "::1").
+  std::string host() const;
 };
 
 // resolve_numeric parses a numeric IPv4/IPv6 host; false if host is a DNS name.

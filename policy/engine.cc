@@ -285,14 +285,16 @@ struct MatchContext {
   const Destination& dest;
 };
 
+// Without `ports`, a rule covers the port of a configured target, and for `hosts` destinations
+// port 22 if it allows and every port if it denies (a deny must not be narrower than it reads).
 bool port_selected(const RuleConfig& r, uint16_t port, bool configured) {
-  if (r.ports.empty()) return configured || port == 22;
+  if (r.ports.empty()) return configured || !r.allow || port == 22;
   return std::any_of(r.ports.begin(), r.ports.end(),
                      [port](const auto& range) { return port >= range.first && port <= range.second; });
 }
 
 std::string ports_text(const RuleConfig& r) {
-  if (r.ports.empty()) return "22";
+  if (r.ports.empty()) return r.allow ? "22" : "1-65535";
   std::vector<std::string> parts;
   for (const auto& [lo, hi] : r.ports) {
     parts.push_back(lo == hi ? fmt::format("{}", lo) : fmt::format("{}-{}", lo, hi));
@@ -401,11 +403,11 @@ Decision Policy::decide(const ResolvedIdentity& who, const Request& req, bool ex
     }
     const uint16_t port = req.port;
     const Target* t = nullptr;
-    auto it = c.by_name.find(lower(host));
+    auto it = req.as_host ? c.by_name.end() : c.by_name.find(lower(host));
     if (it != c.by_name.end()) {
       t = &cfg.targets[it->second];
       dest.index = it->second;
-    } else {
+    } else if (!req.as_host) {
       auto jt = c.by_address.find(host_port_key(host, port));
       if (jt != c.by_address.end()) {
         t = &cfg.targets[jt->second];

@@ -55,6 +55,10 @@ struct Request {
   uint16_t port = 22;
   Action action = Action::kJump;
   std::chrono::system_clock::time_point at = std::chrono::system_clock::now();
+  // as_host: judge `host` as an unconfigured destination (only rules with `hosts` select it),
+  // even when it is a configured target's name or address. For the addresses a name resolved
+  // to, whose deny rules must hold as well.
+  bool as_host = false;
 };
 
 enum class Effect : uint8_t { kAllow, kDeny };

@@ -60,6 +60,14 @@ Result<void> load_ca_file(const TrustConfig::CaFile& file, std::vector<ssh::Trus
     if (!key) {
       return fail(kTrustCode, fmt::format("{}:{}: {}", path, line_number, key.error().message));
     }
+    if (key->type == ssh::KeyType::kSkEcdsaP256 || key->type == ssh::KeyType::kSkEd25519) {
+      // Certificates signed by a security key carry sk signatures, which the CA check does not
+      // accept: every one of them would be refused. Said here, once, instead.
+      return fail(kTrustCode,
+                  fmt::format("{}:{}: a security-key CA key ({}) is not supported; use an "
+                              "ed25519, ecdsa or rsa CA key",
+                              path, line_number, key->type_name()));
+    }
     keys.push_back(std::move(*key));
   }
   if (keys.empty()) return fail(kTrustCode, fmt::format("{}: no CA key in file", path));

@@ -386,6 +386,57 @@ ports = ["8000-8099"]
   EXPECT_EQ(decide(*p, user("alice"), to("a b.prod.example.com")).code, "target_unknown");
 }
 
+TEST(EngineTest, DenyHostsRulesCoverEveryPortByDefault) {
+  auto p = compile(R"(
+[[rule]]
+id = "no-ten"
+effect = "deny"
+principals = ["alice"]
+hosts = ["10.0.0.0/8"]
+[[rule]]
+id = "anything"
+principals = ["alice"]
+hosts = ["*", "0.0.0.0/0"]
+ports = ["1-65535"]
+)");
+  ASSERT_TRUE(p);
+  // An allowing hosts rule without ports covers port 22 only; a denying one every port.
+  EXPECT_EQ(decide(*p, user("alice"), to("10.1.2.3", 22)).code, "policy_denied");
+  EXPECT_EQ(decide(*p, user("alice"), to("10.1.2.3", 5432)).code, "policy_denied");
+  EXPECT_TRUE(decide(*p, user("alice"), to("192.168.1.1", 5432)).allowed());
+}
+
+TEST(EngineTest, AsHostJudgesATargetsAddressByHostsRules) {
+  auto p = compile(R"(
+[[rule]]
+id = "no-ten"
+effect = "deny"
+principals = ["alice"]
+hosts = ["10.0.0.0/8"]
+[[rule]]
+id = "db1"
+principals = ["alice"]
+targets = ["db1"]
+)");
+  ASSERT_TRUE(p);
+  // As asked: db1's address (10.0.0.5:22) is db1, and hosts rules never select a configured
+  // target.
+  auto d = decide(*p, user("alice"), to("10.0.0.5"));
+  ASSERT_TRUE(d.allowed());
+  EXPECT_EQ(d.target_name, "db1");
+  // As a plain address (what a name resolved to): the deny by network holds.
+  Request r = to("10.0.0.5");
+  r.as_host = true;
+  d = decide(*p, user("alice"), r);
+  EXPECT_EQ(d.code, "policy_denied");
+  EXPECT_EQ(d.rule_id, "no-ten");
+  EXPECT_EQ(d.target, nullptr);
+  // A target's name is no host name under as_host: only hosts rules could select it.
+  r = to("db1");
+  r.as_host = true;
+  EXPECT_EQ(decide(*p, user("alice"), r).code, "target_unknown");
+}
+
 TEST(EngineTest, NumericAliasesDecideAsTheAddressTheyName) {
   auto p = compile(R"(
 [[rule]]

@@ -117,6 +117,11 @@ TEST(LoadTrustTest, BadCaFilesAreRefused) {
   expect_trust_error(trust_of({ca("a", "ca_ed25519.pub"), ca("b", "bad_line3.pub")}),
                      "trust_invalid", d + "bad_line3.pub:3: ", "");
   expect_trust_error(trust_of({}), "trust_invalid", "no user_ca_keys configured", "");
+  // A security key as CA: its sk signatures would fail every certificate; refused at load.
+  const fs::path sk = fs::path(TOUCHGATE_TEST_DATA) / "touch" / "sk_ed25519.pub";
+  expect_trust_error(trust_of({TrustConfig::CaFile{"sk", sk, ""}}), "trust_invalid",
+                     sk.string() + ":1: ",
+                     "a security-key CA key (sk-ssh-ed25519@openssh.com) is not supported");
 }
 
 TEST(LoadTrustTest, BinaryKrl) {

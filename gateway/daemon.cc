@@ -30,6 +30,7 @@
 #include "audit/syslog.h"
 #include "gateway/admin.h"
 #include "gateway/auditor.h"
+#include "gateway/ca_signer.h"
 #include "gateway/config_bridge.h"
 #include "gateway/offload.h"
 #include "pkcs11/open.h"
@@ -181,22 +182,28 @@ int run_daemon(const DaemonOptions& options) {
   Auditor auditor(audit_log->get(), ac.deny_on_failure);
 
   // The CA key of terminating mode: a token that is missing now only makes terminating mode
-  // unavailable (ProxyJump is served); a configuration error stops the start.
+  // unavailable (ProxyJump is served) until it is there (tried again when a login needs it); a
+  // configuration error stops the start.
   std::unique_ptr<ssh::Signer> ca_signer;
   if (config->ca.configured()) {
-    auto signer = pkcs11::open_ca_signer(ca_key_config(config->ca));
-    if (signer) {
-      ca_signer = std::move(*signer);
-      log_event(Level::kInfo, "ca_ready", {{"key", ca_signer->describe()}});
-    } else if (signer.error().code == "ca_key_config" || signer.error().code == "pkcs11_bad_uri") {
-      print_error(fmt::format("[ca]: {} ({})", signer.error().message, signer.error().code));
+    Error first;
+    auto signer = RetryingCaSigner::open(ca_key_config(config->ca), &first);
+    if (first.code.empty()) {
+      log_event(Level::kInfo, "ca_ready", {{"key", signer->describe()}});
+    } else if (first.code == "ca_key_config" || first.code == "pkcs11_bad_uri") {
+      print_error(fmt::format("[ca]: {} ({})", first.message, first.code));
       return 1;
     } else {
       log_event(Level::kError, "ca_unavailable",
-                {{"code", signer.error().code},
-                 {"reason", signer.error().message},
-                 {"note", "terminating mode is refused until touchgated restarts with the key"}});
+                {{"code", first.code},
+                 {"reason", first.message},
+                 {"note", RetryingCaSigner::retryable(first.code)
+                              ? "terminating mode is refused until the key can be opened (tried "
+                                "again, at most every 5 s, when a login needs it)"
+                              : "terminating mode is refused until touchgated restarts with a "
+                                "working key (a refused PIN is never retried by itself)"}});
     }
+    ca_signer = std::move(signer);
   }
   Offload offload("tg-offload");
   // Recordings are hashed, written and fsynced here, so that no worker waits on the disk.

@@ -399,10 +399,9 @@ void Forward::maybe_finish() {
     close("client_closed");
     return;
   }
-  if (state_ != State::kRelaying) {
-    if (client_eof_ && state_ != State::kClosing) close("client_eof_before_connect");
-    return;
-  }
+  // A client EOF before the target is connected only ends the client's direction (RFC 4254
+  // 5.3): what it sent is held and delivered, then the target's side is shut, once connected.
+  if (state_ != State::kRelaying) return;
   // Client finished sending and everything reached the target: half-close towards it.
   if (client_eof_ && !target_shut_ && channel_buffered_ == 0 && pending_.empty()) {
     ::shutdown(fd_, SHUT_WR);

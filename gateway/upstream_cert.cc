@@ -14,6 +14,7 @@
 namespace touchgate::gateway {
 
 Result<UpstreamCredentials> mint_upstream_credentials(ssh::Signer& ca, const MintRequest& req) {
+  if (auto r = ca.ready(); !r) return tl::unexpected(r.error());
   ssh_key raw = nullptr;
   if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &raw) != SSH_OK || raw == nullptr) {
     return fail("ca_key_generation", "could not generate the upstream login key");

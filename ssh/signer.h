@@ -15,6 +15,10 @@ class Signer {
  public:
   virtual ~Signer() = default;
 
+  // ready: whether the key can be used now (a signer that opens its key lazily tries here);
+  // call it before public_key() and sign(). The error says why not.
+  virtual Result<void> ready() { return {}; }
+
   // public_key is the key's SSH wire blob (e.g. "ecdsa-sha2-nistp256" / curve / point).
   virtual const std::vector<uint8_t>& public_key() const = 0;
 

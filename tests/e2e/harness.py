@@ -324,6 +324,13 @@ class Gateway(Process):
             return None
         return wait_until(found, timeout, f"audit record {event} {fields} of {self.name}")
 
+    def rss(self):
+        """The daemon's resident memory in bytes (VmRSS in /proc/PID/status)."""
+        for line in read_text(f"/proc/{self.pid}/status").splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise HarnessError(f"no VmRSS for {self.name} (pid {self.pid})")
+
     def wait_for_log(self, pattern, timeout=5.0):
         """Waits until the daemon's log matches the regex; returns the match."""
         return wait_until(lambda: re.search(pattern, self.log_text()), timeout,

@@ -56,7 +56,9 @@ void Forward::attach(ssh_channel channel) {
 
 void Forward::authorized() {
   if (state_ != State::kAuthorizing) return;
-  connect_deadline_ = Clock::now() + conn_.worker().runtime().snapshot().config->server.connect_timeout;
+  connect_started_ = Clock::now();
+  connect_deadline_ =
+      connect_started_ + conn_.worker().runtime().snapshot().config->server.connect_timeout;
   SocketAddress addr;
   if (resolve_numeric(target_.host, target_.port, &addr)) {
     candidates_ = {addr};
@@ -130,9 +132,10 @@ void Forward::connected() {
     a->note(std::move(r));
   }
   set_interest(EPOLLIN);
-  // Client bytes that arrived while we were connecting.
+  // Client bytes that arrived while we were connecting (and its EOF, if it came meanwhile).
   drain_channel_buffer();
   read_target();
+  maybe_finish();
 }
 
 void Forward::fail(const std::string& code, const std::string& message) {
@@ -456,7 +459,8 @@ void Forward::tick(Clock::time_point now) {
     fail("target_connect_failed",
          fmt::format("cannot reach target {} ({}): no answer within {} s", target_.name,
                      target_.address(),
-                     std::chrono::duration_cast<std::chrono::seconds>(now - opened_at_).count()));
+                     std::chrono::duration_cast<std::chrono::seconds>(now - connect_started_)
+                         .count()));
   }
 }
 

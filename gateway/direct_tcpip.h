@@ -137,6 +137,7 @@ class Forward : public Pollable {
   std::vector<SocketAddress> candidates_;  // resolved addresses not yet tried
   std::shared_ptr<int> resolve_;  // a running name lookup's token (reset: cancelled)
   Clock::time_point opened_at_;
+  Clock::time_point connect_started_{};  // the touch passed: name lookup and connect begin
   Clock::time_point connect_deadline_{};
 
   std::vector<uint8_t> pending_;        // client bytes taken from libssh but not yet sent

@@ -2,11 +2,7 @@
 """A client that sends its request and then EOF while the touch is still pending (a one-shot
 `printf REQUEST | ssh -W host:port gw`, with a touch that takes 1.5 s) still gets the target's
 answer: EOF closes only the client's direction (RFC 4254, 5.3), so the gateway connects after the
-touch, hands over the held request, half-closes towards the target and relays its answer back.
-
-Not yet in tests/e2e/meson.build: gateway/direct_tcpip.cc (Forward::maybe_finish) closes a channel
-whose client sent EOF before the target was connected (reason client_eof_before_connect); the
-request is dropped and the client gets no answer."""
+touch, hands over the held request, half-closes towards the target and relays its answer back."""
 
 import hashlib
 import os

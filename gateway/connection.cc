@@ -504,6 +504,15 @@ void Connection::audit_auth_refused(const std::string& login, const std::string&
       r.str("valid_after", ssh::format_utc(c->valid_after));
       r.str("valid_before", ssh::format_utc(c->valid_before));
       r.str("ca_fp", ssh::fingerprint_sha256(c->signature_key));
+      // The CA's configured name when it is one of the trusted CAs ("" when it is not).
+      std::string ca_name;
+      for (const auto& ca : snap_.trust->cas) {
+        if (ca.key.blob == c->signature_key) {
+          ca_name = ca.name;
+          break;
+        }
+      }
+      r.str("ca", ca_name);
     }
     r.str("cert_fp", ssh::fingerprint_sha256(*blob));
   }

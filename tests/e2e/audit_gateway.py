@@ -124,7 +124,8 @@ def main():
         assert_refused(r, "cert_principal_mismatch", gw)
         refused = gw.wait_for_audit("auth_refused", reason="cert_principal_mismatch")
         check(refused["outcome"] == "deny" and refused["user"] == "alice" and
-              refused["key_id"] == "alice@sso" and refused["principals"] == "bob" and refused["cert_fp"].startswith("SHA256:"),
+              refused["key_id"] == "alice@sso" and refused["principals"] == "bob" and
+              refused["cert_fp"].startswith("SHA256:") and refused["ca"] == "ca-sso",
               f"auth_refused: {refused}")
 
         r = env.ssh(w.config, "nosuch", "echo no")

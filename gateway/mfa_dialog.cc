@@ -250,21 +250,19 @@ void MfaDialog::handle_frame(std::vector<uint8_t> body) {
       }
       return;
     }
-    choose_and_sign(*ids);
+    choose_keys(*ids);
     return;
   }
   if (phase_ == Phase::kSigning) {
     auto sig = ssh::agent::parse_sign_response(body);
+    if (!sig && sig.error().code == "agent_refused") {
+      on_sign_refused("refused");
+      return;
+    }
     close_channel();
     if (!sig) {
-      if (sig.error().code == "agent_refused") {
-        refuse("mfa_agent_refused",
-               "your agent refused to sign the challenge (touch not confirmed, wrong PIN, or the "
-               "key was added with destination constraints: ssh-add -h)");
-      } else {
-        refuse("mfa_agent_malformed",
-               fmt::format("your agent's signature answer is malformed: {}", sig.error().message));
-      }
+      refuse("mfa_agent_malformed",
+             fmt::format("your agent's signature answer is malformed: {}", sig.error().message));
       return;
     }
     verify(std::move(*sig));
@@ -288,10 +286,10 @@ std::string MfaDialog::enrolled_list() const {
   return out;
 }
 
-void MfaDialog::choose_and_sign(const std::vector<ssh::agent::Identity>& ids) {
+void MfaDialog::choose_keys(const std::vector<ssh::agent::Identity>& ids) {
   const auto& mfa = conn_.config().mfa;
-  // The first active enrolled key in the agent, by kind in [mfa] prefer order; else remember
-  // an enrolled key that is not active, or one of a kind not accepted, for the refusal.
+  // The active enrolled keys in the agent, by kind in [mfa] prefer order; else remember an
+  // enrolled key that is not active, or one of a kind not accepted, for the refusal.
   const store::EnrolledKey* inactive = nullptr;
   bool wrong_kind = false;
   for (const auto& id : ids) {
@@ -309,17 +307,17 @@ void MfaDialog::choose_and_sign(const std::vector<ssh::agent::Identity>& ids) {
   // likely to (a PIN-required FIDO2 key for touch+pin) before the others.
   const uint8_t wanted = ctx_.factors != 0 ? ctx_.factors : policy::kAllFactors;
   bool too_weak = false;
-  for (int pass = 0; pass < 2 && chosen_ == nullptr; ++pass) {
+  for (int pass = 0; pass < 2; ++pass) {
     for (const std::string& kind_name : mfa.prefer) {
       for (const auto& id : ids) {
         for (const auto& k : *keys_) {
-          if (chosen_ != nullptr || k.key_blob != id.key_blob ||
-              store::kind_name(k.kind) != kind_name || k.status != store::KeyStatus::kActive) {
+          if (k.key_blob != id.key_blob || store::kind_name(k.kind) != kind_name ||
+              k.status != store::KeyStatus::kActive ||
+              std::find(candidates_.begin(), candidates_.end(), &k) != candidates_.end()) {
             continue;
           }
-          uint8_t can = possible_factors(k, pass == 0);
-          if ((can & wanted) != 0) {
-            chosen_ = &k;
+          if ((possible_factors(k, pass == 0) & wanted) != 0) {
+            candidates_.push_back(&k);
           } else {
             too_weak = true;
           }
@@ -327,14 +325,14 @@ void MfaDialog::choose_and_sign(const std::vector<ssh::agent::Identity>& ids) {
       }
     }
   }
-  if (chosen_ == nullptr && too_weak) {
+  if (candidates_.empty() && too_weak) {
     refuse("factor_too_weak",
            fmt::format("rule {} requires {}; none of your enrolled keys in the agent can provide "
                        "it",
                        ctx_.rule, policy::factor_names(wanted)));
     return;
   }
-  if (chosen_ == nullptr) {
+  if (candidates_.empty()) {
     if (inactive != nullptr) {
       switch (inactive->status) {
         case store::KeyStatus::kRevoked:
@@ -374,7 +372,13 @@ void MfaDialog::choose_and_sign(const std::vector<ssh::agent::Identity>& ids) {
     }
     return;
   }
+  sign_next();
+}
 
+void MfaDialog::sign_next() {
+  const auto& mfa = conn_.config().mfa;
+  const bool first = chosen_ == nullptr;
+  chosen_ = candidates_[next_candidate_++];
   auto key = ssh::parse_public_key(chosen_->key_blob);
   if (!key) {
     refuse("mfa_key_unusable", fmt::format("enrolled key {} cannot be read: {}",
@@ -395,13 +399,15 @@ void MfaDialog::choose_and_sign(const std::vector<ssh::agent::Identity>& ids) {
   auto frame = ssh::agent::encode_sign_request(chosen_->key_blob, signed_data_, flags);
   out_.insert(out_.end(), frame.begin(), frame.end());
   phase_ = Phase::kSigning;
-  deadline_ = Clock::now() + mfa.touch_timeout;  // the touch itself gets the full time
+  // The touch gets the full time, once: the next candidates are asked within it.
+  if (first) deadline_ = Clock::now() + mfa.touch_timeout;
   log_event(Level::kInfo, "mfa_sign_request",
             {{"conn", conn_.id()},
              {"user", ctx_.principal},
              {"key_fp", chosen_->fingerprint},
              {"kind", store::kind_name(chosen_->kind)},
-             {"target", ctx_.target}});
+             {"target", ctx_.target},
+             {"attempt", fmt::format("{}/{}", next_candidate_, candidates_.size())}});
   if (Auditor* a = conn_.worker().runtime().auditor) {
     audit::Record r = audit_record("mfa_challenge", "");
     r.str("namespace", ctx_.ns).str("key_fp", chosen_->fingerprint);
@@ -409,6 +415,43 @@ void MfaDialog::choose_and_sign(const std::vector<ssh::agent::Identity>& ids) {
     a->note(std::move(r));
   }
   flush_out();
+}
+
+void MfaDialog::on_sign_refused(const std::string& answer) {
+  refused_.emplace_back(chosen_, answer);
+  const store::EnrolledKey* next =
+      next_candidate_ < candidates_.size() ? candidates_[next_candidate_] : nullptr;
+  log_event(Level::kInfo, "mfa_sign_refused",
+            {{"conn", conn_.id()},
+             {"user", ctx_.principal},
+             {"target", ctx_.target},
+             {"key_fp", chosen_->fingerprint},
+             {"kind", store::kind_name(chosen_->kind)},
+             {"answer", answer},
+             {"next_key_fp", next != nullptr ? next->fingerprint : "none"}});
+  if (Auditor* a = conn_.worker().runtime().auditor) {
+    audit::Record r = audit_record("mfa_sign_refused", "");
+    r.str("reason", "mfa_agent_refused").str("key_fp", chosen_->fingerprint);
+    r.str("kind", store::kind_name(chosen_->kind)).str("answer", answer);
+    a->note(std::move(r));
+  }
+  if (next != nullptr) {
+    sign_next();
+    return;
+  }
+  std::string asked;
+  for (size_t i = 0; i < refused_.size() && i < kListedKeys; ++i) {
+    if (i) asked += ", ";
+    asked += fmt::format("{} ({}) {}", refused_[i].first->fingerprint,
+                         store::kind_name(refused_[i].first->kind), refused_[i].second);
+  }
+  if (refused_.size() > kListedKeys)
+    asked += fmt::format(" and {} more", refused_.size() - kListedKeys);
+  refuse("mfa_agent_refused",
+         fmt::format("your agent refused to sign with {}: {}; touch not confirmed, wrong PIN, "
+                     "token not plugged in, or a key added with ssh-add -h",
+                     refused_.size() == 1 ? "your enrolled key" : "each enrolled key it holds",
+                     asked));
 }
 
 void MfaDialog::verify(std::vector<uint8_t> signature) {

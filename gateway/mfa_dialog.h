@@ -4,12 +4,18 @@
 // Steps (each non-blocking, driven from the worker's loop, never from inside a libssh callback):
 //   open auth-agent@openssh.com towards the client   (refused: no agent was forwarded)
 //   ∥ load the keys enrolled for the principal from the store (its own thread)
-//   REQUEST_IDENTITIES → pick the first active enrolled key in the agent, by [mfa] prefer
-//   SIGN_REQUEST over SSHSIG data (namespace touchgate-mfa@<gateway>) of a fresh challenge
-//   → close the agent channel → fido::verify_touch → store: counter compare-and-set
-//   → a VerifiedTouch, or a refusal with its reason code.
-// The whole dialog has one deadline, [mfa] touch_timeout. The agent channel is used for nothing
-// else and never relayed.
+//   REQUEST_IDENTITIES → the active enrolled keys in the agent that can meet the rule, in
+//     [mfa] prefer order (the candidates)
+//   SIGN_REQUEST over SSHSIG data (namespace touchgate-mfa@<gateway>) of a fresh challenge, to
+//     the first candidate; an agent FAILURE answer (token absent, touch cancelled, wrong PIN)
+//     asks the next candidate, on the same channel; when none is left: mfa_agent_refused,
+//     naming every key asked
+//   → a signature: close the agent channel → fido::verify_touch → store: counter
+//     compare-and-set → a VerifiedTouch, or a refusal with its reason code. A signature that
+//     arrived but does not verify is never followed by another candidate.
+// Deadlines, both [mfa] touch_timeout: one from the start to the first SIGN_REQUEST, one from
+// there for all the signature requests together. The agent channel is used for nothing else
+// and never relayed.
 #pragma once
 
 #include <libssh/callbacks.h>
@@ -19,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "audit/record.h"
@@ -105,7 +112,14 @@ class MfaDialog {
   void on_recorded(Result<store::TouchOutcome> outcome);
   bool flush_out();
   void handle_frame(std::vector<uint8_t> body);
-  void choose_and_sign(const std::vector<ssh::agent::Identity>& ids);
+  // choose_keys orders the candidates among the agent's identities (or refuses: none enrolled,
+  // none active, none strong enough) and asks the first one.
+  void choose_keys(const std::vector<ssh::agent::Identity>& ids);
+  // sign_next sends a SIGN_REQUEST of a fresh challenge to the next candidate.
+  void sign_next();
+  // on_sign_refused notes the agent's refusal for the current candidate, then asks the next
+  // candidate, or refuses with mfa_agent_refused when none is left.
+  void on_sign_refused(const std::string& answer);
   void verify(std::vector<uint8_t> signature);
   void close_channel();
   void finish(Result<TouchProof> result);
@@ -128,7 +142,11 @@ class MfaDialog {
   std::optional<std::vector<uint8_t>> pending_identities_;  // answer that arrived before the keys
 
   std::optional<std::vector<store::EnrolledKey>> keys_;
-  const store::EnrolledKey* chosen_ = nullptr;
+  std::vector<const store::EnrolledKey*> candidates_;  // into *keys_, in the order asked
+  size_t next_candidate_ = 0;
+  // The candidates the agent refused to sign with, and what it answered, in order.
+  std::vector<std::pair<const store::EnrolledKey*, std::string>> refused_;
+  const store::EnrolledKey* chosen_ = nullptr;  // the candidate asked last
   std::optional<ssh::PublicKey> chosen_key_;
   std::string message_;
   std::vector<uint8_t> signed_data_;

@@ -173,6 +173,19 @@ def check_hang_sign(lab):
             signer.wait(timeout=5)
 
 
+def check_hang_identities(lab):
+    sock, _ = lab.start_proxy("hang-identities")
+    try:
+        reply = request(sock, bytes([11]), timeout=1)
+    except socket.timeout:
+        reply = "no answer"
+    expect(reply == "no answer", f"hang-identities: raw reply {reply!r}")
+    # Other requests are still relayed (a SIGN_REQUEST for an unknown key: FAILURE, upstream's).
+    reply = request(sock, bytes([13]) + struct.pack(">I", 4) + b"blob" + struct.pack(">I", 0)
+                    + struct.pack(">I", 0))
+    expect(reply == bytes([5]), f"hang-identities: SIGN_REQUEST not relayed: {reply!r}")
+
+
 def check_garbage(lab):
     sock, _ = lab.start_proxy("garbage")
     rc, out = lab.list_keys(sock)
@@ -186,7 +199,7 @@ def main():
     if len(sys.argv) != 2:
         sys.exit("usage: agent_proxy_check.py PATH/TO/agent_proxy.py")
     checks = [check_pass, check_refuse_sign, check_no_identities, check_extra_identities,
-              check_corrupt_sign, check_hang_sign, check_garbage]
+              check_corrupt_sign, check_hang_sign, check_hang_identities, check_garbage]
     return selftest.run_checks(ProxyLab(os.path.abspath(sys.argv[1])), checks, "agent proxy")
 
 

@@ -9,6 +9,8 @@ proxy with SSH_AUTH_SOCK=SOCK (for `ssh -A`, the client's own SSH_AUTH_SOCK).
 
 Modes:
   pass              relay everything unchanged
+  hang-identities   never answer REQUEST_IDENTITIES (11): the connection stays open and silent
+                    until the client gives up (an agent that does not respond at all)
   hang-sign         relay, but never answer a SIGN_REQUEST (13): the connection stays open and
                     silent until the client gives up (a touch that never comes)
   refuse-sign       answer SIGN_REQUEST with FAILURE (5) without asking upstream
@@ -37,7 +39,7 @@ REQUEST_IDENTITIES = 11
 IDENTITIES_ANSWER = 12
 SIGN_REQUEST = 13
 SIGN_RESPONSE = 14
-MODES = ("pass", "hang-sign", "refuse-sign", "corrupt-sign", "garbage", "no-identities",
+MODES = ("pass", "hang-identities", "hang-sign", "refuse-sign", "corrupt-sign", "garbage", "no-identities",
          "extra-identities")
 
 
@@ -234,7 +236,8 @@ class Proxy:
             client.sendall(struct.pack(">I", 0x7FFFFFFF)
                            + bytes([IDENTITIES_ANSWER]) + b"\xff" * 64)
             return False
-        if kind == SIGN_REQUEST and mode == "hang-sign":
+        if (kind == SIGN_REQUEST and mode == "hang-sign") or \
+                (kind == REQUEST_IDENTITIES and mode == "hang-identities"):
             self.log(f"conn {n}: request {kind}: hanging")
             while not self.stopping.is_set():  # hold the line open until the client leaves
                 if not client.recv(65536):

@@ -559,6 +559,26 @@ class Env:
             raise HarnessError(f"ssh-agent exited:\n{agent.log_text()}")
         return agent
 
+    def start_agent_proxy(self, upstream, mode, name=None):
+        """tests/e2e/agent_proxy.py in `mode` (a fault it injects, see its docstring) in front
+        of the agent `upstream` (an Agent or a socket path); returns the proxy's socket path,
+        for ForwardAgent."""
+        upstream = upstream.sock if isinstance(upstream, Agent) else upstream
+        name = name or f"proxy-{mode}"
+        sock = self.path(name, "agent.sock")
+        log = self.path(name, "proxy.log")
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent_proxy.py")
+        with open(log, "w") as err:
+            popen = subprocess.Popen([sys.executable, script, "--listen", sock, "--upstream",
+                                      upstream, "--mode", mode], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+        proc = Process(f"agent proxy {name}", popen, log)
+        self.processes.append(proc)
+        line = popen.stdout.readline().decode()
+        if "ready" not in line:
+            raise HarnessError(f"agent proxy {name} did not start:\n{read_text(log)}")
+        return sock
+
     # -- second factor: keys, agents, enrollment ------------------------------------------
 
     def make_sk_key(self, name, key_type="ecdsa-sk", provider=SK_DUMMY, options=(),

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A touch that never comes: the gateway gives up after [mfa] touch_timeout with mfa_timeout,
-and while it waits, other users' connections go through unaffected."""
+and while it waits, other users' connections go through unaffected, on the same worker thread
+(the gateway runs one worker, so a dialog that blocked its worker would hold them up)."""
 
 import time
 
@@ -10,7 +11,9 @@ from harness import assert_ok, check
 
 def main():
     with harness.Env("mfa_timeout") as env:
-        w = env.world(mfa_extra='touch_timeout = "10s"')  # bob's world: the default touch agent
+        # alice's world (the default touch agent); one worker serves every connection.
+        w = env.world(mfa_extra='touch_timeout = "10s"', server_extra="workers = 1")
+        w.gw.wait_for_log(r"event=ready .*workers=1\b")
         provider = harness.test_sk_path()
         ctl = env.path("sk", "control")
         with open(ctl, "w") as f:
@@ -34,6 +37,8 @@ def main():
         # Meanwhile alice gets through on the same gateway.
         assert_ok(env.ssh(w.config, "target", "echo alice"), "alice\n")
         check(slow.poll() is None, "carol's connection ended before her touch timeout")
+        workers = {e.get("worker") for e in w.gw.events("connection_accepted")}
+        check(workers == {"0"}, f"expected both connections on worker 0, saw {workers}")
 
         out, err = slow.communicate(timeout=30)
         elapsed = time.monotonic() - start

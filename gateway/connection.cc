@@ -1133,8 +1133,21 @@ void Connection::reevaluate() {
     for (const auto& c : snap_.config->targets) {
       if (c.name == req.target) port = c.port;
     }
+    // As for ProxyJump channels: denied now, or the touch no longer proves what the rule wants.
     const policy::Decision d = decide(req.target, port, req.action);
-    if (d.allowed()) continue;
+    const uint8_t wanted = d.factors != 0 ? d.factors : policy::kAllFactors;
+    std::string why;
+    if (!d.allowed()) {
+      why = d.explanation;
+    } else if (t.touch_factors() != 0 && (t.touch_factors() & wanted) == 0) {
+      why = fmt::format("rule {} now requires {}", d.rule_id, policy::factor_names(wanted));
+    }
+    if (why.empty()) {
+      // Still allowed: the new rule's limits apply too (the earlier deadline wins).
+      t.limit_session(d.max_session, d.rule_id);
+      if (d.window_closes) t.limit_window(*d.window_closes, d.rule_id, d.window);
+      continue;
+    }
     ++revoked;
     if (Auditor* a = auditor_of(worker_)) {
       audit::Record r = audit_record("policy_decision");
@@ -1144,15 +1157,23 @@ void Connection::reevaluate() {
           .str("action", policy::action_name(req.action))
           .str("rule", d.rule_id)
           .str("reason", "policy_revoked")
-          .str("factors_required", "")
+          .str("factors_required", d.allowed() ? policy::factor_names(wanted) : "")
           .str("factor_used", "none")
           .str("from", peer_ip_.to_string())
-          .str("message", d.explanation);
+          .str("message", why);
       a->note(std::move(r));
     }
+    log_event(Level::kInfo, "channel_revoked",
+              {{"conn", id_},
+               {"channel", t.id()},
+               {"user", login_},
+               {"target", req.target},
+               {"action", policy::action_name(req.action)},
+               {"rule", d.rule_id},
+               {"code", d.code},
+               {"reason", why}});
     t.close_by_policy("policy_revoked",
-                      fmt::format("the reloaded policy no longer allows this session: {}",
-                                  d.explanation));
+                      fmt::format("the reloaded policy no longer allows this session: {}", why));
   }
   if (revoked > 0) after_mfa_event();
 }

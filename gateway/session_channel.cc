@@ -4,6 +4,7 @@
 
 #include <libssh/server.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -67,6 +68,11 @@ bool env_allowed(const std::vector<std::string>& allow, std::string_view name) {
   return false;
 }
 
+// is_command: `word` is empty (the help text) or one of the gateway's own commands.
+bool is_command(std::string_view word) {
+  return word.empty() || word == "whoami" || word == "mfa-test" || word == "help";
+}
+
 }  // namespace
 
 int SessionChannel::request(ssh_message msg) {
@@ -115,12 +121,15 @@ int SessionChannel::request(ssh_message msg) {
       if (!conn_.login_target().empty()) {
         return hand_over(msg, conn_.login_target(), policy::Action::kExec, cmd, "");
       }
-      // "db1 [COMMAND]": the first word names a configured target.
+      // "db1 [COMMAND]": the first word names a configured target, else a gateway command.
+      cmd.erase(0, cmd.find_first_not_of(' '));
       const size_t sp = cmd.find(' ');
       const std::string first = cmd.substr(0, sp);
-      if (conn_.is_target(first)) {
-        std::string rest = sp == std::string::npos ? "" : cmd.substr(sp + 1);
-        rest.erase(0, rest.find_first_not_of(' '));
+      std::string rest = sp == std::string::npos ? "" : cmd.substr(sp + 1);
+      rest.erase(0, rest.find_first_not_of(' '));
+      if (conn_.is_target(first) || !is_command(first)) {
+        // A word that is neither goes to terminating mode too, which refuses it as an unknown
+        // target (target_unknown, audited like any policy refusal).
         if (rest.empty()) return hand_over(msg, first, policy::Action::kShell, "", "");
         return hand_over(msg, first, policy::Action::kExec, rest, "");
       }
@@ -211,7 +220,22 @@ std::string SessionChannel::help_text() {
   const auto& config = conn_.config();
   const std::string& gw = config.server.name;
   std::string out = fmt::format("touchgate gateway {}: you are {}.\n", gw, conn_.login());
-  const auto targets = conn_.reachable();
+  // Without the gateway's CA (no [ca], or its key could not be opened) the gateway cannot log
+  // in to targets: shell, exec and sftp are not listed, and a line says why.
+  const bool terminating = config.ca.configured() && conn_.worker().runtime().ca != nullptr;
+  constexpr uint8_t kTerminatingActions = static_cast<uint8_t>(policy::Action::kShell) |
+                                          static_cast<uint8_t>(policy::Action::kExec) |
+                                          static_cast<uint8_t>(policy::Action::kSftp);
+  auto targets = conn_.reachable();
+  std::string not_offered;  // targets whose shell, exec or sftp cannot work here now
+  if (!terminating) {
+    for (auto& t : targets) {
+      if ((t.actions & kTerminatingActions) == 0) continue;
+      not_offered += fmt::format("{}{}", not_offered.empty() ? "" : ", ", t.name);
+      t.actions &= static_cast<uint8_t>(~kTerminatingActions);
+    }
+    std::erase_if(targets, [](const Connection::Reachable& t) { return t.actions == 0; });
+  }
   if (targets.empty()) {
     out += "No configured target is open to you now (the policy denies by default; ask an "
            "administrator).\n";
@@ -239,12 +263,19 @@ std::string SessionChannel::help_text() {
       "        ForwardAgent yes\n"
       "(ssh -J does not pass -A: the touch of your hardware key needs this line.)\n",
       gw, gw);
-  if (config.ca.configured()) {
+  if (terminating) {
     out += fmt::format(
         "Where shell, exec or sftp is allowed the gateway logs in for you and records the "
         "session:\n"
         "    ssh -t {} TARGET [COMMAND]        sftp {}+TARGET@{}\n",
         gw, conn_.login(), gw);
+  } else if (!not_offered.empty()) {
+    out += fmt::format(
+        "The policy also allows you shell, exec or sftp on {}, but this gateway cannot log in "
+        "to targets itself ({}): not listed above.\n",
+        not_offered,
+        config.ca.configured() ? "its CA key could not be opened; see the gateway's log"
+                               : "no [ca] key is configured");
   }
   out += "Commands: whoami (who the gateway thinks you are), mfa-test (try a touch), help.\n";
   return out;

@@ -39,6 +39,17 @@ namespace {
 
 std::string action_word(policy::Action a) { return std::string(policy::action_name(a)); }
 
+// printable_word: a word the user typed, for messages and records: at most 64 characters,
+// control characters as '?'.
+std::string printable_word(std::string_view word) {
+  std::string out(word.substr(0, 64));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  if (word.size() > 64) out += "...";
+  return out;
+}
+
 }  // namespace
 
 TerminatingSession::TerminatingSession(Connection& conn, uint64_t id, ssh_channel channel,
@@ -215,7 +226,7 @@ void TerminatingSession::begin() {
     if (c.name == req_.target) t = &c;
   }
   if (t == nullptr) {
-    fail("target_unknown", fmt::format("{} is not a configured target", req_.target));
+    refuse_unknown_target();
     return;
   }
   target_ = *t;
@@ -230,19 +241,7 @@ void TerminatingSession::begin() {
              {"rule", d.rule_id},
              {"code", d.code}});
   if (!d.allowed()) {
-    if (Auditor* a = conn_.worker().runtime().auditor) {
-      audit::Record r = conn_.audit_record("policy_decision");
-      r.str("outcome", "deny")
-          .u64("channel", id_)
-          .str("target", target_.name)
-          .str("action", action_word(req_.action))
-          .str("rule", d.rule_id)
-          .str("reason", d.code)
-          .str("factors_required", "")
-          .str("factor_used", "none")
-          .str("from", conn_.peer_ip());
-      a->note(std::move(r));
-    }
+    audit_denied(target_.name, d.rule_id, d.code);
     fail(d.code, d.explanation);
     return;
   }
@@ -270,6 +269,55 @@ void TerminatingSession::begin() {
         login);
   }
   conn_.request_touch(id_, what, true, std::move(need));
+}
+
+void TerminatingSession::refuse_unknown_target() {
+  const std::string name = printable_word(req_.target);
+  log_event(Level::kInfo, "policy_decision",
+            {{"conn", conn_.id()},
+             {"channel", id_},
+             {"user", conn_.login()},
+             {"target", name},
+             {"action", action_word(req_.action)},
+             {"effect", "deny"},
+             {"rule", ""},
+             {"code", "target_unknown"}});
+  audit_denied(name, "", "target_unknown");
+  // Terminating mode logs in only to configured targets (their host keys are known); a host
+  // that a rule's `hosts` selects may still be reached through the gateway.
+  const std::string& gw = conn_.config().server.name;
+  const std::string next =
+      conn_.decide(req_.target, 22, policy::Action::kJump).allowed()
+          ? fmt::format("the gateway logs in only to configured targets; 'ssh -J {} {}' "
+                        "reaches it",
+                        gw, name)
+          : fmt::format("'ssh {}' lists the targets open to you", gw);
+  if (!conn_.login_target().empty()) {
+    fail("target_unknown", fmt::format("the login {}+{} names no target of this gateway; {}",
+                                       conn_.login(), name, next));
+  } else {
+    fail("target_unknown",
+         fmt::format("\"{}\" is neither a target of this gateway nor one of its commands "
+                     "(whoami, mfa-test, help); {}",
+                     name, next));
+  }
+}
+
+void TerminatingSession::audit_denied(const std::string& target, const std::string& rule,
+                                      const std::string& code) {
+  Auditor* a = conn_.worker().runtime().auditor;
+  if (a == nullptr) return;
+  audit::Record r = conn_.audit_record("policy_decision");
+  r.str("outcome", "deny")
+      .u64("channel", id_)
+      .str("target", target)
+      .str("action", action_word(req_.action))
+      .str("rule", rule)
+      .str("reason", code)
+      .str("factors_required", "")
+      .str("factor_used", "none")
+      .str("from", conn_.peer_ip());
+  a->note(std::move(r));
 }
 
 void TerminatingSession::touch_result(const Result<TouchProof>& result) {
@@ -308,16 +356,8 @@ void TerminatingSession::touch_result(const Result<TouchProof>& result) {
   }
   remote_user_ = d.remote_user;
   record_input_ = d.record_input;
-  if (d.max_session.count() > 0) {
-    max_session_ = d.max_session;
-    session_deadline_ = opened_at_ + d.max_session;
-  }
-  if (d.window_closes) {
-    window_ = d.window;
-    window_deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                          *d.window_closes - std::chrono::system_clock::now());
-  }
-  rule_ = d.rule_id;
+  limit_session(d.max_session, d.rule_id);
+  if (d.window_closes) limit_window(*d.window_closes, d.rule_id, d.window);
   touch_factors_ = result->factors;
   touch_key_fp_ = result->touch.fingerprint();
   r.str("remote_user", remote_user_);
@@ -339,7 +379,30 @@ void TerminatingSession::touch_result(const Result<TouchProof>& result) {
   });
 }
 
+void TerminatingSession::limit_session(std::chrono::seconds max_session, std::string rule) {
+  if (max_session.count() <= 0) return;
+  const Clock::time_point deadline = opened_at_ + max_session;
+  if (session_deadline_ && *session_deadline_ <= deadline) return;  // the earlier limit stays
+  session_deadline_ = deadline;
+  max_session_ = max_session;
+  session_rule_ = std::move(rule);
+}
+
+void TerminatingSession::limit_window(std::chrono::system_clock::time_point closes,
+                                      std::string rule, std::string window) {
+  const Clock::time_point deadline =
+      Clock::now() +
+      std::chrono::duration_cast<Clock::duration>(closes - std::chrono::system_clock::now());
+  if (window_deadline_ && *window_deadline_ <= deadline) return;  // the earlier limit stays
+  window_deadline_ = deadline;
+  window_rule_ = std::move(rule);
+  window_ = std::move(window);
+}
+
 void TerminatingSession::granted() {
+  // The recording exists, its header on disk, before the target is contacted: a session that
+  // cannot be recorded is refused before the target sees anything of it.
+  if (!start_recording()) return;
   state_ = State::kConnecting;
   SocketAddress addr;
   if (!resolve_numeric(target_.host, target_.port, &addr)) {
@@ -547,6 +610,7 @@ void TerminatingSession::upstream_failed(const Error& error) {
   }
   if (state_ == State::kRelaying) {
     close_reason_ = error.code;
+    close_message_ = error.message;
     upstream_closed_ = true;
     finish();
     return;
@@ -555,6 +619,7 @@ void TerminatingSession::upstream_failed(const Error& error) {
 }
 
 void TerminatingSession::upstream_channel_open() {
+  requests_sent_ = true;
   if (req_.pty) upstream_->request_pty(req_.pty->term, req_.pty->cols, req_.pty->rows);
   for (const auto& [name, value] : req_.env) upstream_->request_env(name, value);
   switch (req_.action) {
@@ -569,9 +634,7 @@ void TerminatingSession::upstream_channel_open() {
       break;
   }
   state_ = State::kRelaying;
-  relay_start_ = Clock::now();
   if (req_.action == policy::Action::kSftp) sftp_ = std::make_unique<ssh::SftpLog>();
-  start_recording();
   log_event(Level::kInfo, "channel_open",
             {{"conn", conn_.id()},
              {"channel", id_},
@@ -607,8 +670,8 @@ void TerminatingSession::upstream_request_done(const std::string& request, bool 
   // A refused pty-req or env: the session goes on (as with OpenSSH's client).
 }
 
-void TerminatingSession::start_recording() {
-  if (req_.action == policy::Action::kSftp) return;  // sftp: bytes only, no terminal recording
+bool TerminatingSession::start_recording() {
+  if (req_.action == policy::Action::kSftp) return true;  // sftp: an operation log instead
   const auto& rc = conn_.config().recording;
   std::error_code ec;
   std::filesystem::create_directories(rc.dir, ec);
@@ -639,14 +702,18 @@ void TerminatingSession::start_recording() {
   auto rec = audit::Recording::create(recording_path_, h, rc.max_size, std::move(executor));
   if (!rec) {
     log_event(Level::kError, "recording_failed",
-              {{"conn", conn_.id()}, {"code", rec.error().code}, {"reason", rec.error().message}});
+              {{"conn", conn_.id()},
+               {"channel", id_},
+               {"code", rec.error().code},
+               {"reason", rec.error().message}});
     // Deny by default: a session that should be recorded does not run unrecorded.
     recording_path_.clear();
     fail("recording_unavailable",
          fmt::format("the session cannot be recorded ({}); it is not started", rec.error().message));
-    return;
+    return false;
   }
   recording_ = std::move(*rec);
+  record_start_ = Clock::now();
   // Output waits in libssh (and the target's window closes) while the disk is behind; the
   // recorder's thread says when to go on.
   recording_->set_drain_callback(
@@ -655,6 +722,21 @@ void TerminatingSession::start_recording() {
           if (alive.lock()) pump();
         });
       });
+  return true;
+}
+
+void TerminatingSession::discard_recording() {
+  log_event(Level::kDebug, "recording_discarded",
+            {{"conn", conn_.id()},
+             {"channel", id_},
+             {"file", recording_path_},
+             {"reason", "no request reached the target"}});
+  recording_.reset();  // nothing but the header (and resizes) was written: no fsync needed
+  if (::unlink(recording_path_.c_str()) != 0 && errno != ENOENT) {
+    log_event(Level::kWarn, "recording_discard_failed",
+              {{"conn", conn_.id()}, {"file", recording_path_}, {"reason", std::strerror(errno)}});
+  }
+  recording_path_.clear();
 }
 
 void TerminatingSession::record_output(std::span<const uint8_t> data) {
@@ -766,13 +848,13 @@ void TerminatingSession::tick(Clock::time_point now) {
   if (window_deadline_ && now >= *window_deadline_ && live()) {
     window_deadline_.reset();
     fail("policy_window_closed",
-         fmt::format("rule {} allows access to {} only during {}; that time is over", rule_,
-                     target_.name, window_));
+         fmt::format("rule {} allows access to {} only during {}; that time is over",
+                     window_rule_, target_.name, window_));
   }
   if (session_deadline_ && now >= *session_deadline_ && live()) {
     session_deadline_.reset();
     fail("session_time_limit",
-         fmt::format("rule {} allows sessions to {} of at most {}", rule_, target_.name,
+         fmt::format("rule {} allows sessions to {} of at most {}", session_rule_, target_.name,
                      policy::format_duration(static_cast<uint64_t>(max_session_.count()))));
   }
   if (state_ == State::kConnecting && fd_ >= 0 && now >= connect_deadline_) {
@@ -807,6 +889,7 @@ void TerminatingSession::fail(const std::string& code, const std::string& messag
              {"code", code},
              {"reason", message}});
   close_reason_ = code;
+  close_message_ = message;
   error_text_ = fmt::format("{}touchgate: {} ({})\r\n", state_ == State::kRelaying ? "\r\n" : "",
                             message, code);
   state_ = State::kClosing;
@@ -878,9 +961,11 @@ void TerminatingSession::audit_closed() {
                                     Clock::now() - opened_at_)
                                     .count()))
         .str("reason", close_reason_.empty() ? "closed" : close_reason_);
+    if (!close_message_.empty()) r.str("message", close_message_);
     if (!sftp_summary.empty()) r.str("sftp_requests", sftp_summary);
     channel_record = std::move(r);
   }
+  if (recording_ && !requests_sent_) discard_recording();
   if (!recording_) {
     if (a != nullptr && channel_record) a->note(std::move(*channel_record));
     return;
@@ -948,7 +1033,7 @@ void TerminatingSession::abandon() {
 }
 
 std::chrono::microseconds TerminatingSession::elapsed() const {
-  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - relay_start_);
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - record_start_);
 }
 
 }  // namespace touchgate::gateway

@@ -5,7 +5,8 @@
 // interpreted; the user's own keys and agent never reach the target.
 //
 // States: kAuthorizing (the policy for the action, then the second factor) → kRecording (the
-// allowing decision is being made durable) → kConnecting (TCP) → kMinting (the CA signs a
+// allowing decision is being made durable; then the recording is created, its header on disk,
+// before anything reaches the target) → kConnecting (TCP) → kMinting (the CA signs a
 // certificate for a fresh key, on the Offload thread) → kUpstream (key exchange, host key check,
 // authentication, channel open, the client's pty/env/command replayed) → kRelaying →
 // kClosing → kDone. A failure before kRelaying is told to the client on stderr with its code,
@@ -84,12 +85,19 @@ class TerminatingSession : public Pollable, public Watcher, public UpstreamSshLi
   void close_by_policy(const std::string& code, const std::string& message) {
     fail(code, message);
   }
+  // limit_session / limit_window apply a rule's max_session (counted from the channel's open)
+  // and time window; the earlier deadline wins over one already set.
+  void limit_session(std::chrono::seconds max_session, std::string rule);
+  void limit_window(std::chrono::system_clock::time_point closes, std::string rule,
+                    std::string window);
   // abandon detaches from libssh without sending anything (connection teardown).
   void abandon();
 
   bool done() const { return state_ == State::kDone; }
   bool live() const { return state_ != State::kDone && state_ != State::kClosing; }
   bool waiting_for_touch() const { return state_ == State::kAuthorizing; }
+  // touch_factors: the policy::Factor bits the session's touch proved (0 before the touch).
+  uint8_t touch_factors() const { return touch_factors_; }
   uint64_t id() const { return id_; }
   ssh_channel channel() const { return channel_; }
   const TerminatingRequest& request_info() const { return req_; }
@@ -134,7 +142,17 @@ class TerminatingSession : public Pollable, public Watcher, public UpstreamSshLi
   void connected();
   void minted(Result<struct UpstreamCredentials> creds);
   HostKeyVerdict judge_host_key(const PresentedHostKey& key);
-  void start_recording();
+  // refuse_unknown_target ends a session whose target is not configured: the policy's
+  // target_unknown, audited as a policy_decision.
+  void refuse_unknown_target();
+  // audit_denied writes the policy_decision (outcome deny) of a refusal before the touch.
+  void audit_denied(const std::string& target, const std::string& rule, const std::string& code);
+  // start_recording creates the recording (shell and exec) and writes its header; false (the
+  // session failed with recording_unavailable) when it cannot be made.
+  bool start_recording();
+  // discard_recording removes a recording into which nothing was recorded because no request
+  // reached the target (the session failed before).
+  void discard_recording();
   void record_output(std::span<const uint8_t> data);
   // recording_checked acts on a recording call's result: a failure ends the session
   // (recording_failed), the cap ends it when [recording] on_cap = "end".
@@ -160,11 +178,11 @@ class TerminatingSession : public Pollable, public Watcher, public UpstreamSshLi
   bool record_input_ = false;
   uint8_t touch_factors_ = 0;
   std::string touch_key_fp_;
-  std::string rule_;
-  // The rule's limits: max_session (from the channel's open) and its time window.
+  // The rules' limits: max_session (from the channel's open) and a time window, each with the
+  // rule that set it.
   std::optional<Clock::time_point> session_deadline_, window_deadline_;
   std::chrono::seconds max_session_{0};
-  std::string window_;
+  std::string session_rule_, window_rule_, window_;
 
   int fd_ = -1;  // the target socket until UpstreamSsh owns it
   uint32_t interest_ = 0;
@@ -180,7 +198,8 @@ class TerminatingSession : public Pollable, public Watcher, public UpstreamSshLi
   std::unique_ptr<ssh::SftpLog> sftp_;  // sftp sessions: the operation log
   std::string recording_path_;
   Clock::time_point opened_at_;
-  Clock::time_point relay_start_{};
+  Clock::time_point record_start_{};  // time 0 of the recording (its header's timestamp)
+  bool requests_sent_ = false;        // the pty/env/shell/exec/subsystem requests went out
 
   std::vector<uint8_t> pending_;  // client bytes taken from libssh, not yet taken by the target
   size_t pending_off_ = 0;        // pending_[0, pending_off_) was taken already
@@ -191,7 +210,8 @@ class TerminatingSession : public Pollable, public Watcher, public UpstreamSshLi
   bool exit_sent_ = false;
   uint64_t bytes_up_ = 0, bytes_down_ = 0;
   std::string close_reason_;
-  std::string error_text_;  // told to the client on stderr before the close
+  std::string close_message_;  // why the gateway ended the session (fail), for channel_closed
+  std::string error_text_;     // told to the client on stderr before the close
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   bool recording_failed_ = false;             // recording_failed was reported (once)
   Clock::time_point next_recording_flush_{};  // tick() flushes the recording at most this often

@@ -65,10 +65,23 @@ std::optional<std::string> blob_type_name(std::span<const uint8_t> blob) {
   return name;
 }
 
-// host_key_algorithms lists what the key exchange may offer for a pinned key of type name.
+// host_key_algorithms lists what the key exchange offers for a pinned key of type name: its
+// algorithms first, so that a target that has such a key presents it, then the others the
+// gateway accepts (kHostKeyAlgorithms), so that a target without one presents the key it has and
+// is refused as a mismatch naming both types (rather than failing the key exchange with no
+// common algorithm).
 std::string host_key_algorithms(const std::string& name) {
-  if (name == "ssh-rsa") return "rsa-sha2-512,rsa-sha2-256";
-  return name;
+  std::string out = name == "ssh-rsa" ? "rsa-sha2-512,rsa-sha2-256" : name;
+  const std::string_view all(kHostKeyAlgorithms);
+  for (size_t pos = 0; pos <= all.size();) {
+    const size_t comma = std::min(all.find(',', pos), all.size());
+    const std::string_view alg = all.substr(pos, comma - pos);
+    if (("," + out + ",").find(fmt::format(",{},", alg)) == std::string::npos) {
+      out.append(",").append(alg);
+    }
+    pos = comma + 1;
+  }
+  return out;
 }
 
 const char* op_name(int kind) {
@@ -338,6 +351,17 @@ bool UpstreamSsh::check_host_key() {
   if (!options_.host_key.pinned_blob.empty()) {
     verdict.accepted = presented.blob == options_.host_key.pinned_blob;
     verdict.expected = ssh::fingerprint_sha256(options_.host_key.pinned_blob);
+    const auto pinned_type = blob_type_name(options_.host_key.pinned_blob);
+    const auto presented_type = blob_type_name(presented.blob);
+    if (!verdict.accepted && pinned_type && presented_type && *pinned_type != *presented_type) {
+      // The pinned type was offered first: the target has no host key of that type.
+      set_failed("upstream_host_key_mismatch",
+                 fmt::format("target {} has no {} host key (the pinned one is {} {}); it "
+                             "presented {} {}",
+                             options_.target, *pinned_type, *pinned_type, verdict.expected,
+                             *presented_type, presented.fingerprint));
+      return false;
+    }
   } else {
     verdict = options_.host_key.judge(presented);
   }

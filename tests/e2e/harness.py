@@ -469,10 +469,10 @@ class Env:
             raise HarnessError(f"command failed:\n{r}")
         return r
 
-    def spawn(self, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE):
+    def spawn(self, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, extra_env=None):
         """Starts a client in the background (killed on exit); the caller talks to its pipes."""
         p = subprocess.Popen([str(a) for a in argv], stdin=stdin, stdout=stdout,
-                             stderr=subprocess.PIPE, env=self.client_env(),
+                             stderr=subprocess.PIPE, env=self.client_env(extra_env),
                              start_new_session=True)
         self.clients.append(p)
         return p
@@ -729,8 +729,9 @@ class Env:
 
     # -- the target: a real sshd -----------------------------------------------------------
 
-    def start_target(self, cas, name="db1", attempts=3):
-        """Starts /usr/sbin/sshd on 127.0.0.1 trusting `cas`; waits until it listens."""
+    def start_target(self, cas, name="db1", attempts=3, sshd_extra=""):
+        """Starts /usr/sbin/sshd on 127.0.0.1 trusting `cas`; waits until it listens.
+        sshd_extra: more sshd_config lines (e.g. "AcceptEnv LC_*\n")."""
         d = self.path(name, "x")
         d = os.path.dirname(d)
         hostkey = os.path.join(d, "ssh_host_ed25519_key")
@@ -760,7 +761,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
-""")
+{sshd_extra}""")
             log = os.path.join(d, f"sshd-{attempt}.log")
             with open(log + ".stderr", "w") as err:
                 popen = subprocess.Popen([SSHD, "-D", "-f", config, "-E", log],

@@ -53,8 +53,11 @@ def main():
               and fp in r.stdout and "proof-key" in r.stdout and "active" in r.stdout,
               "whoami shows the certificate identity and the enrolled key", r)
 
+        # A first word that is neither a command nor a target: refused as an unknown target.
         r = env.ssh(config, "gw", "no-such-command", jump=None)
-        check(r.returncode == 2 and "unknown command" in r.stderr, "unknown command", r)
+        check(r.returncode == 255 and "(target_unknown)" in r.stderr and
+              "nor one of its commands (whoami, mfa-test, help)" in r.stderr,
+              "an unknown word is an unknown target", r)
 
         r = env.ssh(config, "gw", "mfa-test", jump=None, extra_env=agent_env)
         assert_ok(r)

@@ -6,9 +6,11 @@ the action and a touch. The command's stdout, stderr and exit status come back; 
 user's agent never reaches the target; the target's log shows the minted certificate's key id
 touchgate:<conn>:alice; an interactive shell under a pty is recorded (asciicast) with its
 SHA-256 in the audit log, and altering the recording makes `touchgate audit verify` report it.
+Only the environment variables [terminating] env allows reach the target.
 Refusals: an action the rule does not grant (sftp), a target host key that does not match the
-pinned one, a target that is down, the token pulled out (ProxyJump still works; terminating mode
-again once it is back), a wrong PIN."""
+pinned one (audited as upstream_refused; a pinned key of another type than the target has is a
+mismatch naming both types), a target that is down, the token pulled out (ProxyJump still works;
+terminating mode again once it is back), a wrong PIN."""
 
 import hashlib
 import json
@@ -30,15 +32,17 @@ def main():
         wrong_pin = os.path.join(hsm, "wrong-pin")
         with open(os.open(wrong_pin, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
             f.write("tg-wrong-Zk4\n")
-        target = env.start_target([ca], name="db9")
+        target = env.start_target([ca], name="db9", sshd_extra="AcceptEnv TG_*\n")
         host_pub = harness.read_text(os.path.join(os.path.dirname(target.log),
                                                   "ssh_host_ed25519_key.pub")).strip()
         other = env.make_user_key("not-the-host-key")
         wrong_pub = harness.read_text(other.pub).strip()
+        other_type = env.make_user_key("an-ecdsa-host-key", key_type="ecdsa")
+        ecdsa_pub = harness.read_text(other_type.pub).strip()
         rules = f'''[[rule]]
 id = "ops"
 principals = ["alice"]
-targets = ["db9", "db8", "down"]
+targets = ["db9", "db8", "db10", "down"]
 actions = ["jump", "shell", "exec"]
 remote_user = "{env.login}"
 
@@ -59,6 +63,8 @@ remote_user = "{env.login}"
 '''
         ca_section = token.config
         extra = ca_section + f'''
+[terminating]
+env = ["TG_ALLOWED", "TG_PREFIX_*"]
 
 [[target]]
 name = "db9"
@@ -84,6 +90,11 @@ host_key = "{host_pub}"
 name = "db8"
 address = "{target.address}"
 host_key = "{wrong_pub}"
+
+[[target]]
+name = "db10"
+address = "{target.address}"
+host_key = "{ecdsa_pub}"
 
 [[target]]
 name = "down"
@@ -159,10 +170,33 @@ host_key = "{host_pub}"
         check(r.returncode == 1 and "recording_modified" in r.stdout,
               "verify does not catch an altered recording", r)
 
+        # -- [terminating] env: only the variables it allows reach the target -----------------
+        argv = env.ssh_argv(config, "gw", "db9 echo ${TG_ALLOWED:-unset} ${TG_PREFIX_X:-unset} "
+                            "${TG_DENIED:-unset}", jump=None)
+        argv[1:1] = ["-o", "SetEnv=TG_ALLOWED=yes TG_PREFIX_X=prefixed TG_DENIED=leaked"]
+        r = env.run(argv, extra_env=agent_env)
+        check(r.returncode == 0 and r.stdout == "yes prefixed unset\n",
+              "TG_ALLOWED and TG_PREFIX_* are allowed, TG_DENIED is not", r)
+
         # -- refusals -------------------------------------------------------------------------
         r = env.ssh(config, "gw", "db8 true", jump=None, extra_env=agent_env)
         check(r.returncode == 255 and "(upstream_host_key_mismatch)" in r.stderr,
               "a target with another host key must be refused", r)
+        host_fp = env.run(["ssh-keygen", "-lf", "-"], input=host_pub.encode(),
+                          check=True).stdout.split()[1]
+        wrong_fp = env.run(["ssh-keygen", "-lf", other.pub], check=True).stdout.split()[1]
+        refused = gw.wait_for_audit("upstream_refused", target="db8")
+        check(refused["outcome"] == "deny" and refused["reason"] == "upstream_host_key_mismatch"
+              and host_fp in refused["message"] and wrong_fp in refused["message"],
+              f"upstream_refused must name the presented and the pinned key: {refused}")
+        check(not [o for o in gw.audit_records("channel_open") if o["target"] == "db8"],
+              "a refused target must have no channel_open")
+        # A pinned key of another type than the target has: a mismatch naming both types.
+        r = env.ssh(config, "gw", "db10 true", jump=None, extra_env=agent_env)
+        check(r.returncode == 255 and "(upstream_host_key_mismatch)" in r.stderr and
+              "has no ecdsa-sha2-nistp256 host key" in r.stderr and
+              f"presented ssh-ed25519 {host_fp}" in r.stderr,
+              "a pinned ECDSA key for an Ed25519-only target must be a host key mismatch", r)
         r = env.ssh(config, "gw", "down true", jump=None, extra_env=agent_env)
         check(r.returncode == 255 and "(target_connect_failed)" in r.stderr,
               "a target that is down", r)

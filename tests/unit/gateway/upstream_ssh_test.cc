@@ -386,6 +386,7 @@ class UpstreamSshTest : public ::testing::Test {
     const std::string d = dir_->string();
     run("ssh-keygen -q -t ed25519 -N '' -f " + d + "/host");
     run("ssh-keygen -q -t ed25519 -N '' -f " + d + "/other_host");
+    run("ssh-keygen -q -t ecdsa -b 256 -N '' -f " + d + "/ecdsa_host");
     run("ssh-keygen -q -t ed25519 -N '' -f " + d + "/ca");
     run("ssh-keygen -q -t ed25519 -N '' -f " + d + "/rogue_ca");
     run("ssh-keygen -q -t ed25519 -N '' -f " + d + "/user");
@@ -687,6 +688,25 @@ TEST_F(UpstreamSshTest, WrongPinnedHostKeyIsRefusedBeforeAuthentication) {
   EXPECT_EQ(lines.find("certificate"), std::string::npos) << lines;
   EXPECT_EQ(lines.find("Accepted"), std::string::npos) << lines;
   EXPECT_EQ(lines.find("user"), std::string::npos) << lines;
+}
+
+TEST_F(UpstreamSshTest, PinnedHostKeyOfAnotherTypeIsAMismatchNamingBothTypes) {
+  // The target has only an Ed25519 host key; the pinned one is ECDSA.
+  auto o = options();
+  o.host_key.pinned_blob = key_file_blob(*dir_ / "ecdsa_host.pub");
+  auto up = connect(std::move(o), 0);
+  ASSERT_TRUE(rec_.failed);
+  EXPECT_EQ(rec_.failed->code, "upstream_host_key_mismatch") << rec_.failed->message;
+  const std::string& m = rec_.failed->message;
+  EXPECT_NE(m.find("has no ecdsa-sha2-nistp256 host key"), std::string::npos) << m;
+  EXPECT_NE(m.find(ssh::fingerprint_sha256(key_file_blob(*dir_ / "ecdsa_host.pub"))),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("presented ssh-ed25519 " +
+                   ssh::fingerprint_sha256(key_file_blob(*dir_ / "host.pub"))),
+            std::string::npos)
+      << m;
+  EXPECT_FALSE(rec_.ready);
 }
 
 TEST_F(UpstreamSshTest, HostKeyJudgeSeesTheFingerprintAndCanRefuse) {

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import time
 
 import harness
 from harness import check
@@ -316,7 +317,17 @@ host_key = "{host_pub}"
         agent2 = env.touch_agent_for(gw2, "alice")
         config2 = env.client_config(gw2, key, cert, name="ssh_config-gw2")
         r = env.ssh(config2, "gw", "db9 true", jump=None, extra_env={"SSH_AUTH_SOCK": agent2.sock})
-        check(r.returncode == 255 and "(ca_unavailable)" in r.stderr, "wrong PIN", r)
+        check(r.returncode == 255 and "(pkcs11_login_failed)" in r.stderr
+              and "CKR_PIN_INCORRECT" in r.stderr, "wrong PIN", r)
+        # A refused PIN is not tried again by itself (each try counts towards the token's
+        # lockout): even with the right PIN in the file now, past the retry interval, the login
+        # is refused until a restart.
+        with open(wrong_pin, "w") as f:
+            f.write("tg-pin-Qx7\n")
+        time.sleep(5.5)
+        r = env.ssh(config2, "gw", "db9 true", jump=None, extra_env={"SSH_AUTH_SOCK": agent2.sock})
+        check(r.returncode == 255 and "(pkcs11_login_failed)" in r.stderr, "wrong PIN again", r)
+        check("event=ca_ready" not in gw2.log_text(), "a refused PIN was tried again", r)
 
 
 if __name__ == "__main__":

@@ -140,8 +140,7 @@ Result<std::string> keep_cut(const std::filesystem::path& dir, const std::string
   for (unsigned n = 1; n <= 100; ++n) {
     const std::string name = cut_file_name(segment, seq, n);
     const auto path = dir / name;
-    const int fd =
-        ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0 && errno == EEXIST) continue;
     if (fd < 0) return tl::unexpected(io_error(path.string(), errno));
     size_t done = 0;
@@ -215,6 +214,10 @@ Result<void> AuditLog::start() {
     if (!tail) return tl::unexpected(tail.error());
     uint64_t first_seq = 0;
     (void)parse_segment_name(segments.back(), &first_seq);
+    if (tail->cut.size() != tail->dropped)  // what would be cut must be kept whole
+      return fail("audit_unavailable",
+                  fmt::format("{}: could not read the {} bytes after its last intact record",
+                              path.string(), tail->dropped));
     if (tail->dropped > 0)
       cuts.push_back(Cut{segments.back(), tail->good_size,
                          tail->good_size > 0 ? tail->last_seq + 1 : first_seq,
@@ -280,9 +283,9 @@ Result<void> AuditLog::start() {
       return tl::unexpected(io_error(path.string() + ": truncate", errno));
     const auto lines = static_cast<uint64_t>(std::count(c.bytes.begin(), c.bytes.end(), '\n'));
     if (!recovered_.empty()) recovered_ += "; ";
-    recovered_ += fmt::format("{}: cut {} bytes of a torn or corrupt last record ({} complete "
-                              "lines), kept in {}",
-                              c.segment, c.bytes.size(), lines, *kept);
+    recovered_ +=
+        fmt::format("{}: cut {} bytes ({} complete lines) after its last intact record, kept in {}",
+                    c.segment, c.bytes.size(), lines, *kept);
     pending_notes_.push_back(Record("recovered")
                                  .str("segment", c.segment)
                                  .u64("dropped_bytes", c.bytes.size())

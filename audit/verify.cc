@@ -87,8 +87,9 @@ bool is_cut_file_name(std::string_view name) {
   uint64_t seq = 0;
   if (at == std::string_view::npos || !parse_segment_name(name.substr(0, at), &seq)) return false;
   const auto rest = name.substr(at + 5);
-  return !rest.empty() && rest.size() <= 40 &&
-         std::all_of(rest.begin(), rest.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+  return !rest.empty() && rest.size() <= 40 && std::all_of(rest.begin(), rest.end(), [](char c) {
+    return (c >= '0' && c <= '9') || c == '.';
+  });
 }
 
 std::vector<std::string> list_cut_files(const std::filesystem::path& dir) {
@@ -233,16 +234,15 @@ void ChainVerifier::line(std::string_view text, bool complete, bool too_long) {
 void ChainVerifier::note_recovered(const ParsedLine& p) {
   const auto text = [&](const char* name) {
     const Field* f = p.find(name);
-    return f != nullptr && f->kind == ValueKind::kString ? unescape_string(f->raw)
-                                                         : std::string();
+    return f != nullptr && f->kind == ValueKind::kString ? unescape_string(f->raw) : std::string();
   };
   const auto number = [&](const char* name) {
     const Field* f = p.find(name);
     uint64_t v = 0;
     return f != nullptr && f->kind == ValueKind::kInteger && parse_u64(f->raw, &v) ? v : 0;
   };
-  CutInfo cut{text("segment"), number("dropped_bytes"), number("complete_lines"),
-              text("side_file"), text("sha256"), ""};
+  CutInfo cut{text("segment"),   number("dropped_bytes"), number("complete_lines"),
+              text("side_file"), text("sha256"),          ""};
   std::string message =
       fmt::format("the writer cut {} bytes off the end of {} when it started", cut.bytes,
                   cut.segment.empty() ? std::string("(no segment named)") : cut.segment);
@@ -255,22 +255,23 @@ void ChainVerifier::note_recovered(const ParsedLine& p) {
   add("recovered", p.seq, std::move(message), false);
   if (at == report_.findings.size()) return;  // over kMaxFindings
   report_.findings[at].cut = std::move(cut);
-  if (!report_.findings[at].cut->side_file.empty() && cuts_.size() < kMaxCuts)
-    cuts_.push_back(at);
+  if (!report_.findings[at].cut->side_file.empty() && cuts_.size() < kMaxCuts) cuts_.push_back(at);
 }
 
 // The chain check. Each record is known by its claimed hash (a modified record was reported
 // already). While records follow one another (seq + 1, prev = the previous hash) they are placed
 // at once. Anything else opens a window that holds the records until the shape is clear: every
 // record in it has its predecessor, and kSettle records have followed one another since the
-// last irregular one (or the window is full, or the log ended). resolve() then follows the
-// links from the tip: where two records follow the same one (a fork), the branch that holds more
-// checkpoints, else the one later records continue, is the chain and the other is `inserted`;
+// last irregular one, on the branch the chain takes (or the window is full, or the log ended).
+// resolve() then follows the links from the tip: where two records follow the same one (a fork),
+// the branch that holds more valid checkpoints, else the one more records continue, else the
+// first in the file, is the chain and the other is `inserted`;
 // where no record follows, the next seq found is taken (the seqs between are `removed`); of the
 // records so placed, those the longest run in file order leaves out are `reordered`.
 namespace {
 constexpr uint64_t kSettle = 8;
-constexpr size_t kMaxGaps = 64;  // gaps remembered for records that turn up later
+constexpr size_t kMaxGaps = 64;   // gaps remembered for records that turn up later
+constexpr size_t kMaxTwins = 64;  // copies within one window weighed against their original
 }  // namespace
 
 const ChainVerifier::Placed* ChainVerifier::history(size_t back) const {
@@ -328,11 +329,17 @@ void ChainVerifier::chain(const ParsedLine& p, bool checkpoint_ok) {
 void ChainVerifier::window_add(Node n) {
   if (window_.capacity() == 0) window_.reserve(2 * kChainWindow + 1);  // views stay valid
   const std::string_view hash(n.hash.data(), 64), prev(n.prev.data(), 64);
-  // A record seen before (same hash): a copy.
+  // A record seen before (same hash): a copy. Which of the two is out of place is decided with
+  // the rest of the window.
   if (auto it = by_hash_.find(hash); it != by_hash_.end()) {
-    const Node& o = window_[it->second];
-    add_at("inserted", n.file, n.line, n.seq,
-           fmt::format("seq {} appears again (a copy of {})", n.seq, where(o.file, o.line)));
+    if (twins_.size() < kMaxTwins) {
+      twins_.push_back(Twin{it->second, n.pos, n.line, n.file});
+    } else {
+      const Node& o = window_[it->second];
+      add_at("inserted", n.file, n.line, n.seq,
+             fmt::format("seq {} appears again (a copy of {})", n.seq, where(o.file, o.line)));
+    }
+    run_ = 0;
     return;
   }
   if (tip_set_ && std::string_view(tip_hash_.data(), 64) == hash) {
@@ -392,7 +399,11 @@ void ChainVerifier::window_add(Node n) {
     run_ = 0;
   }
   last_added_ = static_cast<int64_t>(index);
-  if ((orphans_.empty() && run_ >= kSettle) || window_.size() >= kChainWindow) resolve();
+  if (window_.size() >= kChainWindow) {
+    resolve(true);
+  } else if (orphans_.empty() && run_ >= kSettle && run_ % kSettle == 0) {
+    (void)resolve(false);
+  }
 }
 
 bool ChainVerifier::take_back(size_t back) {
@@ -460,9 +471,9 @@ void ChainVerifier::stale(const Node& n) {
          fmt::format("seq {} appears again after seq {}", n.seq, tip_seq_));
 }
 
-void ChainVerifier::resolve() {
+bool ChainVerifier::resolve(bool force) {
   const size_t n = window_.size();
-  if (n == 0) return;
+  if (n == 0) return true;
   const auto slot = [n](int32_t parent) {
     return parent == kTipParent ? n : static_cast<size_t>(parent);
   };
@@ -486,10 +497,11 @@ void ChainVerifier::resolve() {
                                             : window_[a].pos < window_[b].pos;
   });
 
-  // What each subtree holds: checkpoints, and the last position in the file.
+  // What each subtree holds: valid checkpoints, records, and its first position in the file.
   struct Score {
     uint64_t checkpoints = 0;
-    uint64_t last = 0;
+    uint64_t records = 0;
+    uint64_t first = 0;
   };
   std::vector<Score> score(n);
   std::vector<uint32_t> order;  // parents before their children
@@ -498,14 +510,25 @@ void ChainVerifier::resolve() {
   order.insert(order.end(), roots.begin(), roots.end());
   for (size_t i = 0; i < order.size(); ++i)
     for (uint32_t k = start[order[i]]; k < start[order[i] + 1]; ++k) order.push_back(kids[k]);
-  for (size_t i = 0; i < n; ++i) score[i] = Score{window_[i].checkpoint ? 1u : 0u, window_[i].pos};
+  for (size_t i = 0; i < n; ++i)
+    score[i] = Score{window_[i].checkpoint ? 1u : 0u, 1, window_[i].pos};
   for (size_t k = order.size(); k-- > 0;) {
     const Node& x = window_[order[k]];
     if (x.parent < 0) continue;
     Score& up = score[static_cast<size_t>(x.parent)];
     up.checkpoints += score[order[k]].checkpoints;
-    up.last = std::max(up.last, score[order[k]].last);
+    up.records += score[order[k]].records;
+    up.first = std::min(up.first, score[order[k]].first);
   }
+  // At a fork the chain takes the branch with more valid checkpoints, then the one more records
+  // continue, then the one that comes first in the file.
+  const auto better = [&score](uint32_t a, uint32_t b) {
+    const Score& x = score[a];
+    const Score& y = score[b];
+    if (x.checkpoints != y.checkpoints) return x.checkpoints > y.checkpoints;
+    if (x.records != y.records) return x.records > y.records;
+    return x.first < y.first;
+  };
 
   // The chain through the window.
   enum How : uint8_t { kOff, kLinked, kBadLink, kBadSeq, kAfterGap };
@@ -518,10 +541,7 @@ void ChainVerifier::resolve() {
     int64_t best = -1;
     for (uint32_t k = start[cur]; k < start[cur + 1]; ++k) {
       const uint32_t c = kids[k];
-      if (best < 0 || score[c].checkpoints > score[static_cast<size_t>(best)].checkpoints ||
-          (score[c].checkpoints == score[static_cast<size_t>(best)].checkpoints &&
-           score[c].last > score[static_cast<size_t>(best)].last))
-        best = c;
+      if (best < 0 || better(c, static_cast<uint32_t>(best))) best = c;
     }
     if (best >= 0) {
       how[static_cast<size_t>(best)] =
@@ -540,10 +560,13 @@ void ChainVerifier::resolve() {
     cur_seq = window_[cur].seq;
     path.push_back(static_cast<uint32_t>(cur));
   }
+  // Settling early, the chain must end in the record added last (the branch being extended);
+  // else wait for more records.
+  if (!force && (path.empty() || last_added_ != static_cast<int64_t>(path.back()))) return false;
 
   // Of the chain, the longest run in file order stays; the rest is out of place.
   std::vector<uint8_t> moved(path.size(), 1);
-  {
+  const auto in_place = [&](std::vector<uint8_t>* out) {
     std::vector<size_t> tails, link(path.size(), SIZE_MAX);  // indexes into path
     for (size_t i = 0; i < path.size(); ++i) {
       const uint64_t at = window_[path[i]].pos;
@@ -556,8 +579,30 @@ void ChainVerifier::resolve() {
         *it = i;
       }
     }
+    out->assign(path.size(), 1);
     for (size_t i = tails.empty() ? SIZE_MAX : tails.back(); i != SIZE_MAX; i = link[i])
-      moved[i] = 0;
+      (*out)[i] = 0;
+    return tails.size();
+  };
+  size_t kept = in_place(&moved);
+  // A record and its copy: the chain takes the one that stands in place.
+  std::vector<size_t> path_at(n, SIZE_MAX);
+  for (size_t i = 0; i < path.size(); ++i) path_at[path[i]] = i;
+  for (Twin& t : twins_) {
+    if (path_at[t.node] == SIZE_MAX || kept == path.size()) continue;
+    Node& x = window_[t.node];
+    std::swap(x.pos, t.pos);
+    std::swap(x.line, t.line);
+    std::swap(x.file, t.file);
+    std::vector<uint8_t> other;
+    if (const size_t k = in_place(&other); k > kept) {
+      kept = k;
+      moved = std::move(other);
+    } else {
+      std::swap(x.pos, t.pos);
+      std::swap(x.line, t.line);
+      std::swap(x.file, t.file);
+    }
   }
 
   struct Pending {
@@ -620,9 +665,9 @@ void ChainVerifier::resolve() {
     }
     const bool fork = x.parent == kTipParent || how[static_cast<size_t>(x.parent)] != kOff;
     if (!fork) {
-      report(x, "inserted",
-             fmt::format("seq {} is not on the chain: it follows a record that is not either",
-                         x.seq));
+      report(
+          x, "inserted",
+          fmt::format("seq {} is not on the chain: it follows a record that is not either", x.seq));
       continue;
     }
     std::string pred = fmt::format("seq {} ({})", tip_seq_, tip_where);
@@ -634,6 +679,12 @@ void ChainVerifier::resolve() {
            fmt::format("seq {} is not on the chain: it links to {}, which the chain continues "
                        "with another record",
                        x.seq, pred));
+  }
+  for (const Twin& t : twins_) {
+    const Node& x = window_[t.node];
+    found.push_back(Pending{
+        t.pos, "inserted", t.file, t.line, x.seq,
+        fmt::format("seq {} appears again (a copy of {})", x.seq, where(x.file, x.line)), 0, 0});
   }
   std::stable_sort(found.begin(), found.end(),
                    [](const Pending& a, const Pending& b) { return a.pos < b.pos; });
@@ -649,12 +700,14 @@ void ChainVerifier::resolve() {
   // Place the chain, then judge the strays against it.
   by_hash_.clear();
   orphans_.clear();
+  twins_.clear();
   last_added_ = -1;
   run_ = 0;
   for (size_t i = 0; i < path.size(); ++i)
     place(window_[path[i]], how[path[i]] == kLinked && !moved[i]);
   for (uint32_t s : strays) stale(window_[s]);
   window_.clear();  // keeps its capacity: the views of a later window stay valid
+  return true;
 }
 
 bool ChainVerifier::check_checkpoint(const ParsedLine& p) {
@@ -703,7 +756,7 @@ bool ChainVerifier::check_checkpoint(const ParsedLine& p) {
 }
 
 void ChainVerifier::finish() {
-  resolve();
+  resolve(true);
   file_.clear();
   line_no_ = 0;
   if (head_expected_) {
@@ -763,8 +816,8 @@ VerifyReport verify_directory(const std::filesystem::path& dir,
   } else if (!ec) {
     v.expect_no_head();
   } else {
-    v.report().findings.push_back(Finding{"bad_head", "audit.head", 0, 0,
-                                          "audit.head: " + ec.message(), true, std::nullopt});
+    v.report().findings.push_back(
+        Finding{"bad_head", "audit.head", 0, 0, "audit.head: " + ec.message(), true, std::nullopt});
   }
   const auto segments = list_segments(dir);
   std::vector<char> buf(kMaxLine + 1 + kChunk);
@@ -832,8 +885,8 @@ void verify_recordings(const std::vector<RecordingRef>& recordings, VerifyReport
       ++report->suppressed;
       return;
     }
-    report->findings.push_back(Finding{std::move(kind), r.segment, r.line, r.seq,
-                                       std::move(message), true, std::nullopt});
+    report->findings.push_back(
+        Finding{std::move(kind), r.segment, r.line, r.seq, std::move(message), true, std::nullopt});
   };
   for (const auto& r : recordings) {
     ++report->recordings;
@@ -916,14 +969,15 @@ void verify_cuts(const std::filesystem::path& dir, const std::vector<size_t>& cu
         ++report->suppressed;
         continue;
       }
-      Finding m{"cut_modified", f.file, f.line, f.seq,
-                fmt::format("{} does not hold what seq {} says was cut: {} bytes, SHA-256 {} "
-                            "(recorded: {} bytes, {})",
-                            cut.side_file, f.seq, size, to_hex(digest), cut.bytes, cut.sha256),
-                true, cut};
-      report->findings.push_back(std::move(m));
+      std::string message = fmt::format(
+          "{} does not hold what seq {} says was cut: {} bytes, SHA-256 {} "
+          "(recorded: {} bytes, {})",
+          cut.side_file, f.seq, size, to_hex(digest), cut.bytes, cut.sha256);
+      Finding m{"cut_modified", f.file, f.line, f.seq, std::move(message), true, cut};
+      report->findings.push_back(std::move(m));  // f and cut are not used after this
     } else {
       cut.side_status = "intact";
+      f.message += " (intact)";
     }
   }
   std::sort(named.begin(), named.end());

@@ -149,9 +149,9 @@ class ChainVerifier {
     Hash hash;
     Hash prev;
     uint64_t seq = 0;
-    uint64_t pos = 0;   // index of the record in the stream (file order)
+    uint64_t pos = 0;  // index of the record in the stream (file order)
     uint64_t line = 0;
-    uint32_t file = 0;  // index into files_
+    uint32_t file = 0;           // index into files_
     int32_t parent = kNoParent;  // window index, kTipParent or kNoParent (an orphan)
     bool checkpoint = false;     // a checkpoint whose fields and signature hold
   };
@@ -165,6 +165,12 @@ class ChainVerifier {
     // was reported about it: a fork before it may take it back into the window.
     bool linked = false;
     bool checkpoint = false;
+  };
+  struct Twin {  // a copy of a window record (same hash), read at pos/line/file
+    uint32_t node = 0;
+    uint64_t pos = 0;
+    uint64_t line = 0;
+    uint32_t file = 0;
   };
   struct Gap {  // a `removed` finding the window could not explain
     uint64_t from = 0, to = 0;
@@ -182,9 +188,11 @@ class ChainVerifier {
   void chain(const ParsedLine& p, bool checkpoint_ok);
   void window_add(Node n);
   bool take_back(size_t from_history);  // a fork at history entry from_history
-  void resolve();                       // places every record of the window
+  // resolve places every record of the window; unless force, only when the record added last is
+  // on the chain it finds (false: nothing done).
+  bool resolve(bool force);
   void place(const Node& n, bool linked);
-  void stale(const Node& n);  // a record whose place on the chain is long past
+  void stale(const Node& n);                 // a record whose place on the chain is long past
   const Placed* history(size_t back) const;  // 0 = the newest
   std::string where(uint32_t file, uint64_t line) const;
 
@@ -218,11 +226,12 @@ class ChainVerifier {
   std::vector<Placed> history_;
   size_t history_next_ = 0, history_size_ = 0;
   std::vector<Node> window_;
-  std::unordered_multimap<std::string_view, uint32_t> by_hash_;    // window index
-  std::unordered_multimap<std::string_view, uint32_t> orphans_;    // by prev
+  std::unordered_multimap<std::string_view, uint32_t> by_hash_;  // window index
+  std::unordered_multimap<std::string_view, uint32_t> orphans_;  // by prev
   int64_t last_added_ = -1;  // window index of the last record added
   uint64_t run_ = 0;         // records since then that extended the one before them
   std::vector<Gap> gaps_;    // the last few, newest last
+  std::vector<Twin> twins_;
 };
 
 // verify_recordings hashes each recording and adds recording_modified / recording_missing

@@ -636,17 +636,17 @@ int AuditCommand::verify(const std::filesystem::path& config_file) const {
     j["unsigned_tail"] = r.unsigned_tail;
     Json findings = Json::array();
     for (const auto& f : r.findings) {
-      Json finding = {{"kind", f.kind},     {"file", f.file},       {"line", f.line},
-                      {"seq", f.seq},       {"message", f.message}, {"warning", !f.tampering}};
+      Json finding = {{"kind", f.kind}, {"file", f.file},       {"line", f.line},
+                      {"seq", f.seq},   {"message", f.message}, {"warning", !f.tampering}};
       if (f.cut) {
         // What the writer cut at a start, and where it kept it (recovered, cut_*).
-        finding["cut"] = {{"segment", f.cut->segment},
-                          {"bytes", f.cut->bytes},
-                          {"complete_lines", f.cut->lines},
-                          {"side_file", f.cut->side_file.empty() ? Json(nullptr)
-                                                                 : Json(f.cut->side_file)},
-                          {"sha256", f.cut->sha256.empty() ? Json(nullptr) : Json(f.cut->sha256)},
-                          {"side_status", f.cut->side_status}};
+        finding["cut"] = {
+            {"segment", f.cut->segment},
+            {"bytes", f.cut->bytes},
+            {"complete_lines", f.cut->lines},
+            {"side_file", f.cut->side_file.empty() ? Json(nullptr) : Json(f.cut->side_file)},
+            {"sha256", f.cut->sha256.empty() ? Json(nullptr) : Json(f.cut->sha256)},
+            {"side_status", f.cut->side_status}};
       }
       findings.push_back(std::move(finding));
     }
@@ -670,11 +670,13 @@ int AuditCommand::verify(const std::filesystem::path& config_file) const {
                      counted(r.checkpoints, "checkpoint"), r.last_seq);
   out += fmt::format("unsigned tail: {} after the last checkpoint\n",
                      counted(r.unsigned_tail, "record"));
-  const auto recovered = std::count_if(r.findings.begin(), r.findings.end(),
-                                       [](const audit::Finding& f) { return f.kind == "recovered"; });
+  const auto recovered =
+      std::count_if(r.findings.begin(), r.findings.end(),
+                    [](const audit::Finding& f) { return f.kind == "recovered"; });
   if (recovered > 0) {
-    out += fmt::format("cut by the writer at a start (recovered): {}, the bytes kept in side files\n",
-                       counted(static_cast<uint64_t>(recovered), "time"));
+    out +=
+        fmt::format("cut by the writer at a start (recovered): {}, the bytes kept in side files\n",
+                    counted(static_cast<uint64_t>(recovered), "time"));
   }
   if (r.recordings_failed > 0) {
     out += fmt::format(

@@ -296,8 +296,8 @@ TEST(AuditLogTest, TamperedCompleteLastLineIsKept) {
   ParsedLine p;
   const auto lines = read_lines(seg);
   ASSERT_EQ(parse_line(lines[1], &p), nullptr);
-  const auto next = format_line(3, std::chrono::system_clock::now(), p.hash,
-                                Record("e").str("user", "bob"));
+  const auto next =
+      format_line(3, std::chrono::system_clock::now(), p.hash, Record("e").str("user", "bob"));
   std::string bad = next.text;
   bad.replace(bad.find("bob"), 3, "eve");
   write_all(seg, text + bad);
@@ -439,8 +439,7 @@ TEST(AuditLogTest, ContinuesALogWithNoCheckpointYet) {
   auto o = options_for(t);
   std::filesystem::create_directories(o.dir);
   const auto first = format_line(1, std::chrono::system_clock::now(), kGenesisHash, Record("a"));
-  const auto second =
-      format_line(2, std::chrono::system_clock::now(), first.hash, Record("b"));
+  const auto second = format_line(2, std::chrono::system_clock::now(), first.hash, Record("b"));
   write_all(o.dir / "audit-00000000000000000001.jsonl", first.text + second.text);
   auto log = AuditLog::open(o);
   ASSERT_TRUE(log) << log.error().message;

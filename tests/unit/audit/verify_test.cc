@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <random>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "audit/checkpoint.h"
@@ -481,6 +483,135 @@ TEST(VerifyWindowTest, RemovedAndBadLinkInALongLog) {
   EXPECT_EQ(tampering[1]->seq, 5000u);
   EXPECT_EQ(tampering[2]->kind, "bad_link");  // seq 5001 no longer links to seq 5000
   EXPECT_EQ(tampering[2]->seq, 5001u);
+}
+
+// One tampering at a random place in a chain of 300 records: it is named exactly (kind, seq,
+// line) and nothing else is reported. Kinds of tampering: a record moved by 2 or more lines,
+// two records swapped with 2 or more between them, a record removed, a copy of a record put
+// elsewhere (before or after the original), a forged record linked to an earlier one.
+TEST(VerifyWindowTest, SingleTamperingIsNamedExactly) {
+  constexpr uint64_t kRecords = 300;
+  const auto chain = make_chain(kRecords);
+  TempDir t;
+  const auto seg = t.path() / segment_name(1);
+  std::mt19937 rng(20261130);
+  // Indexes 1 .. kRecords - 4: the first record and the last three stay where they are.
+  std::uniform_int_distribution<size_t> any(1, kRecords - 4);
+  for (int round = 0; round < 500; ++round) {
+    auto l = chain;
+    struct Expect {
+      std::string kind;
+      uint64_t seq, line;
+    };
+    std::vector<Expect> want;
+    std::string what;
+    switch (round % 5) {
+      case 0: {  // move
+        size_t from = any(rng), to = any(rng);
+        while (to + 1 >= from && to <= from + 1) to = any(rng);
+        const std::string x = l[from];
+        l.erase(l.begin() + static_cast<std::ptrdiff_t>(from));
+        l.insert(l.begin() + static_cast<std::ptrdiff_t>(to), x);
+        want.push_back({"reordered", from + 1, to + 1});
+        what = fmt::format("move seq {} to line {}", from + 1, to + 1);
+        break;
+      }
+      case 1: {  // swap
+        size_t i = any(rng), j = any(rng);
+        while (j < i + 3 && i < j + 3) j = any(rng);
+        if (i > j) std::swap(i, j);
+        std::swap(l[i], l[j]);
+        want.push_back({"reordered", j + 1, i + 1});
+        want.push_back({"reordered", i + 1, j + 1});
+        what = fmt::format("swap seq {} and seq {}", i + 1, j + 1);
+        break;
+      }
+      case 2: {  // remove
+        const size_t i = any(rng);
+        l.erase(l.begin() + static_cast<std::ptrdiff_t>(i));
+        want.push_back({"removed", i + 1, i + 1});
+        what = fmt::format("remove seq {}", i + 1);
+        break;
+      }
+      case 3: {  // copy
+        const size_t from = any(rng);
+        size_t to = any(rng);
+        while (to == from || to == from + 1) to = any(rng);
+        l.insert(l.begin() + static_cast<std::ptrdiff_t>(to), chain[from]);
+        // Inserted before the original, the original moves down one line.
+        want.push_back({"inserted", from + 1, to + 1});
+        what = fmt::format("copy seq {} to line {}", from + 1, to + 1);
+        break;
+      }
+      default: {  // forged record after seq k (k + 1 .. kRecords: a fork), put anywhere
+        const size_t k = any(rng);
+        ParsedLine p;
+        EXPECT_EQ(parse_line(chain[k - 1], &p), nullptr);
+        const auto f = format_line(k + 1, std::chrono::system_clock::now(), p.hash,
+                                   Record("e").str("forged", "yes"));
+        const size_t to = any(rng);
+        l.insert(l.begin() + static_cast<std::ptrdiff_t>(to), f.text.substr(0, f.text.size() - 1));
+        want.push_back({"inserted", k + 1, to + 1});
+        what = fmt::format("forge seq {} at line {}", k + 1, to + 1);
+        break;
+      }
+    }
+    std::sort(want.begin(), want.end(),
+              [](const Expect& a, const Expect& b) { return a.line < b.line; });
+    write_lines(seg, l);
+    const auto r = verify_directory(t.path(), std::nullopt);
+    std::vector<Expect> got;
+    for (const auto& f : r.findings)
+      if (f.tampering) got.push_back({f.kind, f.seq, f.line});
+    bool same = got.size() == want.size();
+    for (size_t i = 0; same && i < got.size(); ++i)
+      same =
+          got[i].kind == want[i].kind && got[i].seq == want[i].seq && got[i].line == want[i].line;
+    EXPECT_TRUE(same) << what << ":\n" << findings_text(r);
+    EXPECT_EQ(r.last_seq, kRecords) << what;
+  }
+}
+
+// Several tamperings at once, some of them overlapping: whatever the attribution, the log is
+// tampered, findings stay within the cap and the chain check does not lose its way.
+TEST(VerifyWindowTest, ManyTamperingsAreTampered) {
+  constexpr uint64_t kRecords = 400;
+  const auto chain = make_chain(kRecords);
+  TempDir t;
+  const auto seg = t.path() / segment_name(1);
+  std::mt19937 rng(7);
+  for (int round = 0; round < 300; ++round) {
+    auto l = chain;
+    const int ops = 1 + round % 6;
+    for (int k = 0; k < ops; ++k) {
+      std::uniform_int_distribution<size_t> any(0, l.size() - 2);  // never the last line
+      const size_t i = any(rng), j = any(rng);
+      switch (rng() % 4) {
+        case 0:
+          std::swap(l[i], l[j]);
+          break;
+        case 1:
+          l.erase(l.begin() + static_cast<std::ptrdiff_t>(i));
+          break;
+        case 2:
+          l.insert(l.begin() + static_cast<std::ptrdiff_t>(j), l[i]);
+          break;
+        default: {
+          ParsedLine p;
+          ASSERT_EQ(parse_line(l[i], &p), nullptr);
+          const auto f = format_line(p.seq + 1, std::chrono::system_clock::now(), p.hash,
+                                     Record("e").u64("k", static_cast<uint64_t>(k)));
+          l.insert(l.begin() + static_cast<std::ptrdiff_t>(j), f.text.substr(0, f.text.size() - 1));
+        }
+      }
+    }
+    write_lines(seg, l);
+    const auto r = verify_directory(t.path(), std::nullopt);
+    if (l == chain) continue;
+    EXPECT_EQ(r.verdict(), "tampered") << "round " << round;
+    EXPECT_LE(r.findings.size(), kMaxFindings);
+    EXPECT_EQ(r.records, l.size());
+  }
 }
 
 TEST(VerifyDirTest, EmptyDirectoryIsClean) {

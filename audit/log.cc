@@ -43,6 +43,7 @@ struct Tail {
   uint64_t last_seq = 0;
   std::string last_hash;
   std::string last_event;
+  std::string cut;  // the bytes after good_size (dropped of them)
 };
 
 // read_tail finds the last complete, well-formed record of a segment whose hash holds, and the
@@ -84,6 +85,7 @@ Result<Tail> read_tail(const std::filesystem::path& file) {
       t.last_hash = std::string(p.hash);
       t.last_event = std::string(p.event);
       t.dropped = size - t.good_size;
+      t.cut = buf.substr(end + 1);
       return t;
     }
     if (prev_nl == std::string::npos) {
@@ -96,7 +98,73 @@ Result<Tail> read_tail(const std::filesystem::path& file) {
     return fail("audit_corrupt", fmt::format("{}: no intact record in its last {} bytes",
                                              file.string(), kTailWindow));
   t.dropped = size;  // nothing good: the whole file is cut
+  t.cut = std::move(buf);
   return t;
+}
+
+// holds_checkpoint is true when file (its first `limit` bytes) holds a checkpoint record. The
+// text `,"event":"checkpoint",` occurs nowhere else: inside a string every '"' is escaped.
+Result<bool> holds_checkpoint(const std::filesystem::path& file, uint64_t limit) {
+  static constexpr std::string_view kNeedle = ",\"event\":\"checkpoint\",";
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return tl::unexpected(io_error(file.string(), errno));
+  std::string buf(kNeedle.size() - 1 + (1u << 20), '\0');
+  size_t kept = 0;  // bytes carried over from the previous chunk
+  uint64_t off = 0;
+  bool found = false;
+  while (!found && off < limit) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size() - kept, limit - off));
+    const ssize_t n = ::pread(fd, buf.data() + kept, want, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return tl::unexpected(io_error(file.string(), err));
+    }
+    if (n == 0) break;
+    off += static_cast<uint64_t>(n);
+    const std::string_view have(buf.data(), kept + static_cast<size_t>(n));
+    found = have.find(kNeedle) != std::string_view::npos;
+    kept = std::min(have.size(), kNeedle.size() - 1);
+    std::memmove(buf.data(), have.data() + have.size() - kept, kept);
+  }
+  ::close(fd);
+  return found;
+}
+
+// keep_cut writes the bytes the writer is about to cut off segment into a new side file beside
+// it (mode 0600, fsynced, directory fsynced) and returns its name. Nothing is cut unless they
+// are kept.
+Result<std::string> keep_cut(const std::filesystem::path& dir, const std::string& segment,
+                             uint64_t seq, std::string_view bytes) {
+  for (unsigned n = 1; n <= 100; ++n) {
+    const std::string name = cut_file_name(segment, seq, n);
+    const auto path = dir / name;
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && errno == EEXIST) continue;
+    if (fd < 0) return tl::unexpected(io_error(path.string(), errno));
+    size_t done = 0;
+    int err = 0;
+    while (done < bytes.size()) {
+      const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        err = w < 0 ? errno : EIO;
+        break;
+      }
+      done += static_cast<size_t>(w);
+    }
+    if (err == 0 && ::fsync(fd) != 0) err = errno;
+    ::close(fd);
+    if (err != 0) {
+      ::unlink(path.c_str());  // a partial copy is no copy
+      return tl::unexpected(io_error(path.string(), err));
+    }
+    if (auto d = fsync_dir(dir); !d) return tl::unexpected(d.error());
+    return name;
+  }
+  return fail("audit_unavailable",
+              fmt::format("{}: too many side files for {} at seq {}", dir.string(), segment, seq));
 }
 
 }  // namespace
@@ -127,29 +195,40 @@ Result<void> AuditLog::start() {
   key_ = std::move(*key);
 
   prev_hash_ = std::string(kGenesisHash);
+  // Find where the log ends (the last intact record) without changing anything yet: a log that
+  // must not be continued stays exactly as it was found.
+  struct Cut {
+    std::string segment;
+    uint64_t keep = 0;  // bytes that stay
+    uint64_t seq = 0;   // the seq the first cut record would have had
+    std::string bytes;
+  };
+  std::vector<Cut> cuts;
+  std::vector<std::string> empty_segments;  // left with no record: removed
   auto segments = list_segments(opts_.dir);
   bool create = true;
-  uint64_t dropped_total = 0;
+  std::string last_event;
   while (!segments.empty()) {
     const auto path = opts_.dir / segments.back();
     auto tail = read_tail(path);
     if (!tail) return tl::unexpected(tail.error());
-    if (tail->dropped > 0) {
-      if (::truncate(path.c_str(), static_cast<off_t>(tail->good_size)) != 0)
-        return tl::unexpected(io_error(path.string() + ": truncate", errno));
-      dropped_total += tail->dropped;
-      recovered_ = fmt::format("{}: cut {} bytes of a torn or corrupt last record", segments.back(),
-                               dropped_total);
-    }
+    uint64_t first_seq = 0;
+    (void)parse_segment_name(segments.back(), &first_seq);
+    if (tail->cut.size() != tail->dropped)  // what would be cut must be kept whole
+      return fail("audit_unavailable",
+                  fmt::format("{}: could not read the {} bytes after its last intact record",
+                              path.string(), tail->dropped));
+    if (tail->dropped > 0)
+      cuts.push_back(Cut{segments.back(), tail->good_size,
+                         tail->good_size > 0 ? tail->last_seq + 1 : first_seq,
+                         std::move(tail->cut)});
     if (tail->good_size == 0 && segments.size() > 1) {
       // An empty segment (a crash right after rotation): continue the previous one.
-      std::filesystem::remove(path, ec);
+      empty_segments.push_back(segments.back());
       segments.pop_back();
       continue;
     }
-    uint64_t first_seq = 0;
-    if (tail->good_size == 0 &&
-        (!parse_segment_name(segments.back(), &first_seq) || first_seq != 1))
+    if (tail->good_size == 0 && first_seq != 1)
       return fail("audit_corrupt", fmt::format("{}: no intact record, and no earlier segment to "
                                                "continue from",
                                                path.string()));
@@ -159,26 +238,68 @@ Result<void> AuditLog::start() {
       next_seq_ = tail->last_seq + 1;
       prev_hash_ = tail->last_hash;
       since_checkpoint_ = tail->last_event == "checkpoint" ? 0 : 1;
+      last_event = tail->last_event;
     }
     create = false;
     break;
   }
   if (create) segment_ = segment_name(1);
   // A log cut back to before the checkpoint audit.head names is not continued: the next
-  // checkpoint would overwrite the evidence.
-  if (std::filesystem::exists(opts_.dir / kHeadFile, ec)) {
-    const auto head = read_head(opts_.dir / kHeadFile);
+  // checkpoint would overwrite the evidence. Nor is a log with checkpoints but no audit.head:
+  // deleting audit.head must not hide such a cut.
+  const auto head_file = opts_.dir / kHeadFile;
+  const bool head_exists = std::filesystem::exists(head_file, ec);
+  if (ec) return fail("audit_unavailable", fmt::format("{}: {}", head_file.string(), ec.message()));
+  if (head_exists) {
+    const auto head = read_head(head_file);
     const uint64_t last = next_seq_ - 1;
     if (!head || head->first > last || (head->first == last && head->second != prev_hash_))
       return fail("audit_truncated",
                   fmt::format("{}: audit.head names checkpoint seq {} but the log ends at seq {}; "
                               "run touchgate audit verify and move the log aside",
                               opts_.dir.string(), head ? head->first : 0, last));
+  } else if (!create) {
+    // Every segment before the last ends in a checkpoint (rotation writes one); the last one is
+    // searched only up to where it stays.
+    bool checkpoints = segments.size() > 1 || last_event == "checkpoint";
+    if (!checkpoints) {
+      auto found = holds_checkpoint(opts_.dir / segment_, segment_bytes_);
+      if (!found) return tl::unexpected(found.error());
+      checkpoints = *found;
+    }
+    if (checkpoints)
+      return fail("audit_head_missing",
+                  fmt::format("{}: audit.head is missing but the log holds checkpoints (a log cut "
+                              "back past its last checkpoint would go unnoticed); run touchgate "
+                              "audit verify and move the log aside",
+                              opts_.dir.string()));
   }
+  // Now repair: keep every byte that is cut in a side file first.
+  for (auto& c : cuts) {
+    const auto path = opts_.dir / c.segment;
+    auto kept = keep_cut(opts_.dir, c.segment, c.seq, c.bytes);
+    if (!kept) return tl::unexpected(kept.error());
+    if (::truncate(path.c_str(), static_cast<off_t>(c.keep)) != 0)
+      return tl::unexpected(io_error(path.string() + ": truncate", errno));
+    const auto lines = static_cast<uint64_t>(std::count(c.bytes.begin(), c.bytes.end(), '\n'));
+    if (!recovered_.empty()) recovered_ += "; ";
+    recovered_ +=
+        fmt::format("{}: cut {} bytes ({} complete lines) after its last intact record, kept in {}",
+                    c.segment, c.bytes.size(), lines, *kept);
+    pending_notes_.push_back(Record("recovered")
+                                 .str("segment", c.segment)
+                                 .u64("dropped_bytes", c.bytes.size())
+                                 .u64("complete_lines", lines)
+                                 .str("side_file", *kept)
+                                 .str("sha256", to_hex(ssh::sha256(ssh::as_bytes(c.bytes)))));
+  }
+  for (const auto& e : empty_segments) {
+    std::filesystem::remove(opts_.dir / e, ec);
+    if (ec) return fail("audit_unavailable", fmt::format("{}: {}", e, ec.message()));
+  }
+  // The notes go in log order: the earliest segment's cut first.
+  std::reverse(pending_notes_.begin(), pending_notes_.end());
   if (auto o = open_segment(create); !o) return o;
-  if (dropped_total > 0)
-    pending_note_ =
-        Record("recovered").str("segment", segment_).u64("dropped_bytes", dropped_total);
   last_checkpoint_ = now();
   thread_ = std::thread([this] { run(); });
   return {};
@@ -361,7 +482,7 @@ Result<void> AuditLog::write_records(std::vector<Item>& items, std::vector<uint6
     ++since_checkpoint_;
   };
   if (need_segment_start_) emit(Record("segment_start").str("prev_segment", prev_segment_));
-  if (pending_note_) emit(*pending_note_);
+  for (const auto& note : pending_notes_) emit(note);
   if (!healthy_.load())
     emit(Record("audit_recovered")
              .str("since", format_timestamp(outage_since_))
@@ -383,7 +504,7 @@ Result<void> AuditLog::write_records(std::vector<Item>& items, std::vector<uint6
     return c;
   }
   need_segment_start_ = false;
-  pending_note_.reset();
+  pending_notes_.clear();
   // The records are durable: run() answers their callers first and then replaces audit.head
   // (two more syncs), so that a checkpoint does not add to the batch's latency.
   if (pending_head_) last_checkpoint_ = now();
@@ -409,7 +530,7 @@ void AuditLog::run() {
                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(sys_due - now());
     }
     cv_.wait_until(lk, deadline, [&] {
-      return !queue_.empty() || stopping_ || (pending_note_ && healthy_.load());
+      return !queue_.empty() || stopping_ || (!pending_notes_.empty() && healthy_.load());
     });
 
     if (!healthy_.load()) {
@@ -456,7 +577,7 @@ void AuditLog::run() {
     const bool due = since_checkpoint_ > 0 && now() >= last_checkpoint_ + opts_.checkpoint_interval;
     std::vector<uint64_t> seqs;
     Result<void> r;
-    if (!items.empty() || due || stop || pending_note_)
+    if (!items.empty() || due || stop || !pending_notes_.empty())
       r = write_records(items, &seqs, due || stop);
     if (r) {
       for (size_t i = 0; i < items.size(); ++i)

@@ -59,12 +59,15 @@ class AuditLog {
  public:
   using Durable = std::function<void(Result<uint64_t>)>;
 
-  // open continues the log in options.dir (or starts it). A last line that is torn (no '\n') or
-  // corrupt (bad JSON or hash) is cut off; recovered() then says so and a `recovered` record with
-  // `dropped_bytes` is the first record written. Codes "audit_unavailable" (directory or file I/O),
-  // "audit_corrupt" (no good record in the tail of the last segment), "audit_truncated"
-  // (audit.head names a checkpoint past the end of the log, or is unreadable: the log is not
-  // continued), "audit_locked" (another writer holds <dir>/audit.lock), and the key's codes.
+  // open continues the log in options.dir (or starts it). What follows the last intact record of
+  // the last segment (a torn last line, lines that do not parse or whose hash does not hold) is
+  // cut off after it was copied to a side file "<segment>.cut-<seq>" (mode 0600, fsynced);
+  // recovered() then says so and a `recovered` record (segment, dropped_bytes, complete_lines,
+  // side_file, sha256) is the first record written. Nothing is changed when the log is refused.
+  // Codes "audit_unavailable" (directory or file I/O), "audit_corrupt" (no good record in the
+  // tail of the last segment), "audit_truncated" (audit.head names a checkpoint past the end of
+  // the log, or is unreadable), "audit_head_missing" (the log holds checkpoints but audit.head is
+  // missing), "audit_locked" (another writer holds <dir>/audit.lock), and the key's codes.
   static Result<std::unique_ptr<AuditLog>> open(Options options);
   ~AuditLog();
   AuditLog(const AuditLog&) = delete;
@@ -78,7 +81,7 @@ class AuditLog {
   Result<void> append(Record r, Durable durable);
 
   bool healthy() const { return healthy_.load(); }
-  // recovered is the note open() left about a cut tail, or "".
+  // recovered is the note open() left about a cut tail (and its side file), or "".
   const std::string& recovered() const { return recovered_; }
   const AuditKey& key() const { return *key_; }
   // syncs is how many batches were made durable (fdatasync of a segment); lines how many records
@@ -132,7 +135,7 @@ class AuditLog {
   uint64_t since_checkpoint_ = 0;
   std::chrono::system_clock::time_point last_checkpoint_;
   std::optional<std::pair<uint64_t, std::string>> pending_head_;
-  std::optional<Record> pending_note_;  // `recovered` record to write first
+  std::vector<Record> pending_notes_;  // `recovered` records to write first
   std::chrono::system_clock::time_point outage_since_;
   std::chrono::steady_clock::time_point next_retry_;
   uint64_t failed_records_ = 0;

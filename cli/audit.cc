@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -377,10 +378,10 @@ AuditCommand::AuditCommand(CLI::App& app) {
   verify_->add_flag("--json", json_, "Print a JSON report instead of text");
   verify_->footer(
       "Prints each finding (kind, file:line, seq, message), a summary and the verdict. Exit "
-      "status 0 when the log is clean (warnings such as torn_tail and unsigned_tail are "
-      "allowed), 1 when it was tampered with, 2 for a wrong command line or a log or key that "
-      "cannot be read. verify is the command that judges integrity; the others skip what does "
-      "not parse.");
+      "status 0 when the log is clean (warnings such as torn_tail, unsigned_tail and recovered "
+      "are allowed), 1 when it was tampered with, 2 for a wrong command line or a log or key "
+      "that cannot be read. verify is the command that judges integrity; the others skip what "
+      "does not parse.");
 
   search_ = audit_->add_subcommand("search", "List the records that match every filter given");
   add_dir(search_);
@@ -635,12 +636,19 @@ int AuditCommand::verify(const std::filesystem::path& config_file) const {
     j["unsigned_tail"] = r.unsigned_tail;
     Json findings = Json::array();
     for (const auto& f : r.findings) {
-      findings.push_back({{"kind", f.kind},
-                          {"file", f.file},
-                          {"line", f.line},
-                          {"seq", f.seq},
-                          {"message", f.message},
-                          {"warning", !f.tampering}});
+      Json finding = {{"kind", f.kind}, {"file", f.file},       {"line", f.line},
+                      {"seq", f.seq},   {"message", f.message}, {"warning", !f.tampering}};
+      if (f.cut) {
+        // What the writer cut at a start, and where it kept it (recovered, cut_*).
+        finding["cut"] = {
+            {"segment", f.cut->segment},
+            {"bytes", f.cut->bytes},
+            {"complete_lines", f.cut->lines},
+            {"side_file", f.cut->side_file.empty() ? Json(nullptr) : Json(f.cut->side_file)},
+            {"sha256", f.cut->sha256.empty() ? Json(nullptr) : Json(f.cut->sha256)},
+            {"side_status", f.cut->side_status}};
+      }
+      findings.push_back(std::move(finding));
     }
     j["findings"] = std::move(findings);
     j["suppressed"] = r.suppressed;
@@ -662,6 +670,14 @@ int AuditCommand::verify(const std::filesystem::path& config_file) const {
                      counted(r.checkpoints, "checkpoint"), r.last_seq);
   out += fmt::format("unsigned tail: {} after the last checkpoint\n",
                      counted(r.unsigned_tail, "record"));
+  const auto recovered =
+      std::count_if(r.findings.begin(), r.findings.end(),
+                    [](const audit::Finding& f) { return f.kind == "recovered"; });
+  if (recovered > 0) {
+    out +=
+        fmt::format("cut by the writer at a start (recovered): {}, the bytes kept in side files\n",
+                    counted(static_cast<uint64_t>(recovered), "time"));
+  }
   if (r.recordings_failed > 0) {
     out += fmt::format(
         "session recordings that could not be written whole (recording_failed): {}\n",

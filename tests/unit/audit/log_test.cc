@@ -17,6 +17,7 @@
 #include "audit/line.h"
 #include "audit/verify.h"
 #include "audit_test_util.h"
+#include "ssh/digest.h"
 
 namespace touchgate::audit {
 namespace {
@@ -199,7 +200,15 @@ TEST(AuditLogTest, ReopenContinuesTheChain) {
   EXPECT_EQ(r.records, 6u);  // three records, three checkpoints
 }
 
-TEST(AuditLogTest, TornTailIsCutOnReopenAndRecorded) {
+// The findings that are not warnings.
+std::vector<std::string> tampering(const VerifyReport& r) {
+  std::vector<std::string> out;
+  for (const auto& f : r.findings)
+    if (f.tampering) out.push_back(f.kind);
+  return out;
+}
+
+TEST(AuditLogTest, TornTailIsCutOnReopenKeptAndRecorded) {
   TempDir t;
   auto o = options_for(t);
   {
@@ -215,31 +224,229 @@ TEST(AuditLogTest, TornTailIsCutOnReopenAndRecorded) {
   EXPECT_TRUE(verify_with_pub(o).has("torn_tail"));
   {
     auto log = AuditLog::open(o);
-    ASSERT_TRUE(log);
+    ASSERT_TRUE(log) << log.error().message;
     EXPECT_NE((*log)->recovered().find(fmt::format("cut {} bytes", torn.size())), std::string::npos)
         << (*log)->recovered();
     ASSERT_TRUE(append_wait(**log, Record("after")));
     ASSERT_TRUE((*log)->close());
   }
+  // The torn bytes are kept beside the segment, 0600, and the segment is not taken for one.
+  const auto side = o.dir / "audit-00000000000000000001.jsonl.cut-3";
+  ASSERT_TRUE(std::filesystem::exists(side));
+  EXPECT_EQ(read_all(side), torn);
+  struct stat st {};
+  ASSERT_EQ(::stat(side.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(list_segments(o.dir), std::vector<std::string>{"audit-00000000000000000001.jsonl"});
+  EXPECT_EQ(read_all(seg).substr(0, good.size()), good);
+
   const auto texts = read_lines(seg);
   const auto lines = parse_all(texts);
   ASSERT_GE(lines.size(), 4u);
   EXPECT_EQ(lines[2].event, "recovered");
+  EXPECT_EQ(unescape_string(lines[2].find("segment")->raw), "audit-00000000000000000001.jsonl");
   EXPECT_EQ(lines[2].find("dropped_bytes")->raw, std::to_string(torn.size()));
+  EXPECT_EQ(lines[2].find("complete_lines")->raw, "0");
+  EXPECT_EQ(unescape_string(lines[2].find("side_file")->raw),
+            "audit-00000000000000000001.jsonl.cut-3");
+  EXPECT_EQ(unescape_string(lines[2].find("sha256")->raw),
+            to_hex(ssh::sha256(ssh::as_bytes(torn))));
+  // verify tells the auditor: a warning naming the cut, its size and the side file.
+  const auto r = verify_with_pub(o);
+  EXPECT_TRUE(r.clean()) << findings_text(r);
+  ASSERT_EQ(r.findings.size(), 1u) << findings_text(r);
+  const Finding& f = r.findings[0];
+  EXPECT_EQ(f.kind, "recovered");
+  EXPECT_FALSE(f.tampering);
+  EXPECT_EQ(f.seq, 3u);
+  EXPECT_EQ(f.line, 3u);
+  ASSERT_TRUE(f.cut);
+  EXPECT_EQ(f.cut->segment, "audit-00000000000000000001.jsonl");
+  EXPECT_EQ(f.cut->bytes, torn.size());
+  EXPECT_EQ(f.cut->lines, 0u);
+  EXPECT_EQ(f.cut->side_file, "audit-00000000000000000001.jsonl.cut-3");
+  EXPECT_EQ(f.cut->side_status, "intact");
+  EXPECT_NE(f.message.find("audit-00000000000000000001.jsonl.cut-3"), std::string::npos);
+
+  // A changed side file is tampering with the evidence; a deleted one is noted.
+  write_all(side, "{\"seq\":3,\"ts\":\"2027-");
+  auto m = verify_with_pub(o);
+  EXPECT_EQ(tampering(m), std::vector<std::string>{"cut_modified"}) << findings_text(m);
+  EXPECT_EQ(m.first("recovered")->cut->side_status, "modified");
+  std::filesystem::remove(side);
+  m = verify_with_pub(o);
+  EXPECT_TRUE(m.clean()) << findings_text(m);
+  EXPECT_EQ(m.first("recovered")->cut->side_status, "missing");
+}
+
+// A complete last line whose hash does not hold (past the checkpoint audit.head names) is cut
+// too, but its bytes survive in the side file and verify says so.
+TEST(AuditLogTest, TamperedCompleteLastLineIsKept) {
+  TempDir t;
+  auto o = options_for(t);
+  {
+    auto log = AuditLog::open(o);
+    ASSERT_TRUE(log);
+    ASSERT_TRUE(append_wait(**log, Record("e").str("user", "alice")));
+    ASSERT_TRUE((*log)->close());
+  }
+  const auto seg = o.dir / "audit-00000000000000000001.jsonl";
+  const std::string text = read_all(seg);
+  // A third line, seq 3, whose "user" was changed after it was written.
+  ParsedLine p;
+  const auto lines = read_lines(seg);
+  ASSERT_EQ(parse_line(lines[1], &p), nullptr);
+  const auto next =
+      format_line(3, std::chrono::system_clock::now(), p.hash, Record("e").str("user", "bob"));
+  std::string bad = next.text;
+  bad.replace(bad.find("bob"), 3, "eve");
+  write_all(seg, text + bad);
+  {
+    auto log = AuditLog::open(o);
+    ASSERT_TRUE(log) << log.error().message;
+    EXPECT_NE((*log)->recovered().find("1 complete lines"), std::string::npos)
+        << (*log)->recovered();
+    ASSERT_TRUE((*log)->close());
+  }
+  const auto side = o.dir / "audit-00000000000000000001.jsonl.cut-3";
+  EXPECT_EQ(read_all(side), bad);  // the line as it was found, '\n' included
+  const auto r = verify_with_pub(o);
+  EXPECT_TRUE(r.clean()) << findings_text(r);
+  const auto* f = r.first("recovered");
+  ASSERT_NE(f, nullptr) << findings_text(r);
+  EXPECT_FALSE(f->tampering);
+  EXPECT_EQ(f->cut->bytes, bad.size());
+  EXPECT_EQ(f->cut->lines, 1u);
+  EXPECT_EQ(f->cut->side_status, "intact");
+  EXPECT_NE(f->message.find("1 of them complete lines"), std::string::npos) << f->message;
+
+  // A side file of that name already there is never overwritten: the next name is taken.
+  const auto taken = o.dir / "audit-00000000000000000001.jsonl.cut-5";
+  write_all(taken, "someone else's");
+  write_all(seg, read_all(seg) + "{\"torn");  // after the checkpoint seq 4
+  {
+    auto log = AuditLog::open(o);
+    ASSERT_TRUE(log) << log.error().message;
+    ASSERT_TRUE((*log)->close());
+  }
+  EXPECT_EQ(read_all(side), bad);
+  EXPECT_EQ(read_all(taken), "someone else's");
+  EXPECT_EQ(read_all(o.dir / "audit-00000000000000000001.jsonl.cut-5.2"), "{\"torn");
+  EXPECT_EQ(list_cut_files(o.dir).size(), 3u);
+  const auto again = verify_with_pub(o);
+  EXPECT_EQ(again.verdict(), "clean") << findings_text(again);
+  ASSERT_NE(again.first("cut_unrecorded"), nullptr) << findings_text(again);
+  EXPECT_EQ(again.first("cut_unrecorded")->file, "audit-00000000000000000001.jsonl.cut-5");
+}
+
+// The altered checkpoint that audit.head names is the last line: the writer refuses to start and
+// changes nothing, so verify still sees the altered line (modified), not a cut log.
+TEST(AuditLogTest, AlteredHeadCheckpointIsNotCut) {
+  TempDir t;
+  auto o = options_for(t);
+  {
+    auto log = AuditLog::open(o);
+    ASSERT_TRUE(log);
+    ASSERT_TRUE(append_wait(**log, Record("e")));
+    ASSERT_TRUE((*log)->close());
+  }
+  const auto seg = o.dir / "audit-00000000000000000001.jsonl";
+  std::string text = read_all(seg);
+  const std::string field = "\"head_seq\":1,";
+  const size_t at = text.find(field);
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, field.size(), "\"head_seq\":7,");
+  write_all(seg, text);
+  auto log = AuditLog::open(o);
+  ASSERT_FALSE(log);
+  EXPECT_EQ(log.error().code, "audit_truncated");
+  EXPECT_EQ(read_all(seg), text);
+  EXPECT_TRUE(list_cut_files(o.dir).empty());
+  const auto r = verify_with_pub(o);
+  EXPECT_TRUE(r.has("modified")) << findings_text(r);
+  EXPECT_EQ(r.first("modified")->line, 2u);
+}
+
+TEST(AuditLogTest, SideFileWithoutRecordIsAWarning) {
+  TempDir t;
+  auto o = options_for(t);
+  {
+    auto log = AuditLog::open(o);
+    ASSERT_TRUE(log);
+    ASSERT_TRUE(append_wait(**log, Record("e")));
+    ASSERT_TRUE((*log)->close());
+  }
+  // As a crash between the cut and its `recovered` record leaves it.
+  const std::string cut = "{\"seq\":3";
+  write_all(o.dir / "audit-00000000000000000001.jsonl.cut-3", cut);
+  EXPECT_EQ(list_segments(o.dir), std::vector<std::string>{"audit-00000000000000000001.jsonl"});
+  const auto r = verify_with_pub(o);
+  EXPECT_TRUE(r.clean()) << findings_text(r);
+  const auto* f = r.first("cut_unrecorded");
+  ASSERT_NE(f, nullptr) << findings_text(r);
+  EXPECT_FALSE(f->tampering);
+  EXPECT_EQ(f->file, "audit-00000000000000000001.jsonl.cut-3");
+  EXPECT_EQ(f->cut->bytes, cut.size());
+  // The writer goes on as usual.
+  auto log = AuditLog::open(o);
+  ASSERT_TRUE(log) << log.error().message;
+  EXPECT_EQ((*log)->recovered(), "");
+}
+
+TEST(AuditLogTest, RefusesToContinueALogWithoutItsHead) {
+  TempDir t;
+  auto o = options_for(t);
+  {
+    auto log = AuditLog::open(o);
+    ASSERT_TRUE(log);
+    ASSERT_TRUE(append_wait(**log, Record("a")));
+    ASSERT_TRUE(append_wait(**log, Record("b")));
+    ASSERT_TRUE((*log)->close());
+  }
+  const auto seg = o.dir / "audit-00000000000000000001.jsonl";
+  const std::string before = read_all(seg);
+  std::filesystem::remove(o.dir / "audit.head");
+  auto log = AuditLog::open(o);
+  ASSERT_FALSE(log);
+  EXPECT_EQ(log.error().code, "audit_head_missing");
+  EXPECT_NE(log.error().message.find("audit.head is missing"), std::string::npos);
+  EXPECT_NE(log.error().message.find("run touchgate audit verify"), std::string::npos);
+  EXPECT_EQ(read_all(seg), before);
+  EXPECT_FALSE(std::filesystem::exists(o.dir / "audit.head"));
+  const auto r = verify_with_pub(o);
+  EXPECT_EQ(tampering(r), std::vector<std::string>{"head_missing"}) << findings_text(r);
+
+  // The same with more than one segment (the checkpoint is in an earlier one).
+  TempDir t2;
+  auto o2 = options_for(t2);
+  o2.max_segment_bytes = 600;
+  {
+    auto log2 = AuditLog::open(o2);
+    ASSERT_TRUE(log2);
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(append_wait(**log2, Record("e").u64("i", i)));
+    ASSERT_TRUE((*log2)->close());
+  }
+  ASSERT_GT(list_segments(o2.dir).size(), 1u);
+  std::filesystem::remove(o2.dir / "audit.head");
+  auto again = AuditLog::open(o2);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, "audit_head_missing");
+}
+
+TEST(AuditLogTest, ContinuesALogWithNoCheckpointYet) {
+  // A crash before the first checkpoint leaves records and no audit.head: that log continues.
+  TempDir t;
+  auto o = options_for(t);
+  std::filesystem::create_directories(o.dir);
+  const auto first = format_line(1, std::chrono::system_clock::now(), kGenesisHash, Record("a"));
+  const auto second = format_line(2, std::chrono::system_clock::now(), first.hash, Record("b"));
+  write_all(o.dir / "audit-00000000000000000001.jsonl", first.text + second.text);
+  auto log = AuditLog::open(o);
+  ASSERT_TRUE(log) << log.error().message;
+  EXPECT_EQ(*append_wait(**log, Record("c")), 3u);
+  ASSERT_TRUE((*log)->close());
   const auto r = verify_with_pub(o);
   EXPECT_TRUE(r.findings.empty()) << findings_text(r);
-
-  // A complete last line whose hash does not hold is cut as well.
-  std::string text = read_all(seg);
-  const size_t last = text.rfind('\n', text.size() - 2) + 1;
-  std::string bad = text.substr(last);
-  bad[15] = bad[15] == '1' ? '2' : '1';  // the year in "ts"
-  write_all(seg, text + bad);
-  auto log = AuditLog::open(o);
-  ASSERT_TRUE(log);
-  EXPECT_NE((*log)->recovered().find(fmt::format("cut {} bytes", bad.size())), std::string::npos);
-  ASSERT_TRUE((*log)->close());
-  EXPECT_TRUE(verify_with_pub(o).findings.empty());
 }
 
 TEST(AuditLogTest, RefusesToContinueALogCutBeforeItsHead) {

@@ -159,14 +159,21 @@ Result<std::string> table_of(const std::vector<std::string>& lines) {
       return fail("control_bad_reply", "touchgated sent a session that is not a JSON object");
     }
     try {
-      std::vector<std::string> targets;
-      for (const auto& c : j.at("channels")) targets.push_back(c.at("target").get<std::string>());
+      // One entry per channel in TARGETS and RULES, in the same order ("-": no rule allowed the
+      // channel yet, its touch is awaited).
+      std::vector<std::string> targets, rules;
+      for (const auto& c : j.at("channels")) {
+        targets.push_back(c.at("target").get<std::string>());
+        const std::string rule = c.value("rule", std::string());
+        rules.push_back(rule.empty() ? "-" : rule);
+      }
       rows.push_back({
           std::to_string(j.at("id").get<uint64_t>()),
           cell(j.at("user").get<std::string>()),
           cell(j.at("source").get<std::string>()),
           cell(j.at("since").get<std::string>()),
           cell(fmt::format("{}", fmt::join(targets, ","))),
+          cell(fmt::format("{}", fmt::join(rules, ","))),
           human_bytes(j.at("bytes_up").get<uint64_t>()) + "/" +
               human_bytes(j.at("bytes_down").get<uint64_t>()),
           cell(j.at("factor").get<std::string>()),
@@ -177,7 +184,7 @@ Result<std::string> table_of(const std::vector<std::string>& lines) {
                                                    e.what()));
     }
   }
-  return render_table({"ID", "USER", "SOURCE", "SINCE", "TARGETS", "BYTES", "FACTOR"}, rows);
+  return render_table({"ID", "USER", "SOURCE", "SINCE", "TARGETS", "RULES", "BYTES", "FACTOR"}, rows);
 }
 
 }  // namespace
@@ -241,7 +248,15 @@ int ControlCommands::reload(const std::filesystem::path& socket) const {
   ControlRequest request;
   request.verb = ControlVerb::kReload;
   auto reply = exchange(socket, request);
-  if (!reply) return report(reply.error());
+  if (!reply) {
+    report(reply.error());
+    if (reply.error().code.rfind("control_", 0) != 0) {
+      // The daemon read the file and refused it (config_invalid, policy_invalid, a trust file).
+      std::fprintf(stderr, "touchgate: touchgated refused the file and keeps its running "
+                           "configuration\n");
+    }
+    return kExitError;
+  }
   std::printf("touchgated reloaded its configuration (%s)\n", cell(reply->detail).c_str());
   for (const auto& line : reply->lines) {
     if (line.rfind("restart-needed ", 0) == 0) {
@@ -249,6 +264,11 @@ int ControlCommands::reload(const std::filesystem::path& socket) const {
                    "touchgate: warning: changed settings that keep their running values until "
                    "touchgated restarts: %s\n",
                    cell(line.substr(15)).c_str());
+    } else if (line.rfind("warning ", 0) == 0 || line.rfind("note ", 0) == 0) {
+      // What `touchgate policy check` says about the new file (lint warnings and notes).
+      const size_t space = line.find(' ');
+      std::fprintf(stderr, "touchgate: %s: %s\n", line.substr(0, space).c_str(),
+                   cell(line.substr(space + 1)).c_str());
     }
   }
   return kExitOk;

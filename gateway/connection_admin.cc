@@ -41,6 +41,7 @@ SessionInfo Connection::session_info() const {
     c.channel = f->id();
     c.target = f->target().name;
     c.address = f->address().empty() ? f->target().address() : f->address();
+    c.rule = f->rule();
     c.since = unix_seconds(f->opened_at());
     c.bytes_up = f->bytes_up();
     c.bytes_down = f->bytes_down();
@@ -52,6 +53,7 @@ SessionInfo Connection::session_info() const {
     c.channel = t->id();
     c.target = t->request_info().target;
     c.address = t->address();
+    c.rule = t->rule();
     c.since = unix_seconds(t->opened_at());
     c.bytes_up = t->bytes_up();
     c.bytes_down = t->bytes_down();

@@ -254,6 +254,17 @@ std::string format_ok(std::string_view detail) {
   return out;
 }
 
+std::string format_finding_line(std::string_view severity, std::string_view text) {
+  std::string out(severity);
+  out.push_back(' ');
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    out.push_back(c < 0x20 || c == 0x7f ? '?' : ch);
+  }
+  out.push_back('\n');
+  return out;
+}
+
 std::string format_error(const Error& error) {
   std::string out = "error ";
   out += valid_code(error.code) ? error.code : "internal_error";
@@ -282,6 +293,7 @@ std::string format_session(const SessionInfo& s) {
     append_number_field(&out, "channel", c.channel);
     append_string_field(&out, "target", c.target);
     append_string_field(&out, "address", c.address);
+    append_string_field(&out, "rule", c.rule);
     append_string_field(&out, "since", format_rfc3339(c.since));
     append_number_field(&out, "bytes_up", c.bytes_up);
     append_number_field(&out, "bytes_down", c.bytes_down);

@@ -65,6 +65,7 @@ struct ChannelInfo {
   int64_t since = 0;      // unix seconds the channel was opened
   uint64_t bytes_up = 0;  // client → target
   uint64_t bytes_down = 0;
+  std::string rule;       // the rule that allowed it ("" while none has: its touch is awaited)
 };
 
 // One authenticated connection.
@@ -83,9 +84,13 @@ std::string format_ok(std::string_view detail = {});
 // format_error is "error CODE MESSAGE\n"; a code that is not [a-z0-9_]{1,64} becomes
 // "internal_error", and control characters in the message become '?'.
 std::string format_error(const Error& error);
+// format_finding_line is one line of a reload reply about the new file: "warning TEXT\n" or
+// "note TEXT\n" (`severity`), TEXT being "FILE:LINE: [RULE] MESSAGE (CODE)"; control characters
+// become '?'.
+std::string format_finding_line(std::string_view severity, std::string_view text);
 // format_session renders one session as a JSON object on one line ("\n"-terminated). The field
 // names are part of touchgate's interface: id, user, source, since, channels (channel, target,
-// address, since, bytes_up, bytes_down), bytes_up, bytes_down (sums), factor, key_fp. Times are
+// address, rule, since, bytes_up, bytes_down), bytes_up, bytes_down (sums), factor, key_fp. Times are
 // RFC 3339 UTC ("2026-03-01T09:12:44Z"); text is escaped so the line is valid JSON in any case.
 std::string format_session(const SessionInfo& session);
 

@@ -146,17 +146,25 @@ TEST(ControlReplyTest, SessionJson) {
   s.since = 1772356364;  // 2026-03-01T09:12:44Z
   s.factor = "touch+pin";
   s.key_fp = "SHA256:abc";
-  s.channels.push_back({1, "db1", "10.0.0.5:22", 1772356370, 100, 2000});
-  s.channels.push_back({3, "web", "10.0.0.6:22", 1772356380, 5, 7});
+  s.channels.push_back({1, "db1", "10.0.0.5:22", 1772356370, 100, 2000, ""});
+  s.channels.push_back({3, "web", "10.0.0.6:22", 1772356380, 5, 7, "staging"});
   EXPECT_EQ(format_session(s),
             "{\"id\":12,\"user\":\"alice\",\"source\":\"127.0.0.1:50412\","
             "\"since\":\"2026-03-01T09:12:44Z\",\"channels\":["
-            "{\"channel\":1,\"target\":\"db1\",\"address\":\"10.0.0.5:22\","
+            "{\"channel\":1,\"target\":\"db1\",\"address\":\"10.0.0.5:22\",\"rule\":\"\","
             "\"since\":\"2026-03-01T09:12:50Z\",\"bytes_up\":100,\"bytes_down\":2000},"
             "{\"channel\":3,\"target\":\"web\",\"address\":\"10.0.0.6:22\","
-            "\"since\":\"2026-03-01T09:13:00Z\",\"bytes_up\":5,\"bytes_down\":7}],"
+            "\"rule\":\"staging\",\"since\":\"2026-03-01T09:13:00Z\",\"bytes_up\":5,"
+            "\"bytes_down\":7}],"
             "\"bytes_up\":105,\"bytes_down\":2007,\"factor\":\"touch+pin\","
             "\"key_fp\":\"SHA256:abc\"}\n");
+}
+
+TEST(ControlReplyTest, FindingLines) {
+  EXPECT_EQ(format_finding_line("warning", "/etc/tg.toml:30: [r1] never decides (rule_shadowed)"),
+            "warning /etc/tg.toml:30: [r1] never decides (rule_shadowed)\n");
+  // Text from the file never breaks the reply's lines.
+  EXPECT_EQ(format_finding_line("note", "a\nb\x7f"), "note a?b?\n");
 }
 
 TEST(ControlReplyTest, SessionJsonEscapesText) {

@@ -159,10 +159,11 @@ Result<std::string> table_of(const std::vector<std::string>& lines) {
       return fail("control_bad_reply", "touchgated sent a session that is not a JSON object");
     }
     try {
-      // One entry per channel in TARGETS and RULES, in the same order ("-": no rule allowed the
+      // One entry per channel in CHANNELS, TARGETS and RULES, in the same order ("-": no rule allowed the
       // channel yet, its touch is awaited).
-      std::vector<std::string> targets, rules;
+      std::vector<std::string> channels, targets, rules;
       for (const auto& c : j.at("channels")) {
+        channels.push_back(std::to_string(c.at("channel").get<uint64_t>()));
         targets.push_back(c.at("target").get<std::string>());
         const std::string rule = c.value("rule", std::string());
         rules.push_back(rule.empty() ? "-" : rule);
@@ -172,6 +173,7 @@ Result<std::string> table_of(const std::vector<std::string>& lines) {
           cell(j.at("user").get<std::string>()),
           cell(j.at("source").get<std::string>()),
           cell(j.at("since").get<std::string>()),
+          channels.empty() ? std::string("-") : fmt::format("{}", fmt::join(channels, ",")),
           cell(fmt::format("{}", fmt::join(targets, ","))),
           cell(fmt::format("{}", fmt::join(rules, ","))),
           human_bytes(j.at("bytes_up").get<uint64_t>()) + "/" +
@@ -184,7 +186,7 @@ Result<std::string> table_of(const std::vector<std::string>& lines) {
                                                    e.what()));
     }
   }
-  return render_table({"ID", "USER", "SOURCE", "SINCE", "TARGETS", "RULES", "BYTES", "FACTOR"}, rows);
+  return render_table({"ID", "USER", "SOURCE", "SINCE", "CHANNELS", "TARGETS", "RULES", "BYTES", "FACTOR"}, rows);
 }
 
 }  // namespace
@@ -207,8 +209,13 @@ ControlCommands::ControlCommands(CLI::App& app) {
   list_->add_flag("--json", json_, "Print one JSON object per session, as touchgated sent it");
   socket_option(list_);
   kill_ = sessions_->add_subcommand(
-      "kill", "End a connection by its ID, or every connection of a user (--user)");
-  kill_->add_option("ID", id_, "Connection ID (the ID column of sessions list)")->option_text(" ");
+      "kill",
+      "End a connection by its ID, one of its channels (ID/CHANNEL), or every connection of a "
+      "user (--user)");
+  kill_->add_option("ID", id_,
+                    "Connection ID (the ID column of sessions list), or ID/CHANNEL for one "
+                    "channel (the CHANNELS column)")
+      ->option_text(" ");
   kill_->add_option("--user", user_, "End every connection of this user (certificate principal)")
       ->option_text("USER");
   socket_option(kill_);
@@ -302,11 +309,21 @@ int ControlCommands::kill(const std::filesystem::path& socket) const {
     request.principal = user_;
   } else {
     request.verb = ControlVerb::kSessionsKill;
-    const char* end = id_.data() + id_.size();
-    auto [ptr, ec] = std::from_chars(id_.data(), end, request.connection_id);
-    if (id_.size() > 20 || id_.front() < '0' || id_.front() > '9' || ec != std::errc() ||
-        ptr != end) {
-      std::fprintf(stderr, "touchgate: %s is not a connection ID (a number, see sessions list)\n",
+    // ID or ID/CHANNEL, each a number.
+    const auto number = [](std::string_view text, uint64_t* out) {
+      const char* end = text.data() + text.size();
+      auto [ptr, ec] = std::from_chars(text.data(), end, *out);
+      return !text.empty() && text.size() <= 20 && text.front() >= '0' && text.front() <= '9' &&
+             ec == std::errc() && ptr == end;
+    };
+    const std::string_view text(id_);
+    const size_t slash = text.find('/');
+    if (!number(text.substr(0, slash), &request.connection_id) ||
+        (slash != std::string_view::npos &&
+         (!number(text.substr(slash + 1), &request.channel) || request.channel == 0))) {
+      std::fprintf(stderr,
+                   "touchgate: %s is not a connection ID or ID/CHANNEL (numbers, see sessions "
+                   "list)\n",
                    cell(id_).c_str());
       return kExitUsage;
     }
@@ -314,7 +331,8 @@ int ControlCommands::kill(const std::filesystem::path& socket) const {
   // The request goes out only as the daemon would read it: a principal with spaces or other
   // characters cannot turn into a different request.
   auto checked = gateway::parse_request(gateway::encode_request(request));
-  if (!checked || checked->verb != request.verb || checked->principal != request.principal) {
+  if (!checked || checked->verb != request.verb || checked->principal != request.principal ||
+      checked->channel != request.channel) {
     std::fprintf(stderr,
                  "touchgate: \"%s\" is not a user name touchgated knows (1-64 letters, digits, "
                  "'.', '_', '@' and '-')\n",

@@ -214,8 +214,10 @@ Result<std::vector<SessionInfo>> Admin::list_sessions() {
 Result<size_t> Admin::kill(const ControlRequest& request, uint32_t uid) {
   const bool by_user = request.verb == ControlVerb::kSessionsKillUser;
   const uint64_t id = request.connection_id;
+  const uint64_t channel = by_user ? 0 : request.channel;
   const std::string principal = request.principal;
-  return ask_workers<size_t>(workers_, [by_user, id, principal, uid](Worker& worker, size_t& n) {
+  return ask_workers<size_t>(workers_, [by_user, id, channel, principal, uid](Worker& worker,
+                                                                               size_t& n) {
     // Chosen first, killed after: killing does not change the worker's set of connections
     // (they are reaped later), but the choice should not depend on that.
     std::vector<Connection*> chosen;
@@ -223,8 +225,15 @@ Result<size_t> Admin::kill(const ControlRequest& request, uint32_t uid) {
       if (!c.authenticated()) return;
       if (by_user ? c.login() == principal : c.id() == id) chosen.push_back(&c);
     });
-    for (Connection* c : chosen) c->kill_by_admin(uid);
-    n = chosen.size();
+    n = 0;
+    for (Connection* c : chosen) {
+      if (channel == 0) {
+        c->kill_by_admin(uid);
+        ++n;
+      } else if (c->kill_channel_by_admin(channel, uid)) {
+        ++n;
+      }
+    }
   });
 }
 
@@ -259,6 +268,8 @@ std::string Admin::answer(const ControlRequest& request, uint32_t uid) {
         audit::Record r = audit::admin_record("admin_session_kill", uid);
         r.str("request", request.verb == ControlVerb::kSessionsKillUser
                              ? "--user " + request.principal
+                         : request.channel != 0
+                             ? fmt::format("{}/{}", request.connection_id, request.channel)
                              : std::to_string(request.connection_id));
         r.str("outcome", killed && *killed > 0 ? "allow" : "deny");
         r.u64("killed", killed ? *killed : 0);
@@ -266,6 +277,12 @@ std::string Admin::answer(const ControlRequest& request, uint32_t uid) {
         runtime_.auditor->note(std::move(r));
       }
       if (!killed) return format_error(killed.error());
+      if (*killed == 0 && request.verb == ControlVerb::kSessionsKill && request.channel != 0) {
+        return format_error(Error{"no_such_channel",
+                                  fmt::format("no open channel {} on an authenticated session "
+                                              "with connection id {}",
+                                              request.channel, request.connection_id)});
+      }
       if (*killed == 0) {
         const std::string what =
             request.verb == ControlVerb::kSessionsKillUser

@@ -71,8 +71,9 @@ class Admin {
   Result<std::vector<SessionInfo>> list_sessions();
 
   // kill ends the authenticated connections a kSessionsKill or kSessionsKillUser request names,
-  // each with "ended by an administrator (uid UID)", and returns how many. control_timeout as
-  // above (connections already ended stay ended).
+  // each with "ended by an administrator (uid UID)", and returns how many; a kSessionsKill with
+  // a channel ends only that open channel of the connection (1, or 0 when it is not open).
+  // control_timeout as above (connections already ended stay ended).
   Result<size_t> kill(const ControlRequest& request, uint32_t uid);
 
   // record_key_change writes the audit record of a `touchgate keys` change (kAuditKey) with

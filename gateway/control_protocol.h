@@ -21,7 +21,7 @@ enum class ControlVerb {
   kPing,              // "ping"
   kReload,            // "reload"
   kSessionsList,      // "sessions list"
-  kSessionsKill,      // "sessions kill <connection-id>"
+  kSessionsKill,      // "sessions kill <connection-id>" or "sessions kill <connection-id>/<channel>"
   kSessionsKillUser,  // "sessions kill --user <principal>"
   kAuditKey,          // "audit key-added|key-revoked|clone-cleared <SHA256:fingerprint>"
 };
@@ -32,6 +32,7 @@ enum class KeyChange { kAdded, kRevoked, kCloneCleared };
 struct ControlRequest {
   ControlVerb verb = ControlVerb::kPing;
   uint64_t connection_id = 0;  // kSessionsKill
+  uint64_t channel = 0;        // kSessionsKill: only this channel of the connection (0: all of it)
   std::string principal;       // kSessionsKillUser: 1-256 printable ASCII, no space or comma
   KeyChange change = KeyChange::kAdded;  // kAuditKey
   std::string fingerprint;               // kAuditKey: "SHA256:" + 43 base64 characters
@@ -46,12 +47,12 @@ std::string_view key_change_event(KeyChange change);
 // parse_request reads one whole request: UTF-8 words separated by single spaces, ending in exactly
 // one "\n" that is its last byte. Refused (code control_bad_request, message says why): no final
 // newline, an empty line, a control character or byte >= 0x80 (every valid request is ASCII),
-// leading/trailing/double spaces, unknown verbs, missing or extra words, a connection id that is
-// not 1-20 digits or exceeds 2^64-1, a principal outside 1-256 printable ASCII, no space or comma. Longer than
+// leading/trailing/double spaces, unknown verbs, missing or extra words, a connection id or channel
+// number that is not 1-20 digits or exceeds 2^64-1, a channel number 0, a principal outside 1-256 printable ASCII, no space or comma. Longer than
 // kMaxControlRequest: control_request_too_long.
 Result<ControlRequest> parse_request(std::string_view bytes);
 
-// encode_request is the request's line ("sessions kill 12\n"); parse_request(encode_request(r))
+// encode_request is the request's line ("sessions kill 12\n", "sessions kill 12/3\n"); parse_request(encode_request(r))
 // gives r back for every r whose principal is valid.
 std::string encode_request(const ControlRequest& request);
 

@@ -159,8 +159,8 @@ Result<std::string> table_of(const std::vector<std::string>& lines) {
       return fail("control_bad_reply", "touchgated sent a session that is not a JSON object");
     }
     try {
-      // One entry per channel in CHANNELS, TARGETS and RULES, in the same order ("-": no rule allowed the
-      // channel yet, its touch is awaited).
+      // One entry per channel in CHANNELS, TARGETS and RULES, in the same order ("-": no rule
+      // allowed the channel yet, its touch is awaited).
       std::vector<std::string> channels, targets, rules;
       for (const auto& c : j.at("channels")) {
         channels.push_back(std::to_string(c.at("channel").get<uint64_t>()));
@@ -186,7 +186,8 @@ Result<std::string> table_of(const std::vector<std::string>& lines) {
                                                    e.what()));
     }
   }
-  return render_table({"ID", "USER", "SOURCE", "SINCE", "CHANNELS", "TARGETS", "RULES", "BYTES", "FACTOR"}, rows);
+  return render_table(
+      {"ID", "USER", "SOURCE", "SINCE", "CHANNELS", "TARGETS", "RULES", "BYTES", "FACTOR"}, rows);
 }
 
 }  // namespace
@@ -212,9 +213,10 @@ ControlCommands::ControlCommands(CLI::App& app) {
       "kill",
       "End a connection by its ID, one of its channels (ID/CHANNEL), or every connection of a "
       "user (--user)");
-  kill_->add_option("ID", id_,
-                    "Connection ID (the ID column of sessions list), or ID/CHANNEL for one "
-                    "channel (the CHANNELS column)")
+  kill_
+      ->add_option("ID", id_,
+                   "Connection ID (the ID column of sessions list), or ID/CHANNEL for one "
+                   "channel (the CHANNELS column)")
       ->option_text(" ");
   kill_->add_option("--user", user_, "End every connection of this user (certificate principal)")
       ->option_text("USER");
@@ -259,8 +261,9 @@ int ControlCommands::reload(const std::filesystem::path& socket) const {
     report(reply.error());
     if (reply.error().code.rfind("control_", 0) != 0) {
       // The daemon read the file and refused it (config_invalid, policy_invalid, a trust file).
-      std::fprintf(stderr, "touchgate: touchgated refused the file and keeps its running "
-                           "configuration\n");
+      std::fprintf(stderr,
+                   "touchgate: touchgated refused the file and keeps its running "
+                   "configuration\n");
     }
     return kExitError;
   }

@@ -254,9 +254,8 @@ int PolicyCommand::explain(const std::filesystem::path& config_file) const {
   const std::string action(policy::action_name(request.action));
   // A configured target is reached on its own port, whatever port was asked for with its name:
   // the request is shown with the port decided on, and the one asked for when it differs.
-  const bool port_given = target_.rfind('[', 0) == 0
-                              ? target_.find("]:") != std::string::npos
-                              : target_.find(':') != std::string::npos;
+  const bool port_given = target_.rfind('[', 0) == 0 ? target_.find("]:") != std::string::npos
+                                                     : target_.find(':') != std::string::npos;
   const bool port_replaced = d.target != nullptr && port_given && d.port != request.port;
 
   if (json_) {
@@ -318,9 +317,10 @@ int PolicyCommand::explain(const std::filesystem::path& config_file) const {
                      format_instant(request.at),
                      from ? fmt::format(" from {}", from->to_string()) : std::string());
   if (port_replaced) {
-    out += fmt::format("note:        port {} was asked for; target {} is reached on its configured "
-                       "port {}, which the rules were checked against\n",
-                       request.port, d.target->name, d.port);
+    out += fmt::format(
+        "note:        port {} was asked for; target {} is reached on its configured "
+        "port {}, which the rules were checked against\n",
+        request.port, d.target->name, d.port);
   }
   out += fmt::format("decision:    {} ({})\n", d.allowed() ? "ALLOW" : "DENY", d.code);
   out += fmt::format("explanation: {}\n", d.explanation);

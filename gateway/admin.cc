@@ -217,7 +217,7 @@ Result<size_t> Admin::kill(const ControlRequest& request, uint32_t uid) {
   const uint64_t channel = by_user ? 0 : request.channel;
   const std::string principal = request.principal;
   return ask_workers<size_t>(workers_, [by_user, id, channel, principal, uid](Worker& worker,
-                                                                               size_t& n) {
+                                                                              size_t& n) {
     // Chosen first, killed after: killing does not change the worker's set of connections
     // (they are reaped later), but the choice should not depend on that.
     std::vector<Connection*> chosen;
@@ -266,11 +266,10 @@ std::string Admin::answer(const ControlRequest& request, uint32_t uid) {
       auto killed = kill(request, uid);
       if (runtime_.auditor != nullptr) {
         audit::Record r = audit::admin_record("admin_session_kill", uid);
-        r.str("request", request.verb == ControlVerb::kSessionsKillUser
-                             ? "--user " + request.principal
-                         : request.channel != 0
-                             ? fmt::format("{}/{}", request.connection_id, request.channel)
-                             : std::to_string(request.connection_id));
+        r.str("request",
+              request.verb == ControlVerb::kSessionsKillUser ? "--user " + request.principal
+              : request.channel != 0 ? fmt::format("{}/{}", request.connection_id, request.channel)
+                                     : std::to_string(request.connection_id));
         r.str("outcome", killed && *killed > 0 ? "allow" : "deny");
         r.u64("killed", killed ? *killed : 0);
         if (!killed) r.str("reason", killed.error().code);
@@ -278,10 +277,10 @@ std::string Admin::answer(const ControlRequest& request, uint32_t uid) {
       }
       if (!killed) return format_error(killed.error());
       if (*killed == 0 && request.verb == ControlVerb::kSessionsKill && request.channel != 0) {
-        return format_error(Error{"no_such_channel",
-                                  fmt::format("no open channel {} on an authenticated session "
-                                              "with connection id {}",
-                                              request.channel, request.connection_id)});
+        return format_error(
+            Error{"no_such_channel", fmt::format("no open channel {} on an authenticated session "
+                                                 "with connection id {}",
+                                                 request.channel, request.connection_id)});
       }
       if (*killed == 0) {
         const std::string what =

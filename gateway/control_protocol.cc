@@ -214,8 +214,7 @@ std::string encode_request(const ControlRequest& request) {
       return "sessions list\n";
     case ControlVerb::kSessionsKill:
       return "sessions kill " + std::to_string(request.connection_id) +
-             (request.channel != 0 ? "/" + std::to_string(request.channel) : std::string()) +
-             "\n";
+             (request.channel != 0 ? "/" + std::to_string(request.channel) : std::string()) + "\n";
     case ControlVerb::kSessionsKillUser:
       return "sessions kill --user " + request.principal + "\n";
     case ControlVerb::kAuditKey:

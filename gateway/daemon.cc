@@ -121,9 +121,10 @@ int run_daemon(const DaemonOptions& options) {
       const auto errors = std::count_if(findings.begin(), findings.end(), [](const auto& f) {
         return f.severity == policy::Severity::kError;
       });
-      print_error(fmt::format("configuration {} is invalid: {} error{} in its rules "
-                              "(policy_invalid)",
-                              options.config.string(), errors, errors == 1 ? "" : "s"));
+      print_error(
+          fmt::format("configuration {} is invalid: {} error{} in its rules "
+                      "(policy_invalid)",
+                      options.config.string(), errors, errors == 1 ? "" : "s"));
     } else {
       print_error(snap.error().message);
     }

@@ -227,8 +227,8 @@ bool globs_meet(std::string_view p, std::string_view q) {
     const bool pstar = i < n && p[i] == '*';
     const bool qstar = j < m && q[j] == '*';
     if (pstar) {
-      todo.emplace_back(i + 1, j);              // the star stands for nothing more
-      if (j < m) todo.emplace_back(i, j + 1);   // it takes what q[j] stands for
+      todo.emplace_back(i + 1, j);             // the star stands for nothing more
+      if (j < m) todo.emplace_back(i, j + 1);  // it takes what q[j] stands for
     }
     if (qstar) {
       todo.emplace_back(i, j + 1);

@@ -46,7 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   SessionInfo s;
   s.user = std::string(input);
   s.key_fp = std::string(input);
-  s.channels.push_back(ChannelInfo{1, std::string(input), std::string(input), 0, 1, 2, std::string(input)});
+  s.channels.push_back(
+      ChannelInfo{1, std::string(input), std::string(input), 0, 1, 2, std::string(input)});
   const std::string json = format_session(s);
   if (json.find('\n') != json.size() - 1) __builtin_trap();
   for (char c : json) {

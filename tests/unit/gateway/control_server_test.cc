@@ -47,7 +47,7 @@ TEST(RestartOnlyTest, NamesEveryChangedSetting) {
   b.server.idle_timeout = std::chrono::seconds(5);  // may change on reload
   b.server.name = "other";
   b.server.max_sessions = 7;
-  b.ca.cert_lifetime = std::chrono::seconds(120);   // read for every certificate
+  b.ca.cert_lifetime = std::chrono::seconds(120);  // read for every certificate
   b.mfa.touch_timeout = std::chrono::seconds(20);
   b.recording.max_size = 1u << 20;
   EXPECT_TRUE(restart_only_changes(a, b).empty());
@@ -57,10 +57,10 @@ TEST(RestartOnlyTest, NamesEveryChangedSetting) {
   b.server.workers = 3;
   b.server.control_socket = "/run/tg.sock";
   b.server.admin_group = "wheel";
-  EXPECT_THAT(restart_only_changes(a, b),
-              ::testing::ElementsAre("server.listen", "server.host_keys", "server.state_dir",
-                                     "server.workers", "server.control_socket",
-                                     "server.admin_group"));
+  EXPECT_THAT(
+      restart_only_changes(a, b),
+      ::testing::ElementsAre("server.listen", "server.host_keys", "server.state_dir",
+                             "server.workers", "server.control_socket", "server.admin_group"));
 }
 
 TEST(RestartOnlyTest, NamesAuditAndCaKeys) {
@@ -82,12 +82,11 @@ TEST(RestartOnlyTest, NamesAuditAndCaKeys) {
   b.ca.pin_file = "/etc/touchgate/ca.pin";
   b.ca.key_file = "/etc/touchgate/ca.key";
   EXPECT_THAT(restart_only_changes(a, b),
-              ::testing::ElementsAre("audit.dir", "audit.key", "audit.max_segment_size",
-                                     "audit.max_segment_age", "audit.checkpoint_every",
-                                     "audit.checkpoint_interval", "audit.on_failure",
-                                     "audit.syslog", "audit.syslog_socket",
-                                     "audit.syslog_facility", "ca.pkcs11_uri",
-                                     "ca.pkcs11_module", "ca.pin_file", "ca.key_file"));
+              ::testing::ElementsAre(
+                  "audit.dir", "audit.key", "audit.max_segment_size", "audit.max_segment_age",
+                  "audit.checkpoint_every", "audit.checkpoint_interval", "audit.on_failure",
+                  "audit.syslog", "audit.syslog_socket", "audit.syslog_facility", "ca.pkcs11_uri",
+                  "ca.pkcs11_module", "ca.pin_file", "ca.key_file"));
   // What a reload keeps: the running values of exactly those settings, the rest from the file.
   b.ca.cert_lifetime = std::chrono::seconds(300);
   b.server.workers = 9;

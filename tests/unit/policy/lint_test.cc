@@ -647,8 +647,9 @@ TEST(LintTest, SeverityNames) {
 
 TEST(LintTest, FormatFindingIsThePolicyCheckLine) {
   Finding f{Severity::kWarning, "r1", 30, "rule_shadowed", "never decides"};
-  EXPECT_EQ(format_finding("/etc/tg.toml", f), "/etc/tg.toml:30: warning: [r1] never decides "
-                                               "(rule_shadowed)");
+  EXPECT_EQ(format_finding("/etc/tg.toml", f),
+            "/etc/tg.toml:30: warning: [r1] never decides "
+            "(rule_shadowed)");
   EXPECT_EQ(format_finding("/etc/tg.toml", f, false),
             "/etc/tg.toml:30: [r1] never decides (rule_shadowed)");
 }

@@ -274,11 +274,14 @@ int ControlCommands::reload(const std::filesystem::path& socket) const {
                    "touchgate: warning: changed settings that keep their running values until "
                    "touchgated restarts: %s\n",
                    cell(line.substr(15)).c_str());
-    } else if (line.rfind("warning ", 0) == 0 || line.rfind("note ", 0) == 0) {
-      // What `touchgate policy check` says about the new file (lint warnings and notes).
-      const size_t space = line.find(' ');
-      std::fprintf(stderr, "touchgate: %s: %s\n", line.substr(0, space).c_str(),
-                   cell(line.substr(space + 1)).c_str());
+    } else if (line.rfind("warning ", 0) == 0) {
+      // What `touchgate policy check` warns about in the new file.
+      std::fprintf(stderr, "touchgate: warning: %s\n", cell(line.substr(8)).c_str());
+    } else if (line.rfind("notes ", 0) == 0) {
+      std::fprintf(stderr,
+                   "touchgate: %s note(s) on the rules of the new file (touchgate policy check "
+                   "lists them)\n",
+                   cell(line.substr(6)).c_str());
     }
   }
   return kExitOk;

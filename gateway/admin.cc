@@ -118,11 +118,13 @@ void keep_restart_only(const policy::Config& running, policy::Config* loaded) {
 
 void log_findings(std::string_view by, std::string_view file,
                   const std::vector<policy::Finding>& findings) {
+  size_t notes = 0;
   for (const auto& f : findings) {
-    const Level level = f.severity == policy::Severity::kError     ? Level::kError
-                        : f.severity == policy::Severity::kWarning ? Level::kWarn
-                                                                   : Level::kInfo;
-    log_event(level, "policy_lint",
+    if (f.severity == policy::Severity::kNote) {
+      ++notes;
+      continue;
+    }
+    log_event(f.severity == policy::Severity::kError ? Level::kError : Level::kWarn, "policy_lint",
               {{"by", by},
                {"file", file},
                {"line", f.line},
@@ -130,6 +132,13 @@ void log_findings(std::string_view by, std::string_view file,
                {"severity", policy::severity_name(f.severity)},
                {"code", f.code},
                {"message", f.message}});
+  }
+  if (notes > 0) {
+    log_event(Level::kInfo, "policy_lint_notes",
+              {{"by", by},
+               {"file", file},
+               {"count", notes},
+               {"note", "touchgate policy check lists them"}});
   }
 }
 
@@ -248,10 +257,15 @@ std::string Admin::answer(const ControlRequest& request, uint32_t uid) {
       if (!reloaded->restart_needed.empty()) {
         out += fmt::format("restart-needed {}\n", fmt::join(reloaded->restart_needed, ","));
       }
+      size_t notes = 0;
       for (const auto& f : reloaded->findings) {
-        out += format_finding_line(f.severity == policy::Severity::kNote ? "note" : "warning",
-                                   policy::format_finding(config_.string(), f, false));
+        if (f.severity == policy::Severity::kNote) {
+          ++notes;
+        } else {
+          out += format_finding_line("warning", policy::format_finding(config_.string(), f, false));
+        }
       }
+      if (notes > 0) out += fmt::format("notes {}\n", notes);
       return out;
     }
     case ControlVerb::kSessionsList: {

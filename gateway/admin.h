@@ -33,9 +33,10 @@ std::vector<std::string> restart_only_changes(const policy::Config& running,
 // compares, so that the new snapshot says what is in effect.
 void keep_restart_only(const policy::Config& running, policy::Config* loaded);
 
-// log_findings logs what lint found in a configuration, one line per finding: event=policy_lint
-// with by, file, line, rule, severity, code and message (errors at level error, warnings at
-// warn, notes at info).
+// log_findings logs what lint found in a configuration: one line per error or warning,
+// event=policy_lint with by, file, line, rule, severity, code and message (level error or
+// warn); the notes, which may be many in a large policy, as one line event=policy_lint_notes
+// with their count.
 void log_findings(std::string_view by, std::string_view file,
                   const std::vector<policy::Finding>& findings);
 

@@ -85,9 +85,9 @@ std::string format_ok(std::string_view detail = {});
 // format_error is "error CODE MESSAGE\n"; a code that is not [a-z0-9_]{1,64} becomes
 // "internal_error", and control characters in the message become '?'.
 std::string format_error(const Error& error);
-// format_finding_line is one line of a reload reply about the new file: "warning TEXT\n" or
-// "note TEXT\n" (`severity`), TEXT being "FILE:LINE: [RULE] MESSAGE (CODE)"; control characters
-// become '?'.
+// format_finding_line is one line of a reload reply about the new file: "warning TEXT\n"
+// (`severity`), TEXT being "FILE:LINE: [RULE] MESSAGE (CODE)"; control characters become '?'.
+// (The reply counts lint notes in one line, "notes N".)
 std::string format_finding_line(std::string_view severity, std::string_view text);
 // format_session renders one session as a JSON object on one line ("\n"-terminated). The field
 // names are part of touchgate's interface: id, user, source, since, channels (channel, target,

@@ -109,9 +109,18 @@ int run_daemon(const DaemonOptions& options) {
   std::vector<policy::Finding> findings;
   auto snap = load_snapshot(options.config, &findings);
   if (options.check_only) {
-    // What `touchgate policy check` prints, one finding a line.
+    // What `touchgate policy check` prints, one error or warning a line; the notes counted.
+    size_t notes = 0;
     for (const auto& f : findings) {
-      print_error(policy::format_finding(options.config.string(), f));
+      if (f.severity == policy::Severity::kNote) {
+        ++notes;
+      } else {
+        print_error(policy::format_finding(options.config.string(), f));
+      }
+    }
+    if (notes > 0) {
+      print_error(fmt::format("{} note{} on the rules (touchgate policy check lists them)", notes,
+                              notes == 1 ? "" : "s"));
     }
   } else {
     log_findings("start", options.config.string(), findings);

@@ -523,9 +523,11 @@ class Linter {
       break;
     }
     if (!rb.allow) return;
-    // Shared requests: one finding per allow rule, naming the deny rules (a few, then a count);
-    // requests shared only if one user is in groups of both: one note per pair of rules.
-    std::vector<const RuleConfig*> denies;
+    // Shared requests: one warning per allow rule for the deny rules that provably share some,
+    // one note per allow rule for those that share some if one user is in groups of both; each
+    // names the deny rules (a few, then a count).
+    std::vector<const RuleConfig*> denies, maybe;
+    std::string who;  // why the first of `maybe` may share a user
     for (size_t i = 0; i < facts_.size(); ++i) {
       const Facts& a = facts_[i];
       if (a.never || a.rule->allow || !overlap_except_subjects(b, a)) continue;
@@ -533,25 +535,39 @@ class Linter {
         denies.push_back(a.rule);
         continue;
       }
-      const std::string who = subjects_may_meet(b, a);
-      if (who.empty()) continue;
+      std::string may = subjects_may_meet(b, a);
+      if (may.empty()) continue;
+      if (maybe.empty()) who = std::move(may);
+      maybe.push_back(a.rule);
+    }
+    if (maybe.size() == 1) {
       add(rb, Severity::kNote, "rule_may_overlap_deny",
-          fmt::format("rule {} allows and rule {} (line {}) denies some of the same requests to "
-                      "{}, which may be the same user (group membership by key id or certificate "
+          fmt::format("rule {} allows and {} denies some of the same requests to {}, which may be "
+                      "the same user (group membership by key id or certificate extension); for "
+                      "such a user deny wins",
+                      rb.id, rule_list(maybe), who));
+    } else if (!maybe.empty()) {
+      add(rb, Severity::kNote, "rule_may_overlap_deny",
+          fmt::format("rule {} allows and {} deny some of the same requests to subjects that may "
+                      "be the same user (rule {}: {}; group membership by key id or certificate "
                       "extension); for such a user deny wins",
-                      rb.id, a.rule->id, a.rule->line, who));
+                      rb.id, rule_list(maybe), maybe.front()->id, who));
     }
     if (denies.empty()) return;
-    std::string names;
-    constexpr size_t kShown = 3;
-    for (size_t i = 0; i < denies.size() && i < kShown; ++i) {
-      names += fmt::format("{}{} (line {})", i == 0 ? "" : ", ", denies[i]->id, denies[i]->line);
-    }
-    if (denies.size() > kShown) names += fmt::format(" and {} more", denies.size() - kShown);
     add(rb, Severity::kWarning, "rule_overlaps_deny",
-        fmt::format("rule {} allows and {} {} {} some of the same requests; deny wins", rb.id,
-                    denies.size() == 1 ? "rule" : "rules", names,
-                    denies.size() == 1 ? "denies" : "deny"));
+        fmt::format("rule {} allows and {} {} some of the same requests; deny wins", rb.id,
+                    rule_list(denies), denies.size() == 1 ? "denies" : "deny"));
+  }
+
+  // rule_list: "rule a (line 3)", "rules a (line 3), b (line 9), c (line 12) and 2 more".
+  static std::string rule_list(const std::vector<const RuleConfig*>& rules) {
+    constexpr size_t kShown = 3;
+    std::string names;
+    for (size_t i = 0; i < rules.size() && i < kShown; ++i) {
+      names += fmt::format("{}{} (line {})", i == 0 ? "" : ", ", rules[i]->id, rules[i]->line);
+    }
+    if (rules.size() > kShown) names += fmt::format(" and {} more", rules.size() - kShown);
+    return fmt::format("{} {}", rules.size() == 1 ? "rule" : "rules", names);
   }
 
   static std::string quoted(const std::vector<std::string>& v) {

@@ -36,7 +36,7 @@ const char* severity_name(Severity s);
 //   rule_may_overlap_deny    note: an allow and a deny rule share requests if one user is in
 //                            groups of both (membership by key id or extension can overlap with
 //                            any other; principal lists only where they share a name); one
-//                            finding per pair of rules
+//                            finding per allow rule
 //   rule_attestation_only    warning: an allow rule accepts only attested factors
 //   rule_any_user_any_host   warning: an allow rule for principals "*" and hosts "*"
 struct Finding {

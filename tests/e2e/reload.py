@@ -6,7 +6,7 @@ itself, by the daemon when asked through --socket, and on SIGHUP), logged as rel
 the running configuration keeps serving; so is a file whose rule names an unknown group, and one
 that `policy check` rejects (a rule that never matches: policy_invalid, the rule's line, by
 `touchgate reload` and on SIGHUP; `touchgated -t` exits 1 and touchgated does not start with it);
-a lint warning does not stop a reload but is logged and printed; SIGHUP reloads too (the target
+a lint warning does not stop a reload but is logged and printed, a note is counted; SIGHUP reloads too (the target
 is gone again); restart-only settings ([server] workers, an [audit] key, the [ca] key) are named
 and kept; a session running across all of it carries on to its end."""
 
@@ -128,14 +128,22 @@ def main():
             # The target added, a rule that never decides (a warning: the reload goes on), and
             # settings that need a restart changed: [server] workers, an [audit] key, the CA key.
             shadowed = '\n[[rule]]\nid = "db2-again"\nprincipals = ["*"]\ntargets = ["db2"]\n'
+            # Two groups from one extension may share members: a note, counted.
+            shadowed += ('\n[[group]]\nname = "dev"\nextension = "groups@corp.example"\n'
+                         '\n[[group]]\nname = "contractors"\nextension = "groups@corp.example"\n'
+                         '\n[[rule]]\nid = "dev-db2"\ngroups = ["dev"]\ntargets = ["db2"]\n'
+                         '\n[[rule]]\nid = "no-contractors-db2"\neffect = "deny"\n'
+                         'groups = ["contractors"]\ntargets = ["db2"]\n')
             text = (original.replace("[server]\n", "[server]\nworkers = 3\n", 1) + db2 +
                     shadowed + '\n[audit]\ncheckpoint_every = 7\n\n[ca]\nkey_file = "ca.key"\n')
             write(config, text)
             shadowed_line = text.splitlines().index('id = "db2-again"')
             r = env.run([harness.touchgated_path(), "-t", "-f", config], timeout=10)
             check(r.returncode == 0 and f"touchgated: {config}:{shadowed_line}: warning: "
-                  "[db2-again] never decides: " in r.stderr,
-                  "touchgated -t did not accept a file with a warning and print it", r)
+                  "[db2-again] never decides: " in r.stderr and
+                  "touchgated: 1 note on the rules (touchgate policy check lists them)\n"
+                  in r.stderr and f"touchgated: configuration {config} is valid\n" in r.stderr,
+                  "touchgated -t did not accept a file with a warning and a note and say so", r)
             r = env.touchgate(w.gw, "reload")
             check(r.returncode == 0 and
                   r.stdout == "touchgated reloaded its configuration (generation 2)\n",
@@ -147,7 +155,11 @@ def main():
             check(f"touchgate: warning: {config}:{shadowed_line}: [db2-again] never decides: rule "
                   "e2e-everyone (line " in r.stderr and "(rule_shadowed)\n" in r.stderr,
                   "the lint warning was not printed", r)
+            check("touchgate: 1 note(s) on the rules of the new file (touchgate policy check "
+                  "lists them)\n" in r.stderr, "the note was not counted", r)
             w.gw.wait_for_log(rf"event=reload_needs_restart settings={re.escape(restart)} ")
+            w.gw.wait_for_log(rf"event=policy_lint_notes by=control file={re.escape(config)} "
+                              r"count=1 ")
             w.gw.wait_for_log(rf"event=policy_lint by=control file={re.escape(config)} "
                               rf"line={shadowed_line} rule=db2-again severity=warning "
                               r"code=rule_shadowed ")

@@ -159,14 +159,23 @@ Result<std::string> table_of(const std::vector<std::string>& lines) {
       return fail("control_bad_reply", "touchgated sent a session that is not a JSON object");
     }
     try {
-      std::vector<std::string> targets;
-      for (const auto& c : j.at("channels")) targets.push_back(c.at("target").get<std::string>());
+      // One entry per channel in CHANNELS, TARGETS and RULES, in the same order ("-": no rule
+      // allowed the channel yet, its touch is awaited).
+      std::vector<std::string> channels, targets, rules;
+      for (const auto& c : j.at("channels")) {
+        channels.push_back(std::to_string(c.at("channel").get<uint64_t>()));
+        targets.push_back(c.at("target").get<std::string>());
+        const std::string rule = c.value("rule", std::string());
+        rules.push_back(rule.empty() ? "-" : rule);
+      }
       rows.push_back({
           std::to_string(j.at("id").get<uint64_t>()),
           cell(j.at("user").get<std::string>()),
           cell(j.at("source").get<std::string>()),
           cell(j.at("since").get<std::string>()),
+          channels.empty() ? std::string("-") : fmt::format("{}", fmt::join(channels, ",")),
           cell(fmt::format("{}", fmt::join(targets, ","))),
+          cell(fmt::format("{}", fmt::join(rules, ","))),
           human_bytes(j.at("bytes_up").get<uint64_t>()) + "/" +
               human_bytes(j.at("bytes_down").get<uint64_t>()),
           cell(j.at("factor").get<std::string>()),
@@ -177,7 +186,8 @@ Result<std::string> table_of(const std::vector<std::string>& lines) {
                                                    e.what()));
     }
   }
-  return render_table({"ID", "USER", "SOURCE", "SINCE", "TARGETS", "BYTES", "FACTOR"}, rows);
+  return render_table(
+      {"ID", "USER", "SOURCE", "SINCE", "CHANNELS", "TARGETS", "RULES", "BYTES", "FACTOR"}, rows);
 }
 
 }  // namespace
@@ -200,8 +210,14 @@ ControlCommands::ControlCommands(CLI::App& app) {
   list_->add_flag("--json", json_, "Print one JSON object per session, as touchgated sent it");
   socket_option(list_);
   kill_ = sessions_->add_subcommand(
-      "kill", "End a connection by its ID, or every connection of a user (--user)");
-  kill_->add_option("ID", id_, "Connection ID (the ID column of sessions list)")->option_text(" ");
+      "kill",
+      "End a connection by its ID, one of its channels (ID/CHANNEL), or every connection of a "
+      "user (--user)");
+  kill_
+      ->add_option("ID", id_,
+                   "Connection ID (the ID column of sessions list), or ID/CHANNEL for one "
+                   "channel (the CHANNELS column)")
+      ->option_text(" ");
   kill_->add_option("--user", user_, "End every connection of this user (certificate principal)")
       ->option_text("USER");
   socket_option(kill_);
@@ -241,7 +257,16 @@ int ControlCommands::reload(const std::filesystem::path& socket) const {
   ControlRequest request;
   request.verb = ControlVerb::kReload;
   auto reply = exchange(socket, request);
-  if (!reply) return report(reply.error());
+  if (!reply) {
+    report(reply.error());
+    if (reply.error().code.rfind("control_", 0) != 0) {
+      // The daemon read the file and refused it (config_invalid, policy_invalid, a trust file).
+      std::fprintf(stderr,
+                   "touchgate: touchgated refused the file and keeps its running "
+                   "configuration\n");
+    }
+    return kExitError;
+  }
   std::printf("touchgated reloaded its configuration (%s)\n", cell(reply->detail).c_str());
   for (const auto& line : reply->lines) {
     if (line.rfind("restart-needed ", 0) == 0) {
@@ -249,6 +274,14 @@ int ControlCommands::reload(const std::filesystem::path& socket) const {
                    "touchgate: warning: changed settings that keep their running values until "
                    "touchgated restarts: %s\n",
                    cell(line.substr(15)).c_str());
+    } else if (line.rfind("warning ", 0) == 0) {
+      // What `touchgate policy check` warns about in the new file.
+      std::fprintf(stderr, "touchgate: warning: %s\n", cell(line.substr(8)).c_str());
+    } else if (line.rfind("notes ", 0) == 0) {
+      std::fprintf(stderr,
+                   "touchgate: %s note(s) on the rules of the new file (touchgate policy check "
+                   "lists them)\n",
+                   cell(line.substr(6)).c_str());
     }
   }
   return kExitOk;
@@ -282,11 +315,21 @@ int ControlCommands::kill(const std::filesystem::path& socket) const {
     request.principal = user_;
   } else {
     request.verb = ControlVerb::kSessionsKill;
-    const char* end = id_.data() + id_.size();
-    auto [ptr, ec] = std::from_chars(id_.data(), end, request.connection_id);
-    if (id_.size() > 20 || id_.front() < '0' || id_.front() > '9' || ec != std::errc() ||
-        ptr != end) {
-      std::fprintf(stderr, "touchgate: %s is not a connection ID (a number, see sessions list)\n",
+    // ID or ID/CHANNEL, each a number.
+    const auto number = [](std::string_view text, uint64_t* out) {
+      const char* end = text.data() + text.size();
+      auto [ptr, ec] = std::from_chars(text.data(), end, *out);
+      return !text.empty() && text.size() <= 20 && text.front() >= '0' && text.front() <= '9' &&
+             ec == std::errc() && ptr == end;
+    };
+    const std::string_view text(id_);
+    const size_t slash = text.find('/');
+    if (!number(text.substr(0, slash), &request.connection_id) ||
+        (slash != std::string_view::npos &&
+         (!number(text.substr(slash + 1), &request.channel) || request.channel == 0))) {
+      std::fprintf(stderr,
+                   "touchgate: %s is not a connection ID or ID/CHANNEL (numbers, see sessions "
+                   "list)\n",
                    cell(id_).c_str());
       return kExitUsage;
     }
@@ -294,7 +337,8 @@ int ControlCommands::kill(const std::filesystem::path& socket) const {
   // The request goes out only as the daemon would read it: a principal with spaces or other
   // characters cannot turn into a different request.
   auto checked = gateway::parse_request(gateway::encode_request(request));
-  if (!checked || checked->verb != request.verb || checked->principal != request.principal) {
+  if (!checked || checked->verb != request.verb || checked->principal != request.principal ||
+      checked->channel != request.channel) {
     std::fprintf(stderr,
                  "touchgate: \"%s\" is not a user name touchgated knows (1-64 letters, digits, "
                  "'.', '_', '@' and '-')\n",

@@ -145,20 +145,30 @@ int PolicyCommand::check(const std::filesystem::path& config_file) const {
   auto config = policy::load_config(file);
   if (!config) return report(config.error());
   const auto findings = policy::lint(*config);
-  size_t errors = 0, warnings = 0;
+  size_t errors = 0, warnings = 0, notes = 0;
   std::string out;
   for (const auto& f : findings) {
-    (f.severity == policy::Severity::kError ? errors : warnings)++;
-    out += fmt::format("{}:{}: {}: [{}] {} ({})\n", file, f.line, policy::severity_name(f.severity),
-                       f.rule_id, f.message, f.code);
+    switch (f.severity) {
+      case policy::Severity::kError:
+        ++errors;
+        break;
+      case policy::Severity::kWarning:
+        ++warnings;
+        break;
+      case policy::Severity::kNote:
+        ++notes;
+        break;
+    }
+    out += policy::format_finding(file, f) + "\n";
   }
   out += fmt::format("{}, {}, {}: ", counted(config->rules.size(), "rule"),
                      counted(config->groups.size(), "group"),
                      counted(config->targets.size(), "target"));
-  if (errors == 0 && warnings == 0) {
+  if (findings.empty()) {
     out += "ok\n";
   } else {
-    out += fmt::format("{}, {}\n", counted(errors, "error"), counted(warnings, "warning"));
+    out += fmt::format("{}, {}{}\n", counted(errors, "error"), counted(warnings, "warning"),
+                       notes == 0 ? std::string() : ", " + counted(notes, "note"));
   }
   print(out);
   return errors == 0 ? kExitOk : kExitError;
@@ -242,6 +252,11 @@ int PolicyCommand::explain(const std::filesystem::path& config_file) const {
   const policy::ResolvedIdentity who = compiled->resolve(identity);
   const policy::Decision d = compiled->decide(who, request, /*explain=*/true);
   const std::string action(policy::action_name(request.action));
+  // A configured target is reached on its own port, whatever port was asked for with its name:
+  // the request is shown with the port decided on, and the one asked for when it differs.
+  const bool port_given = target_.rfind('[', 0) == 0 ? target_.find("]:") != std::string::npos
+                                                     : target_.find(':') != std::string::npos;
+  const bool port_replaced = d.target != nullptr && port_given && d.port != request.port;
 
   if (json_) {
     Json j;
@@ -259,7 +274,8 @@ int PolicyCommand::explain(const std::filesystem::path& config_file) const {
     j["certificate"] = std::move(c);
     j["request"] = {{"target", target_},
                     {"host", request.host},
-                    {"port", request.port},
+                    {"port", d.port},
+                    {"port_asked", port_replaced ? Json(request.port) : Json(nullptr)},
                     {"action", action},
                     {"at", format_instant(request.at)},
                     {"from", from ? Json(from->to_string()) : Json(nullptr)}};
@@ -297,9 +313,15 @@ int PolicyCommand::explain(const std::filesystem::path& config_file) const {
         "warning:     the gateway would refuse this certificate at a login now: {} ({})\n",
         view.login_refusal->message, view.login_refusal->code);
   }
-  out += fmt::format("request:     {} to {} port {} at {}{}\n", action, request.host, request.port,
+  out += fmt::format("request:     {} to {} port {} at {}{}\n", action, request.host, d.port,
                      format_instant(request.at),
                      from ? fmt::format(" from {}", from->to_string()) : std::string());
+  if (port_replaced) {
+    out += fmt::format(
+        "note:        port {} was asked for; target {} is reached on its configured "
+        "port {}, which the rules were checked against\n",
+        request.port, d.target->name, d.port);
+  }
   out += fmt::format("decision:    {} ({})\n", d.allowed() ? "ALLOW" : "DENY", d.code);
   out += fmt::format("explanation: {}\n", d.explanation);
   if (!d.rule_id.empty()) out += fmt::format("rule:        {} (line {})\n", d.rule_id, d.rule_line);

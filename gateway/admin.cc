@@ -61,27 +61,93 @@ Result<T> ask_workers(const std::vector<std::unique_ptr<Worker>>& workers,
 
 }  // namespace
 
-std::vector<std::string> restart_only_changes(const policy::ServerConfig& running,
-                                              const policy::ServerConfig& loaded) {
+std::vector<std::string> restart_only_changes(const policy::Config& running,
+                                              const policy::Config& loaded) {
   std::vector<std::string> changed;
+  const auto differs = [&changed](bool d, const char* name) {
+    if (d) changed.emplace_back(name);
+  };
   const auto listen_text = [](const policy::ServerConfig& s) {
     std::vector<std::string> out;
     for (const auto& a : s.listen) out.push_back(a.to_string());
     return out;
   };
-  if (listen_text(running) != listen_text(loaded)) changed.push_back("listen");
-  if (running.host_keys != loaded.host_keys) changed.push_back("host_keys");
-  if (running.state_dir != loaded.state_dir) changed.push_back("state_dir");
-  if (running.workers != loaded.workers) changed.push_back("workers");
-  if (running.control_socket != loaded.control_socket) changed.push_back("control_socket");
-  if (running.admin_group != loaded.admin_group) changed.push_back("admin_group");
+  const policy::ServerConfig& rs = running.server;
+  const policy::ServerConfig& ls = loaded.server;
+  differs(listen_text(rs) != listen_text(ls), "server.listen");
+  differs(rs.host_keys != ls.host_keys, "server.host_keys");
+  differs(rs.state_dir != ls.state_dir, "server.state_dir");
+  differs(rs.workers != ls.workers, "server.workers");
+  differs(rs.control_socket != ls.control_socket, "server.control_socket");
+  differs(rs.admin_group != ls.admin_group, "server.admin_group");
+  const policy::AuditConfig& ra = running.audit;
+  const policy::AuditConfig& la = loaded.audit;
+  differs(ra.dir != la.dir, "audit.dir");
+  differs(ra.key != la.key, "audit.key");
+  differs(ra.max_segment_size != la.max_segment_size, "audit.max_segment_size");
+  differs(ra.max_segment_age != la.max_segment_age, "audit.max_segment_age");
+  differs(ra.checkpoint_every != la.checkpoint_every, "audit.checkpoint_every");
+  differs(ra.checkpoint_interval != la.checkpoint_interval, "audit.checkpoint_interval");
+  differs(ra.deny_on_failure != la.deny_on_failure, "audit.on_failure");
+  differs(ra.syslog != la.syslog, "audit.syslog");
+  differs(ra.syslog_socket != la.syslog_socket, "audit.syslog_socket");
+  differs(ra.syslog_facility != la.syslog_facility, "audit.syslog_facility");
+  // The CA key is opened at start (cert_lifetime is read for every certificate: reloadable).
+  const policy::CaConfig& rc = running.ca;
+  const policy::CaConfig& lc = loaded.ca;
+  differs(rc.pkcs11_uri != lc.pkcs11_uri, "ca.pkcs11_uri");
+  differs(rc.pkcs11_module != lc.pkcs11_module, "ca.pkcs11_module");
+  differs(rc.pin_file != lc.pin_file, "ca.pin_file");
+  differs(rc.key_file != lc.key_file, "ca.key_file");
   return changed;
+}
+
+void keep_restart_only(const policy::Config& running, policy::Config* loaded) {
+  loaded->server.listen = running.server.listen;
+  loaded->server.host_keys = running.server.host_keys;
+  loaded->server.state_dir = running.server.state_dir;
+  loaded->server.workers = running.server.workers;
+  loaded->server.control_socket = running.server.control_socket;
+  loaded->server.admin_group = running.server.admin_group;
+  loaded->audit = running.audit;
+  loaded->ca.pkcs11_uri = running.ca.pkcs11_uri;
+  loaded->ca.pkcs11_module = running.ca.pkcs11_module;
+  loaded->ca.pin_file = running.ca.pin_file;
+  loaded->ca.key_file = running.ca.key_file;
+}
+
+void log_findings(std::string_view by, std::string_view file,
+                  const std::vector<policy::Finding>& findings) {
+  size_t notes = 0;
+  for (const auto& f : findings) {
+    if (f.severity == policy::Severity::kNote) {
+      ++notes;
+      continue;
+    }
+    log_event(f.severity == policy::Severity::kError ? Level::kError : Level::kWarn, "policy_lint",
+              {{"by", by},
+               {"file", file},
+               {"line", f.line},
+               {"rule", f.rule_id},
+               {"severity", policy::severity_name(f.severity)},
+               {"code", f.code},
+               {"message", f.message}});
+  }
+  if (notes > 0) {
+    log_event(Level::kInfo, "policy_lint_notes",
+              {{"by", by},
+               {"file", file},
+               {"count", notes},
+               {"note", "touchgate policy check lists them"}});
+  }
 }
 
 Result<Reloaded> Admin::reload(std::string_view by, uint32_t uid) {
   const Snapshot running = runtime_.snapshot();
-  auto loaded = load_snapshot(config_);
+  std::vector<policy::Finding> findings;
+  auto loaded = load_snapshot(config_, &findings);
   const std::string via = by == "SIGHUP" ? "sighup" : "control";
+  log_findings(by, config_.string(), findings);
   if (!loaded) {
     if (runtime_.auditor != nullptr) {
       audit::Record r = audit::admin_record("admin_reload", uid);
@@ -97,19 +163,11 @@ Result<Reloaded> Admin::reload(std::string_view by, uint32_t uid) {
     return tl::unexpected(loaded.error());
   }
   Snapshot next = std::move(*loaded);
-  const policy::ServerConfig& was = running.config->server;
-  auto kept = restart_only_changes(was, next.config->server);
-  if (running.config->audit != next.config->audit) kept.push_back("audit");
+  auto kept = restart_only_changes(*running.config, *next.config);
   if (!kept.empty()) {
     // What is already bound, opened and started stays as it is; the snapshot says so too.
     auto patched = std::make_shared<policy::Config>(*next.config);
-    patched->server.listen = was.listen;
-    patched->server.host_keys = was.host_keys;
-    patched->server.state_dir = was.state_dir;
-    patched->server.workers = was.workers;
-    patched->server.control_socket = was.control_socket;
-    patched->server.admin_group = was.admin_group;
-    patched->audit = running.config->audit;
+    keep_restart_only(*running.config, patched.get());
     next.config = patched;
     next.policy = policy::Policy::compile(next.config);
     log_event(Level::kWarn, "reload_needs_restart",
@@ -146,7 +204,7 @@ Result<Reloaded> Admin::reload(std::string_view by, uint32_t uid) {
       });
     });
   }
-  return Reloaded{generation, kept};
+  return Reloaded{generation, std::move(kept), std::move(findings)};
 }
 
 Result<std::vector<SessionInfo>> Admin::list_sessions() {
@@ -165,8 +223,10 @@ Result<std::vector<SessionInfo>> Admin::list_sessions() {
 Result<size_t> Admin::kill(const ControlRequest& request, uint32_t uid) {
   const bool by_user = request.verb == ControlVerb::kSessionsKillUser;
   const uint64_t id = request.connection_id;
+  const uint64_t channel = by_user ? 0 : request.channel;
   const std::string principal = request.principal;
-  return ask_workers<size_t>(workers_, [by_user, id, principal, uid](Worker& worker, size_t& n) {
+  return ask_workers<size_t>(workers_, [by_user, id, channel, principal, uid](Worker& worker,
+                                                                              size_t& n) {
     // Chosen first, killed after: killing does not change the worker's set of connections
     // (they are reaped later), but the choice should not depend on that.
     std::vector<Connection*> chosen;
@@ -174,8 +234,15 @@ Result<size_t> Admin::kill(const ControlRequest& request, uint32_t uid) {
       if (!c.authenticated()) return;
       if (by_user ? c.login() == principal : c.id() == id) chosen.push_back(&c);
     });
-    for (Connection* c : chosen) c->kill_by_admin(uid);
-    n = chosen.size();
+    n = 0;
+    for (Connection* c : chosen) {
+      if (channel == 0) {
+        c->kill_by_admin(uid);
+        ++n;
+      } else if (c->kill_channel_by_admin(channel, uid)) {
+        ++n;
+      }
+    }
   });
 }
 
@@ -190,6 +257,15 @@ std::string Admin::answer(const ControlRequest& request, uint32_t uid) {
       if (!reloaded->restart_needed.empty()) {
         out += fmt::format("restart-needed {}\n", fmt::join(reloaded->restart_needed, ","));
       }
+      size_t notes = 0;
+      for (const auto& f : reloaded->findings) {
+        if (f.severity == policy::Severity::kNote) {
+          ++notes;
+        } else {
+          out += format_finding_line("warning", policy::format_finding(config_.string(), f, false));
+        }
+      }
+      if (notes > 0) out += fmt::format("notes {}\n", notes);
       return out;
     }
     case ControlVerb::kSessionsList: {
@@ -204,15 +280,22 @@ std::string Admin::answer(const ControlRequest& request, uint32_t uid) {
       auto killed = kill(request, uid);
       if (runtime_.auditor != nullptr) {
         audit::Record r = audit::admin_record("admin_session_kill", uid);
-        r.str("request", request.verb == ControlVerb::kSessionsKillUser
-                             ? "--user " + request.principal
-                             : std::to_string(request.connection_id));
+        r.str("request",
+              request.verb == ControlVerb::kSessionsKillUser ? "--user " + request.principal
+              : request.channel != 0 ? fmt::format("{}/{}", request.connection_id, request.channel)
+                                     : std::to_string(request.connection_id));
         r.str("outcome", killed && *killed > 0 ? "allow" : "deny");
         r.u64("killed", killed ? *killed : 0);
         if (!killed) r.str("reason", killed.error().code);
         runtime_.auditor->note(std::move(r));
       }
       if (!killed) return format_error(killed.error());
+      if (*killed == 0 && request.verb == ControlVerb::kSessionsKill && request.channel != 0) {
+        return format_error(
+            Error{"no_such_channel", fmt::format("no open channel {} on an authenticated session "
+                                                 "with connection id {}",
+                                                 request.channel, request.connection_id)});
+      }
       if (*killed == 0) {
         const std::string what =
             request.verb == ControlVerb::kSessionsKillUser

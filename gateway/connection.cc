@@ -789,6 +789,7 @@ void Connection::deliver_touch(uint64_t channel_id, const Result<TouchProof>& re
         f->limit_session(d.max_session, d.rule_id);
         if (d.window_closes) f->limit_window(*d.window_closes, d.rule_id, d.window);
         f->set_touch_factors(result->factors);
+        f->set_rule(d.rule_id);
         grant_forward(*f, d, used);
       }
     } else {

@@ -245,6 +245,10 @@ class Connection : public Pollable {
   // kill_by_admin ends the connection now; the client reads "touchgate: ended by an
   // administrator (uid UID) (session_killed)".
   void kill_by_admin(uint32_t uid);
+  // kill_channel_by_admin ends one open ProxyJump or terminating channel (`touchgate sessions
+  // kill ID/CHANNEL`) and leaves the others; its client reads "touchgate: ended by an
+  // administrator (uid UID) (channel_killed)". False when no such channel is open.
+  bool kill_channel_by_admin(uint64_t channel, uint32_t uid);
 };
 
 // disconnect_text is the text a client prints after "Received disconnect from ...: 11: ".

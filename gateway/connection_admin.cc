@@ -41,6 +41,7 @@ SessionInfo Connection::session_info() const {
     c.channel = f->id();
     c.target = f->target().name;
     c.address = f->address().empty() ? f->target().address() : f->address();
+    c.rule = f->rule();
     c.since = unix_seconds(f->opened_at());
     c.bytes_up = f->bytes_up();
     c.bytes_down = f->bytes_down();
@@ -52,6 +53,7 @@ SessionInfo Connection::session_info() const {
     c.channel = t->id();
     c.target = t->request_info().target;
     c.address = t->address();
+    c.rule = t->rule();
     c.since = unix_seconds(t->opened_at());
     c.bytes_up = t->bytes_up();
     c.bytes_down = t->bytes_down();
@@ -71,6 +73,29 @@ void Connection::kill_by_admin(uint32_t uid) {
   // Many connections may be ended by one request: write what fits now rather than wait on each
   // client (the socket lingers, so what is written still arrives).
   disconnect_now("session_killed", fmt::format("ended by an administrator (uid {})", uid), 5);
+}
+
+bool Connection::kill_channel_by_admin(uint64_t channel, uint32_t uid) {
+  const std::string message = fmt::format("ended by an administrator (uid {})", uid);
+  bool killed = false;
+  for (auto& f : forwards_) {
+    if (f->id() != channel || !f->live()) continue;
+    log_event(Level::kInfo, "channel_killed",
+              {{"conn", id_}, {"channel", channel}, {"user", login_}, {"by_uid", uid}});
+    f->refuse_by_policy("channel_killed", message);
+    killed = true;
+  }
+  for (auto& t : terms_) {
+    if (t->id() != channel || !t->live()) continue;
+    log_event(Level::kInfo, "channel_killed",
+              {{"conn", id_}, {"channel", channel}, {"user", login_}, {"by_uid", uid}});
+    t->close_by_policy("channel_killed", message);
+    killed = true;
+  }
+  // The channel closes on the connection's next pump (a sole ProxyJump channel: the
+  // connection ends with the reason).
+  if (killed) after_mfa_event();
+  return killed;
 }
 
 }  // namespace touchgate::gateway

@@ -173,7 +173,7 @@ Result<ControlRequest> parse_request(std::string_view bytes) {
                           " (expected sessions list, sessions kill)");
   }
   if (words.size() < 3) {
-    return fail(kBad, "\"sessions kill\" needs a connection id or --user PRINCIPAL");
+    return fail(kBad, "\"sessions kill\" needs a connection id, ID/CHANNEL or --user PRINCIPAL");
   }
   if (words[2] == "--user") {
     if (words.size() < 4) return fail(kBad, "\"sessions kill --user\" needs a principal");
@@ -187,9 +187,18 @@ Result<ControlRequest> parse_request(std::string_view bytes) {
     return r;
   }
   if (words.size() > 3) return extra(3);
-  if (!parse_id(words[2], &r.connection_id)) {
-    return fail(kBad, "the connection id " + shown(words[2]) +
+  // "ID" or "ID/CHANNEL".
+  const size_t slash = words[2].find('/');
+  if (!parse_id(words[2].substr(0, slash), &r.connection_id)) {
+    return fail(kBad, "the connection id " + shown(words[2].substr(0, slash)) +
                           " is not a number of 1-20 digits below 2^64");
+  }
+  if (slash != std::string_view::npos) {
+    const std::string_view channel = words[2].substr(slash + 1);
+    if (!parse_id(channel, &r.channel) || r.channel == 0) {
+      return fail(kBad, "the channel " + shown(channel) +
+                            " is not a number of 1-20 digits from 1 to 2^64-1");
+    }
   }
   r.verb = ControlVerb::kSessionsKill;
   return r;
@@ -204,7 +213,8 @@ std::string encode_request(const ControlRequest& request) {
     case ControlVerb::kSessionsList:
       return "sessions list\n";
     case ControlVerb::kSessionsKill:
-      return "sessions kill " + std::to_string(request.connection_id) + "\n";
+      return "sessions kill " + std::to_string(request.connection_id) +
+             (request.channel != 0 ? "/" + std::to_string(request.channel) : std::string()) + "\n";
     case ControlVerb::kSessionsKillUser:
       return "sessions kill --user " + request.principal + "\n";
     case ControlVerb::kAuditKey:
@@ -254,6 +264,17 @@ std::string format_ok(std::string_view detail) {
   return out;
 }
 
+std::string format_finding_line(std::string_view severity, std::string_view text) {
+  std::string out(severity);
+  out.push_back(' ');
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    out.push_back(c < 0x20 || c == 0x7f ? '?' : ch);
+  }
+  out.push_back('\n');
+  return out;
+}
+
 std::string format_error(const Error& error) {
   std::string out = "error ";
   out += valid_code(error.code) ? error.code : "internal_error";
@@ -282,6 +303,7 @@ std::string format_session(const SessionInfo& s) {
     append_number_field(&out, "channel", c.channel);
     append_string_field(&out, "target", c.target);
     append_string_field(&out, "address", c.address);
+    append_string_field(&out, "rule", c.rule);
     append_string_field(&out, "since", format_rfc3339(c.since));
     append_number_field(&out, "bytes_up", c.bytes_up);
     append_number_field(&out, "bytes_down", c.bytes_down);

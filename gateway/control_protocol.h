@@ -21,7 +21,7 @@ enum class ControlVerb {
   kPing,              // "ping"
   kReload,            // "reload"
   kSessionsList,      // "sessions list"
-  kSessionsKill,      // "sessions kill <connection-id>"
+  kSessionsKill,      // "sessions kill <connection-id>[/<channel>]"
   kSessionsKillUser,  // "sessions kill --user <principal>"
   kAuditKey,          // "audit key-added|key-revoked|clone-cleared <SHA256:fingerprint>"
 };
@@ -32,6 +32,7 @@ enum class KeyChange { kAdded, kRevoked, kCloneCleared };
 struct ControlRequest {
   ControlVerb verb = ControlVerb::kPing;
   uint64_t connection_id = 0;  // kSessionsKill
+  uint64_t channel = 0;        // kSessionsKill: only this channel of the connection (0: all of it)
   std::string principal;       // kSessionsKillUser: 1-256 printable ASCII, no space or comma
   KeyChange change = KeyChange::kAdded;  // kAuditKey
   std::string fingerprint;               // kAuditKey: "SHA256:" + 43 base64 characters
@@ -46,13 +47,13 @@ std::string_view key_change_event(KeyChange change);
 // parse_request reads one whole request: UTF-8 words separated by single spaces, ending in exactly
 // one "\n" that is its last byte. Refused (code control_bad_request, message says why): no final
 // newline, an empty line, a control character or byte >= 0x80 (every valid request is ASCII),
-// leading/trailing/double spaces, unknown verbs, missing or extra words, a connection id that is
-// not 1-20 digits or exceeds 2^64-1, a principal outside 1-256 printable ASCII, no space or comma. Longer than
-// kMaxControlRequest: control_request_too_long.
+// leading/trailing/double spaces, unknown verbs, missing or extra words, a connection id or channel
+// number that is not 1-20 digits or exceeds 2^64-1, a channel number 0, a principal outside 1-256
+// printable ASCII, no space or comma. Longer than kMaxControlRequest: control_request_too_long.
 Result<ControlRequest> parse_request(std::string_view bytes);
 
-// encode_request is the request's line ("sessions kill 12\n"); parse_request(encode_request(r))
-// gives r back for every r whose principal is valid.
+// encode_request is the request's line ("sessions kill 12\n", "sessions kill 12/3\n");
+// parse_request(encode_request(r)) gives r back for every r whose principal is valid.
 std::string encode_request(const ControlRequest& request);
 
 // ---- replies -----------------------------------------------------------------------------------
@@ -65,6 +66,7 @@ struct ChannelInfo {
   int64_t since = 0;      // unix seconds the channel was opened
   uint64_t bytes_up = 0;  // client → target
   uint64_t bytes_down = 0;
+  std::string rule;  // the rule that allowed it ("" while none has: its touch is awaited)
 };
 
 // One authenticated connection.
@@ -83,10 +85,14 @@ std::string format_ok(std::string_view detail = {});
 // format_error is "error CODE MESSAGE\n"; a code that is not [a-z0-9_]{1,64} becomes
 // "internal_error", and control characters in the message become '?'.
 std::string format_error(const Error& error);
+// format_finding_line is one line of a reload reply about the new file: "warning TEXT\n"
+// (`severity`), TEXT being "FILE:LINE: [RULE] MESSAGE (CODE)"; control characters become '?'.
+// (The reply counts lint notes in one line, "notes N".)
+std::string format_finding_line(std::string_view severity, std::string_view text);
 // format_session renders one session as a JSON object on one line ("\n"-terminated). The field
 // names are part of touchgate's interface: id, user, source, since, channels (channel, target,
-// address, since, bytes_up, bytes_down), bytes_up, bytes_down (sums), factor, key_fp. Times are
-// RFC 3339 UTC ("2026-03-01T09:12:44Z"); text is escaped so the line is valid JSON in any case.
+// address, rule, since, bytes_up, bytes_down), bytes_up, bytes_down (sums), factor, key_fp. Times
+// are RFC 3339 UTC ("2026-03-01T09:12:44Z"); text is escaped so the line is valid JSON in any case.
 std::string format_session(const SessionInfo& session);
 
 // parse_status reads a reply's first line (without its "\n"): "ok" gives "", "ok DETAIL" gives

@@ -78,11 +78,17 @@ PeerInfo peer_of(int fd) {
 
 }  // namespace
 
-Result<Snapshot> load_snapshot(const std::filesystem::path& file) {
+Result<Snapshot> load_snapshot(const std::filesystem::path& file,
+                               std::vector<policy::Finding>* findings) {
+  if (findings != nullptr) findings->clear();
   auto config = policy::load_config(file);
   if (!config) return tl::unexpected(config.error());
   auto trust = policy::load_trust(config->trust);
   if (!trust) return tl::unexpected(trust.error());
+  // The checks of `touchgate policy check`: a rule that cannot do what it says is refused.
+  if (auto checked = policy::check_lint(*config, file.string(), findings); !checked) {
+    return tl::unexpected(checked.error());
+  }
   Snapshot snap;
   snap.config = std::make_shared<const policy::Config>(std::move(*config));
   snap.trust = std::make_shared<const ssh::TrustPolicy>(std::move(*trust));
@@ -101,9 +107,37 @@ void print_error(const std::string& message) { std::fprintf(stderr, "touchgated:
 
 int run_daemon(const DaemonOptions& options) {
   if (options.debug) set_log_level(Level::kDebug);
-  auto snap = load_snapshot(options.config);
+  std::vector<policy::Finding> findings;
+  auto snap = load_snapshot(options.config, &findings);
+  if (options.check_only) {
+    // What `touchgate policy check` prints, one error or warning a line; the notes counted.
+    size_t notes = 0;
+    for (const auto& f : findings) {
+      if (f.severity == policy::Severity::kNote) {
+        ++notes;
+      } else {
+        print_error(policy::format_finding(options.config.string(), f));
+      }
+    }
+    if (notes > 0) {
+      print_error(fmt::format("{} note{} on the rules (touchgate policy check lists them)", notes,
+                              notes == 1 ? "" : "s"));
+    }
+  } else {
+    log_findings("start", options.config.string(), findings);
+  }
   if (!snap) {
-    print_error(snap.error().message);
+    if (snap.error().code == "policy_invalid") {
+      const auto errors = std::count_if(findings.begin(), findings.end(), [](const auto& f) {
+        return f.severity == policy::Severity::kError;
+      });
+      print_error(
+          fmt::format("configuration {} is invalid: {} error{} in its rules "
+                      "(policy_invalid)",
+                      options.config.string(), errors, errors == 1 ? "" : "s"));
+    } else {
+      print_error(snap.error().message);
+    }
     return 1;
   }
   const policy::Config* config = snap->config.get();

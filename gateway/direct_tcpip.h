@@ -79,6 +79,9 @@ class Forward : public Pollable {
   }
   const std::string& request_host() const { return request_host_; }
   uint16_t request_port() const { return request_port_; }
+  // The rule that allowed the channel (for `touchgate sessions list`).
+  void set_rule(std::string rule) { rule_ = std::move(rule); }
+  const std::string& rule() const { return rule_; }
   void set_touch_factors(uint8_t factors) { touch_factors_ = factors; }
   // check_resolved_addresses: the destination is a name the policy selected by a `hosts` glob;
   // once resolved, deny rules are asked again about each address (Connection::refuse_resolved).
@@ -128,6 +131,7 @@ class Forward : public Pollable {
   uint16_t request_port_ = 0;
   uint8_t touch_factors_ = 0;  // policy::Factor bits of the touch that authorized it
   bool check_resolved_ = false;
+  std::string rule_;           // the rule that allowed it
   State state_ = State::kAuthorizing;
   ssh_channel channel_ = nullptr;
   ssh_channel_callbacks_struct cb_{};

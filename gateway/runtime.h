@@ -10,6 +10,7 @@
 
 #include "policy/config.h"
 #include "policy/engine.h"
+#include "policy/lint.h"
 #include "ssh/signer.h"
 #include "ssh/validate.h"
 
@@ -28,9 +29,12 @@ struct Snapshot {
   uint64_t generation = 1;                       // 1 at start, +1 per successful reload
 };
 
-// load_snapshot reads, checks and compiles a configuration file (config, trust, policy); the
-// error carries the line-numbered message. Used at start and by reload.
-Result<Snapshot> load_snapshot(const std::filesystem::path& file);
+// load_snapshot reads, checks and compiles a configuration file (config, trust, policy), with
+// the checks of `touchgate policy check` (policy::check_lint: a lint error refuses the file,
+// policy_invalid); the error carries the line-numbered message. `findings` (when not null)
+// receives what lint found, also on refusal. Used at start, by `touchgated -t` and by reload.
+Result<Snapshot> load_snapshot(const std::filesystem::path& file,
+                               std::vector<policy::Finding>* findings = nullptr);
 
 class Runtime {
  public:

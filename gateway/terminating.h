@@ -102,6 +102,8 @@ class TerminatingSession : public Pollable, public Watcher, public UpstreamSshLi
   ssh_channel channel() const { return channel_; }
   const TerminatingRequest& request_info() const { return req_; }
   const std::string& address() const { return address_; }
+  // The rule that allowed the session ("" until its touch was verified and it was granted).
+  const std::string& rule() const { return rule_; }
   Clock::time_point opened_at() const { return opened_at_; }
   uint64_t bytes_up() const { return bytes_up_; }
   uint64_t bytes_down() const { return bytes_down_; }

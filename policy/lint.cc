@@ -147,8 +147,10 @@ struct Facts {
   const RuleConfig* rule = nullptr;
   bool never = false;           // reported as never matching: left out of pair checks
   bool all_principals = false;  // principals has "*"
-  std::vector<std::string> principals, groups, cas, hosts;  // sorted, unique
+  std::vector<std::string> principals, groups, cas, hosts;  // sorted, unique; groups lower case
   bool all_hosts = false;
+  std::vector<std::string> host_globs;  // hosts split as the engine splits them
+  std::vector<ssh::Cidr> host_cidrs;
   Bits selected;  // configured targets its `targets` select
   Bits matched;   // ... whose port is in `ports`
   std::optional<TimeWindow> window;
@@ -198,6 +200,48 @@ bool cidrs_meet(const ssh::Cidr& a, const ssh::Cidr& b) {
   return a.base.v6 == b.base.v6 && (a.contains(b.base) || b.contains(a.base));
 }
 
+bool ranges_meet(const PortRanges& a, const PortRanges& b) {
+  for (const auto& x : a)
+    for (const auto& y : b)
+      if (x.first <= y.second && y.first <= x.second) return true;
+  return false;
+}
+
+char fold(char c) {
+  return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+}
+
+// globs_meet: some text matches both patterns ('*' any run, '?' one character, ASCII
+// case-insensitive, as glob_match). A walk over pairs of positions, each pair visited once.
+bool globs_meet(std::string_view p, std::string_view q) {
+  const size_t n = p.size(), m = q.size();
+  std::vector<uint8_t> seen((n + 1) * (m + 1), 0);
+  std::vector<std::pair<size_t, size_t>> todo{{0, 0}};
+  while (!todo.empty()) {
+    const auto [i, j] = todo.back();
+    todo.pop_back();
+    uint8_t& mark = seen[i * (m + 1) + j];
+    if (mark != 0) continue;
+    mark = 1;
+    if (i == n && j == m) return true;
+    const bool pstar = i < n && p[i] == '*';
+    const bool qstar = j < m && q[j] == '*';
+    if (pstar) {
+      todo.emplace_back(i + 1, j);             // the star stands for nothing more
+      if (j < m) todo.emplace_back(i, j + 1);  // it takes what q[j] stands for
+    }
+    if (qstar) {
+      todo.emplace_back(i, j + 1);
+      if (i < n) todo.emplace_back(i + 1, j);
+    }
+    if (!pstar && !qstar && i < n && j < m &&
+        (p[i] == '?' || q[j] == '?' || fold(p[i]) == fold(q[j]))) {
+      todo.emplace_back(i + 1, j + 1);
+    }
+  }
+  return false;
+}
+
 // subjects_cover: everyone b's principals and groups select is selected by a.
 bool subjects_cover(const Facts& a, const Facts& b) {
   if (a.all_principals) return true;
@@ -217,7 +261,7 @@ class Linter {
     for (size_t j = 0; j < n; ++j) check_pairs(j);
     std::stable_sort(findings_.begin(), findings_.end(), [](const Finding& a, const Finding& b) {
       if (a.line != b.line) return a.line < b.line;
-      return a.severity == Severity::kError && b.severity != Severity::kError;
+      return static_cast<int>(a.severity) < static_cast<int>(b.severity);
     });
     return std::move(findings_);
   }
@@ -231,10 +275,18 @@ class Linter {
     f->rule = &r;
     f->principals = sorted(r.principals);
     f->all_principals = contains(f->principals, "*");
-    f->groups = sorted(r.groups);
+    for (const auto& g : r.groups) f->groups.push_back(lower(g));  // names compare as the engine's
+    f->groups = sorted(std::move(f->groups));
     f->cas = sorted(r.cas);
     f->hosts = sorted(r.hosts);
     f->all_hosts = contains(f->hosts, "*");
+    for (const auto& h : r.hosts) {
+      if (h.find('/') != std::string::npos || ssh::IpAddress::parse(h)) {
+        if (auto cidr = ssh::Cidr::parse(h)) f->host_cidrs.push_back(*cidr);
+      } else {
+        f->host_globs.push_back(h);
+      }
+    }
     f->selected = Bits(config_.targets.size());
     f->matched = Bits(config_.targets.size());
     for (const auto& pattern : r.targets) index_.select(pattern, &f->selected);
@@ -325,14 +377,39 @@ class Linter {
     return true;
   }
 
-  // overlap: some request to a configured target matches both rules.
-  bool overlap(const Facts& a, const Facts& b) const {
+  // destinations_meet: some destination is selected by both rules: a configured target whose
+  // port both accept, or an unconfigured destination that both rules' `hosts` select (a host name
+  // both globs match, an address in both networks or that a glob matches) on a port both accept.
+  bool destinations_meet(const Facts& a, const Facts& b) const {
+    if (a.matched.intersects(b.matched)) return true;
+    const RuleConfig& ra = *a.rule;
+    const RuleConfig& rb = *b.rule;
+    if (ra.hosts.empty() || rb.hosts.empty()) return false;
+    const PortRanges kSsh{{22, 22}};
+    if (!ranges_meet(ra.ports.empty() ? kSsh : ra.ports, rb.ports.empty() ? kSsh : rb.ports))
+      return false;
+    for (const auto& x : a.host_globs) {
+      for (const auto& y : b.host_globs)
+        if (globs_meet(x, y)) return true;
+      for (const auto& y : b.host_cidrs)
+        if (glob_match(x, y.base.to_string())) return true;
+    }
+    for (const auto& x : a.host_cidrs) {
+      for (const auto& y : b.host_cidrs)
+        if (cidrs_meet(x, y)) return true;
+      for (const auto& y : b.host_globs)
+        if (glob_match(y, x.base.to_string())) return true;
+    }
+    return false;
+  }
+
+  // overlap_except_subjects: every selector but the subjects lets some request match both rules.
+  bool overlap_except_subjects(const Facts& a, const Facts& b) const {
     const RuleConfig& ra = *a.rule;
     const RuleConfig& rb = *b.rule;
     if ((ra.actions & rb.actions) == 0) return false;
-    if (!a.matched.intersects(b.matched)) return false;
+    if (!destinations_meet(a, b)) return false;
     if (!a.cas.empty() && !b.cas.empty() && !intersect(a.cas, b.cas)) return false;
-    if (!subjects_meet(a, b)) return false;
     if (!windows_may_overlap(a, b)) return false;
     if (!a.from.empty() && !b.from.empty()) {
       bool meet = false;
@@ -343,21 +420,84 @@ class Linter {
     return true;
   }
 
+  const GroupConfig* group(const std::string& lower_name) const {
+    for (const auto& g : config_.groups)
+      if (lower(g.name) == lower_name) return &g;
+    return nullptr;
+  }
+
+  // cas_allow_both: one certificate's CA may make a user a member of both groups.
+  static bool cas_allow_both(const GroupConfig& x, const GroupConfig& y) {
+    if (x.cas.empty() || y.cas.empty()) return true;
+    return std::any_of(x.cas.begin(), x.cas.end(), [&](const std::string& c) {
+      return std::find(y.cas.begin(), y.cas.end(), c) != y.cas.end();
+    });
+  }
+
+  // open_membership: members come (also) from key ids or an extension, which any certificate
+  // may carry: the group may share members with any other.
+  static bool open_membership(const GroupConfig& g) {
+    return !g.key_ids.empty() || !g.extension.empty();
+  }
+
   // subjects_meet: some identity is provably selected by both rules' subjects.
   bool subjects_meet(const Facts& a, const Facts& b) const {
     if (a.all_principals || b.all_principals) return true;
     if (intersect(a.principals, b.principals) || intersect(a.groups, b.groups)) return true;
-    return principal_in_groups(a, b) || principal_in_groups(b, a);
+    if (principal_in_groups(a, b) || principal_in_groups(b, a)) return true;
+    // Two groups that list the same principal (and whose CAs do not exclude each other).
+    for (const auto& x : a.groups) {
+      const GroupConfig* gx = group(x);
+      if (gx == nullptr) continue;
+      for (const auto& y : b.groups) {
+        const GroupConfig* gy = group(y);
+        if (gy == nullptr || !cas_allow_both(*gx, *gy)) continue;
+        for (const auto& p : gx->principals)
+          if (std::find(gy->principals.begin(), gy->principals.end(), p) != gy->principals.end())
+            return true;
+      }
+    }
+    return false;
   }
 
   // principal_in_groups: a principal of `a` is listed in the principals of a group of `b`.
   bool principal_in_groups(const Facts& a, const Facts& b) const {
-    for (const auto& g : config_.groups) {
-      if (!contains(b.groups, g.name)) continue;
-      for (const auto& p : g.principals)
+    for (const auto& name : b.groups) {
+      const GroupConfig* g = group(name);
+      if (g == nullptr) continue;
+      for (const auto& p : g->principals)
         if (contains(a.principals, p)) return true;
     }
     return false;
+  }
+
+  // subjects_may_meet: when subjects_meet cannot prove a shared identity, one that may exist:
+  // returns who ("group dev and group contractors"), or "" when none can.
+  std::string subjects_may_meet(const Facts& a, const Facts& b) const {
+    for (const auto& x : a.groups) {
+      const GroupConfig* gx = group(x);
+      if (gx == nullptr) continue;
+      for (const auto& y : b.groups) {
+        const GroupConfig* gy = group(y);
+        if (gy == nullptr || !cas_allow_both(*gx, *gy)) continue;
+        if (open_membership(*gx) || open_membership(*gy))
+          return fmt::format("group {} and group {}", gx->name, gy->name);
+      }
+    }
+    // A principal of one rule may carry a certificate that puts it into a group of the other.
+    const auto principal_group = [this](const Facts& p, const Facts& g,
+                                        bool principal_first) -> std::string {
+      for (const auto& name : g.groups) {
+        const GroupConfig* gg = group(name);
+        if (gg == nullptr || !open_membership(*gg) || p.principals.empty()) continue;
+        return principal_first
+                   ? fmt::format("principal {} and group {}", p.principals.front(), gg->name)
+                   : fmt::format("group {} and principal {}", gg->name, p.principals.front());
+      }
+      return {};
+    };
+    if (auto who = principal_group(a, b, true); !who.empty()) return who;
+    return principal_group(b, a, false);
   }
 
   void check_pairs(size_t j) {
@@ -383,24 +523,51 @@ class Linter {
       break;
     }
     if (!rb.allow) return;
-    // One finding per allow rule, naming the deny rules (a few, then a count).
-    std::vector<const RuleConfig*> denies;
+    // Shared requests: one warning per allow rule for the deny rules that provably share some,
+    // one note per allow rule for those that share some if one user is in groups of both; each
+    // names the deny rules (a few, then a count).
+    std::vector<const RuleConfig*> denies, maybe;
+    std::string who;  // why the first of `maybe` may share a user
     for (size_t i = 0; i < facts_.size(); ++i) {
       const Facts& a = facts_[i];
-      if (a.never || a.rule->allow || !overlap(b, a)) continue;
-      denies.push_back(a.rule);
+      if (a.never || a.rule->allow || !overlap_except_subjects(b, a)) continue;
+      if (subjects_meet(b, a)) {
+        denies.push_back(a.rule);
+        continue;
+      }
+      std::string may = subjects_may_meet(b, a);
+      if (may.empty()) continue;
+      if (maybe.empty()) who = std::move(may);
+      maybe.push_back(a.rule);
+    }
+    if (maybe.size() == 1) {
+      add(rb, Severity::kNote, "rule_may_overlap_deny",
+          fmt::format("rule {} allows and {} denies some of the same requests to {}, which may be "
+                      "the same user (group membership by key id or certificate extension); for "
+                      "such a user deny wins",
+                      rb.id, rule_list(maybe), who));
+    } else if (!maybe.empty()) {
+      add(rb, Severity::kNote, "rule_may_overlap_deny",
+          fmt::format("rule {} allows and {} deny some of the same requests to subjects that may "
+                      "be the same user (rule {}: {}; group membership by key id or certificate "
+                      "extension); for such a user deny wins",
+                      rb.id, rule_list(maybe), maybe.front()->id, who));
     }
     if (denies.empty()) return;
-    std::string names;
-    constexpr size_t kShown = 3;
-    for (size_t i = 0; i < denies.size() && i < kShown; ++i) {
-      names += fmt::format("{}{} (line {})", i == 0 ? "" : ", ", denies[i]->id, denies[i]->line);
-    }
-    if (denies.size() > kShown) names += fmt::format(" and {} more", denies.size() - kShown);
     add(rb, Severity::kWarning, "rule_overlaps_deny",
-        fmt::format("rule {} allows and {} {} {} some of the same requests; deny wins", rb.id,
-                    denies.size() == 1 ? "rule" : "rules", names,
-                    denies.size() == 1 ? "denies" : "deny"));
+        fmt::format("rule {} allows and {} {} some of the same requests; deny wins", rb.id,
+                    rule_list(denies), denies.size() == 1 ? "denies" : "deny"));
+  }
+
+  // rule_list: "rule a (line 3)", "rules a (line 3), b (line 9), c (line 12) and 2 more".
+  static std::string rule_list(const std::vector<const RuleConfig*>& rules) {
+    constexpr size_t kShown = 3;
+    std::string names;
+    for (size_t i = 0; i < rules.size() && i < kShown; ++i) {
+      names += fmt::format("{}{} (line {})", i == 0 ? "" : ", ", rules[i]->id, rules[i]->line);
+    }
+    if (rules.size() > kShown) names += fmt::format(" and {} more", rules.size() - kShown);
+    return fmt::format("{} {}", rules.size() == 1 ? "rule" : "rules", names);
   }
 
   static std::string quoted(const std::vector<std::string>& v) {
@@ -441,11 +608,40 @@ class Linter {
 }  // namespace
 
 const char* severity_name(Severity s) {
-  return s == Severity::kError ? "error" : "warning";
+  switch (s) {
+    case Severity::kError:
+      return "error";
+    case Severity::kWarning:
+      return "warning";
+    case Severity::kNote:
+      return "note";
+  }
+  return "error";
 }
 
 std::vector<Finding> lint(const Config& config) {
   return Linter(config).run();
+}
+
+std::string format_finding(std::string_view file, const Finding& f, bool with_severity) {
+  return fmt::format("{}:{}: {}{}[{}] {} ({})", file, f.line,
+                     with_severity ? severity_name(f.severity) : "", with_severity ? ": " : "",
+                     f.rule_id, f.message, f.code);
+}
+
+Result<void> check_lint(const Config& config, std::string_view file,
+                        std::vector<Finding>* findings) {
+  std::vector<Finding> all = lint(config);
+  std::string errors;
+  size_t count = 0;
+  for (const auto& f : all) {
+    if (f.severity != Severity::kError) continue;
+    if (count++ > 0) errors += "; ";
+    errors += format_finding(file, f, false);
+  }
+  if (findings != nullptr) *findings = std::move(all);
+  if (count > 0) return fail("policy_invalid", std::move(errors));
+  return {};
 }
 
 }  // namespace touchgate::policy

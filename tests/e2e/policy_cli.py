@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """`touchgate policy check|explain|test` against a real configuration and real certificates made
 by ssh-keygen (one carrying a groups@corp.example extension): check passes a good policy (0),
-prints warnings and still exits 0, and refuses a policy the loader rejects or lint finds an error
-in with 1 and the offending line; explain allows through the group inside the rule's hours,
+prints warnings and still exits 0, reports an allow and a deny rule whose hosts globs share names
+(a warning) and whose groups may share members (a note), and refuses a policy the loader rejects
+or lint finds an error in with 1 and the offending line; explain allows through the group inside the rule's hours,
 denies outside them with --at and says why for every rule, says when no trusted CA signed the
-certificate, and prints JSON; test prints PASS/FAIL per case with expected and got, and exits 1
+certificate, prints the port the decision was made on (a configured target's own, also when
+another was asked for), and prints JSON; test prints PASS/FAIL per case with expected and got, and exits 1
 on a failure or an invalid file; a wrong command line exits 2."""
 
 import json
@@ -133,6 +135,47 @@ targets = ["web1"]
         check(r.stdout.endswith("3 rules, 1 group, 2 targets: 0 errors, 1 warning\n"),
               "expected the counts in the summary", r)
 
+        # Overlaps: hosts globs that share names (a warning), groups that may share members (a
+        # note: both come from the extension); neither stops the check.
+        overlapping, text = config("overlapping", RULES + """
+[[group]]
+name = "contractors"
+extension = "groups@corp.example"
+
+[[rule]]
+id = "no-contractors-in-prod"
+effect = "deny"
+groups = ["contractors"]
+targets = ["tag:prod"]
+
+[[rule]]
+id = "fleet"
+principals = ["alice"]
+hosts = ["*.prod.example.com"]
+
+[[rule]]
+id = "no-web"
+effect = "deny"
+principals = ["alice"]
+hosts = ["web*.prod.example.com"]
+""")
+        r = env.touchgate(overlapping, "policy", "check")
+        prod = line_of(text, 'id = "prod"') - 1
+        deny = line_of(text, 'id = "no-contractors-in-prod"') - 1
+        fleet = line_of(text, 'id = "fleet"') - 1
+        no_web = line_of(text, 'id = "no-web"') - 1
+        check(r.returncode == 0, "overlaps only: expected exit status 0", r)
+        check(f"{overlapping}:{prod}: note: [prod] rule prod allows and rule "
+              f"no-contractors-in-prod (line {deny}) denies some of the same requests to group "
+              "dev and group contractors, which may be the same user (group membership by key "
+              "id or certificate extension); for such a user deny wins (rule_may_overlap_deny)\n"
+              in r.stdout, "expected the note on groups that may share members", r)
+        check(f"{overlapping}:{fleet}: warning: [fleet] rule fleet allows and rule no-web (line "
+              f"{no_web}) denies some of the same requests; deny wins (rule_overlaps_deny)\n"
+              in r.stdout, "expected the warning on hosts globs that share names", r)
+        check(r.stdout.endswith("5 rules, 2 groups, 2 targets: 0 errors, 1 warning, 1 note\n"),
+              "expected the counts in the summary", r)
+
         # Lint errors: an allow that a deny covers, ports that exclude every target.
         broken, text = config("broken", RULES + """
 [[rule]]
@@ -235,6 +278,28 @@ ports = [2200]
         check([x["rule"] for x in j["rules"]] == ["prod", "staging"]
               and j["rules"][0]["matched"] and not j["rules"][1]["matched"],
               "explain --json: the rules considered", r)
+
+        # A configured target is reached on its own port: web1 is 127.0.0.1:2222.
+        r = env.touchgate(good, "policy", "explain", "--cert", plain.path, "--target", "web1:22")
+        check(r.returncode == 0 and re.search(r"^request:     jump to web1 port 2222 at ", r.stdout,
+                                              re.M),
+              "explain: expected the port decided on (the target's configured 2222)", r)
+        check("note:        port 22 was asked for; target web1 is reached on its configured "
+              "port 2222, which the rules were checked against\n" in r.stdout,
+              "explain: expected a note on the port asked for", r)
+        r = env.touchgate(good, "policy", "explain", "--cert", plain.path, "--target", "web1",
+                          "--json")
+        j = json.loads(r.stdout)
+        check(r.returncode == 0 and j["request"]["port"] == 2222
+              and j["request"]["port_asked"] is None, "explain --json: the port decided on", r)
+        r = env.touchgate(good, "policy", "explain", "--cert", plain.path, "--target", "web1:22",
+                          "--json")
+        j = json.loads(r.stdout)
+        check(j["request"]["port"] == 2222 and j["request"]["port_asked"] == 22,
+              "explain --json: the port asked for beside the one decided on", r)
+        r = env.touchgate(good, "policy", "explain", "--cert", plain.path, "--target", "web1")
+        check("note:" not in r.stdout and "port 2222" in r.stdout,
+              "explain: no port asked for, no note", r)
 
         r = env.touchgate(good, "policy", "explain", "--cert", both.path, "--target", "db1")
         check(r.returncode == 2 and "choose one with --user" in r.stderr

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """touchgate sessions list | kill against a live ProxyJump session: the session is listed with
-its user, target and factor; killing it by ID ends it and the client prints why
-("ended by an administrator ... (session_killed)"); killing a user without sessions fails with
-no_such_session. The control socket serves only root and the daemon's user: another uid cannot
+its user, its channels with their target and the rule that allowed them, and its factor; killing
+it by ID ends it and the client prints why ("ended by an administrator ... (session_killed)");
+killing a user without sessions fails with no_such_session. On a multiplexed connection with two
+channels, `sessions kill ID/CHANNEL` ends one and the other carries on; a channel that is not
+open gives no_such_channel. The control socket serves only root and the daemon's user: another uid cannot
 even reach the socket (mode 0600 in a 0700 directory), and when the file system lets it through,
 the daemon refuses it (SO_PEERCRED). A malformed request gets control_bad_request."""
 
@@ -62,8 +64,9 @@ def main():
         check(s["user"] == "alice" and s["source"].startswith("127.0.0.1:"),
               "the session does not name alice from 127.0.0.1", r)
         check([c["target"] for c in s["channels"]] == ["db1"] and
-              s["channels"][0]["address"] == w.target.address,
-              "the session does not show its channel to db1", r)
+              s["channels"][0]["address"] == w.target.address and
+              s["channels"][0]["rule"] == "e2e-everyone",
+              "the session does not show its channel to db1 and the rule that allowed it", r)
         check(s["bytes_down"] > 0 and s["bytes_down"] == s["channels"][0]["bytes_down"],
               "the session's byte counts are missing", r)
         check(s["factor"] == "piv" and s["key_fp"].startswith("SHA256:"),
@@ -75,8 +78,10 @@ def main():
         r = env.touchgate(w.gw, "sessions", "list")
         check(r.returncode == 0, "touchgate sessions list failed", r)
         lines = r.stdout.splitlines()
-        check(re.match(r"ID\s+USER\s+SOURCE\s+SINCE\s+TARGETS\s+BYTES\s+FACTOR$", lines[0]) and
-              re.match(rf"{s['id']}\s+alice\s+127\.0\.0\.1:\d+\s+\S+\s+db1\s+\S+\s+piv$",
+        check(re.match(r"ID\s+USER\s+SOURCE\s+SINCE\s+CHANNELS\s+TARGETS\s+RULES\s+BYTES\s+"
+                       r"FACTOR$", lines[0]) and
+              re.match(rf"{s['id']}\s+alice\s+127\.0\.0\.1:\d+\s+\S+\s+"
+                       rf"{s['channels'][0]['channel']}\s+db1\s+e2e-everyone\s+\S+\s+piv$",
                        lines[1]),
               "the table does not show the session", r)
 
@@ -99,6 +104,51 @@ def main():
         r = env.touchgate(w.gw, "sessions", "kill", "99999")
         check(r.returncode == 1 and "(no_such_session)" in r.stderr,
               "killing an unknown connection id did not fail with no_such_session", r)
+
+        # One channel of a multiplexed connection: it ends, the other one carries on.
+        cm = env.path("cm")
+        mux = env.client_config(w.gw, w.key, w.cert, target=w.target, name="ssh_config-mux",
+                                gw_extra=f"  ControlMaster auto\n  ControlPath {cm}\n"
+                                         "  ControlPersist 60\n")
+        try:
+            first = env.spawn(env.ssh_argv(mux, "target", "echo started; read x; echo one-$x"))
+            line = read_line(first.stdout, 20)
+            check(line == b"started\n", f"the first channel did not start (read {line!r})")
+            second = env.spawn(env.ssh_argv(mux, "target", "echo started; read x; echo two-$x"))
+            line = read_line(second.stdout, 20)
+            check(line == b"started\n", f"the second channel did not start (read {line!r})")
+            r = env.touchgate(w.gw, "sessions", "list", "--json")
+            sessions = [json.loads(line) for line in r.stdout.splitlines()]
+            check(r.returncode == 0 and len(sessions) == 1 and
+                  len(sessions[0]["channels"]) == 2,
+                  "expected one connection with two channels", r)
+            conn = sessions[0]["id"]
+            one, two = sorted(c["channel"] for c in sessions[0]["channels"])
+            r = env.touchgate(w.gw, "sessions", "kill", f"{conn}/{one}")
+            check(r.returncode == 0 and r.stdout == "killed 1\n", "sessions kill ID/CHANNEL failed",
+                  r)
+            w.gw.wait_for_log(rf"event=channel_killed conn={conn} channel={one} .*by_uid=\d+")
+            first.wait(timeout=15)
+            check(first.returncode != 0, f"the killed channel's ssh exited {first.returncode}")
+            r = env.touchgate(w.gw, "sessions", "list", "--json")
+            sessions = [json.loads(line) for line in r.stdout.splitlines()]
+            check(r.returncode == 0 and len(sessions) == 1 and
+                  [c["channel"] for c in sessions[0]["channels"]] == [two],
+                  "after the kill, expected the connection with the other channel alone", r)
+            second.stdin.write(b"on\n")
+            second.stdin.close()
+            out = second.stdout.read()
+            second.wait(timeout=15)
+            check(second.returncode == 0 and out == b"two-on\n",
+                  f"the other channel did not carry on: {second.returncode} {out!r}")
+            r = env.touchgate(w.gw, "sessions", "kill", f"{conn}/{one}")
+            check(r.returncode == 1 and "(no_such_channel)" in r.stderr,
+                  "killing a channel that is not open did not fail with no_such_channel", r)
+            r = env.touchgate(w.gw, "sessions", "kill", f"{conn}/0")
+            check(r.returncode == 2 and "is not a connection ID or ID/CHANNEL" in r.stderr,
+                  "channel 0: expected a usage error", r)
+        finally:
+            env.run([harness.SSH, "-F", mux, "-O", "exit", "gw"], timeout=10)
 
         # A malformed request.
         reply = raw_request(sock, b"GET / HTTP/1.0\r\n\r\n")

@@ -21,8 +21,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string encoded = encode_request(*request);
     auto again = parse_request(encoded);
     if (!again || again->verb != request->verb || again->connection_id != request->connection_id ||
-        again->principal != request->principal || encoded.size() > size) {
+        again->principal != request->principal || again->channel != request->channel ||
+        encoded.size() > size) {
       __builtin_trap();
+    }
+    if (request->verb == ControlVerb::kSessionsKill && request->channel == 0 &&
+        input.find('/') != std::string_view::npos) {
+      __builtin_trap();  // "ID/0" is refused
     }
     if (request->verb == ControlVerb::kSessionsKillUser &&
         (request->principal.empty() || request->principal.size() > 256)) {
@@ -43,10 +48,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (error.find('\n') != error.size() - 1) __builtin_trap();
   auto status = parse_status(std::string_view(error).substr(0, error.size() - 1));
   if (status || status.error().code != "x") __builtin_trap();
+  const std::string finding = format_finding_line("warning", input);
+  if (finding.find('\n') != finding.size() - 1) __builtin_trap();
   SessionInfo s;
   s.user = std::string(input);
   s.key_fp = std::string(input);
-  s.channels.push_back(ChannelInfo{1, std::string(input), std::string(input), 0, 1, 2});
+  s.channels.push_back(
+      ChannelInfo{1, std::string(input), std::string(input), 0, 1, 2, std::string(input)});
   const std::string json = format_session(s);
   if (json.find('\n') != json.size() - 1) __builtin_trap();
   for (char c : json) {

@@ -36,6 +36,13 @@ TEST(ControlRequestTest, EveryVerb) {
   ASSERT_TRUE(kill.has_value());
   EXPECT_EQ(kill->verb, ControlVerb::kSessionsKill);
   EXPECT_EQ(kill->connection_id, 42u);
+  EXPECT_EQ(kill->channel, 0u);
+
+  auto channel = parse_request("sessions kill 42/3\n");
+  ASSERT_TRUE(channel.has_value()) << channel.error().message;
+  EXPECT_EQ(channel->verb, ControlVerb::kSessionsKill);
+  EXPECT_EQ(channel->connection_id, 42u);
+  EXPECT_EQ(channel->channel, 3u);
 
   auto user = parse_request("sessions kill --user alice.b@corp-1_x\n");
   ASSERT_TRUE(user.has_value());
@@ -58,6 +65,18 @@ TEST(ControlRequestTest, ConnectionIdLimits) {
   refused("sessions kill +1\n", "the connection id \"+1\"");
   refused("sessions kill 0x10\n", "the connection id \"0x10\"");
   refused("sessions kill 1e3\n", "the connection id \"1e3\"");
+}
+
+TEST(ControlRequestTest, ChannelLimits) {
+  auto max = parse_request("sessions kill 1/18446744073709551615\n");
+  ASSERT_TRUE(max.has_value());
+  EXPECT_EQ(max->channel, UINT64_MAX);
+  refused("sessions kill 1/0\n", "the channel \"0\" is not a number of 1-20 digits from 1");
+  refused("sessions kill 1/\n", "the channel \"\"");
+  refused("sessions kill 1/2/3\n", "the channel \"2/3\"");
+  refused("sessions kill 1/18446744073709551616\n", "the channel \"18446744073709551616\"");
+  refused("sessions kill /2\n", "the connection id \"\"");
+  refused("sessions kill x/2\n", "the connection id \"x\"");
 }
 
 TEST(ControlRequestTest, Framing) {
@@ -86,7 +105,7 @@ TEST(ControlRequestTest, Grammar) {
   refused("sessions\n", "needs \"list\" or \"kill\"");
   refused("sessions show\n", "unknown request \"sessions show\"");
   refused("sessions list --json\n", "unexpected \"--json\" after \"sessions list\"");
-  refused("sessions kill\n", "needs a connection id or --user");
+  refused("sessions kill\n", "needs a connection id, ID/CHANNEL or --user");
   refused("sessions kill 1 2\n", "unexpected \"2\" after \"sessions kill 1\"");
   refused("sessions kill --user\n", "needs a principal");
   refused("sessions kill --user a b\n", "unexpected \"b\" after \"sessions kill --user a\"");
@@ -105,7 +124,7 @@ TEST(ControlRequestTest, Grammar) {
 
 TEST(ControlRequestTest, EncodeRoundTrips) {
   for (const char* text : {"ping\n", "reload\n", "sessions list\n", "sessions kill 7\n",
-                           "sessions kill --user bob\n"}) {
+                           "sessions kill 7/2\n", "sessions kill --user bob\n"}) {
     auto r = parse_request(text);
     ASSERT_TRUE(r.has_value()) << text;
     EXPECT_EQ(encode_request(*r), text);
@@ -146,17 +165,25 @@ TEST(ControlReplyTest, SessionJson) {
   s.since = 1772356364;  // 2026-03-01T09:12:44Z
   s.factor = "touch+pin";
   s.key_fp = "SHA256:abc";
-  s.channels.push_back({1, "db1", "10.0.0.5:22", 1772356370, 100, 2000});
-  s.channels.push_back({3, "web", "10.0.0.6:22", 1772356380, 5, 7});
+  s.channels.push_back({1, "db1", "10.0.0.5:22", 1772356370, 100, 2000, ""});
+  s.channels.push_back({3, "web", "10.0.0.6:22", 1772356380, 5, 7, "staging"});
   EXPECT_EQ(format_session(s),
             "{\"id\":12,\"user\":\"alice\",\"source\":\"127.0.0.1:50412\","
             "\"since\":\"2026-03-01T09:12:44Z\",\"channels\":["
-            "{\"channel\":1,\"target\":\"db1\",\"address\":\"10.0.0.5:22\","
+            "{\"channel\":1,\"target\":\"db1\",\"address\":\"10.0.0.5:22\",\"rule\":\"\","
             "\"since\":\"2026-03-01T09:12:50Z\",\"bytes_up\":100,\"bytes_down\":2000},"
             "{\"channel\":3,\"target\":\"web\",\"address\":\"10.0.0.6:22\","
-            "\"since\":\"2026-03-01T09:13:00Z\",\"bytes_up\":5,\"bytes_down\":7}],"
+            "\"rule\":\"staging\",\"since\":\"2026-03-01T09:13:00Z\",\"bytes_up\":5,"
+            "\"bytes_down\":7}],"
             "\"bytes_up\":105,\"bytes_down\":2007,\"factor\":\"touch+pin\","
             "\"key_fp\":\"SHA256:abc\"}\n");
+}
+
+TEST(ControlReplyTest, FindingLines) {
+  EXPECT_EQ(format_finding_line("warning", "/etc/tg.toml:30: [r1] never decides (rule_shadowed)"),
+            "warning /etc/tg.toml:30: [r1] never decides (rule_shadowed)\n");
+  // Text from the file never breaks the reply's lines.
+  EXPECT_EQ(format_finding_line("note", "a\nb\x7f"), "note a?b?\n");
 }
 
 TEST(ControlReplyTest, SessionJsonEscapesText) {

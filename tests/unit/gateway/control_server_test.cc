@@ -39,23 +39,65 @@ TEST(ControlPeerTest, OthersOnlyThroughTheAdminGroup) {
 }
 
 TEST(RestartOnlyTest, NamesEveryChangedSetting) {
-  policy::ServerConfig a;
-  a.listen.push_back({"127.0.0.1", 2222});
-  a.state_dir = "/var/lib/touchgate";
-  a.control_socket = "/var/lib/touchgate/control.sock";
-  policy::ServerConfig b = a;
-  b.idle_timeout = std::chrono::seconds(5);  // may change on reload
-  b.name = "other";
+  policy::Config a;
+  a.server.listen.push_back({"127.0.0.1", 2222});
+  a.server.state_dir = "/var/lib/touchgate";
+  a.server.control_socket = "/var/lib/touchgate/control.sock";
+  policy::Config b = a;
+  b.server.idle_timeout = std::chrono::seconds(5);  // may change on reload
+  b.server.name = "other";
+  b.server.max_sessions = 7;
+  b.ca.cert_lifetime = std::chrono::seconds(120);  // read for every certificate
+  b.mfa.touch_timeout = std::chrono::seconds(20);
+  b.recording.max_size = 1u << 20;
   EXPECT_TRUE(restart_only_changes(a, b).empty());
-  b.listen[0].port = 2223;
-  b.host_keys.push_back("/k");
-  b.state_dir = "/srv";
-  b.workers = 3;
-  b.control_socket = "/run/tg.sock";
-  b.admin_group = "wheel";
+  b.server.listen[0].port = 2223;
+  b.server.host_keys.push_back("/k");
+  b.server.state_dir = "/srv";
+  b.server.workers = 3;
+  b.server.control_socket = "/run/tg.sock";
+  b.server.admin_group = "wheel";
+  EXPECT_THAT(
+      restart_only_changes(a, b),
+      ::testing::ElementsAre("server.listen", "server.host_keys", "server.state_dir",
+                             "server.workers", "server.control_socket", "server.admin_group"));
+}
+
+TEST(RestartOnlyTest, NamesAuditAndCaKeys) {
+  policy::Config a;
+  a.audit.dir = "/var/lib/touchgate/audit";
+  policy::Config b = a;
+  b.audit.dir = "/srv/audit";
+  b.audit.key = "/srv/audit_key";
+  b.audit.max_segment_size = 1u << 20;
+  b.audit.max_segment_age = std::chrono::seconds(60);
+  b.audit.checkpoint_every = 5;
+  b.audit.checkpoint_interval = std::chrono::seconds(5);
+  b.audit.deny_on_failure = false;
+  b.audit.syslog = true;
+  b.audit.syslog_socket = "/run/log";
+  b.audit.syslog_facility = "local0";
+  b.ca.pkcs11_uri = "pkcs11:token=ca;object=ca";  // [ca] added: the key is opened at start
+  b.ca.pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so";
+  b.ca.pin_file = "/etc/touchgate/ca.pin";
+  b.ca.key_file = "/etc/touchgate/ca.key";
   EXPECT_THAT(restart_only_changes(a, b),
-              ::testing::ElementsAre("listen", "host_keys", "state_dir", "workers",
-                                     "control_socket", "admin_group"));
+              ::testing::ElementsAre(
+                  "audit.dir", "audit.key", "audit.max_segment_size", "audit.max_segment_age",
+                  "audit.checkpoint_every", "audit.checkpoint_interval", "audit.on_failure",
+                  "audit.syslog", "audit.syslog_socket", "audit.syslog_facility", "ca.pkcs11_uri",
+                  "ca.pkcs11_module", "ca.pin_file", "ca.key_file"));
+  // What a reload keeps: the running values of exactly those settings, the rest from the file.
+  b.ca.cert_lifetime = std::chrono::seconds(300);
+  b.server.workers = 9;
+  b.server.idle_timeout = std::chrono::seconds(7);
+  keep_restart_only(a, &b);
+  EXPECT_TRUE(restart_only_changes(a, b).empty());
+  EXPECT_EQ(b.audit, a.audit);
+  EXPECT_FALSE(b.ca.configured());
+  EXPECT_EQ(b.ca.cert_lifetime, std::chrono::seconds(300));
+  EXPECT_EQ(b.server.workers, 0);
+  EXPECT_EQ(b.server.idle_timeout, std::chrono::seconds(7));
 }
 
 class ControlServerTest : public ::testing::Test {

@@ -12,6 +12,7 @@ namespace touchgate::policy {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Lines 1-4; the targets follow (lines 5-20), rules start at line 21.
 constexpr const char* kHead =
@@ -432,6 +433,271 @@ factor = "fido2-attested"
 )");
   ASSERT_EQ(f.size(), 2u) << dump(f);
   EXPECT_LT(f[0].line, f[1].line);
+}
+
+TEST(LintTest, HostGlobsThatShareANameOverlap) {
+  auto f = lint_rules(R"(
+[[rule]]
+id = "fleet"
+principals = ["alice"]
+hosts = ["*.prod.example.com"]
+[[rule]]
+id = "no-web"
+effect = "deny"
+principals = ["alice"]
+hosts = ["WEB*.prod.example.com"]
+)");
+  auto w = of(f, "fleet", "rule_overlaps_deny");
+  ASSERT_EQ(w.size(), 1u) << dump(f);
+  EXPECT_EQ(w[0].severity, Severity::kWarning);
+  EXPECT_THAT(w[0].message, HasSubstr("rule fleet allows and rule no-web (line 26) denies some "
+                                      "of the same requests; deny wins"));
+}
+
+TEST(LintTest, HostsThatCannotShareADestinationDoNotOverlap) {
+  auto f = lint_rules(R"(
+[[rule]]
+id = "fleet"
+principals = ["alice"]
+hosts = ["*.prod.example.com", "10.1.0.0/16"]
+[[rule]]
+id = "no-staging"
+effect = "deny"
+principals = ["alice"]
+hosts = ["*.staging.example.com", "web?.prod.example.org", "10.2.0.0/16"]
+[[rule]]
+id = "no-web-2222"
+effect = "deny"
+principals = ["alice"]
+hosts = ["web*.prod.example.com"]
+ports = [2222]
+[[rule]]
+id = "no-db1"
+effect = "deny"
+principals = ["alice"]
+targets = ["db1"]
+)");
+  EXPECT_TRUE(f.empty()) << dump(f);
+}
+
+TEST(LintTest, NetworksAndAddressGlobsOverlap) {
+  for (const char* deny : {"\"10.1.2.0/24\"", "\"10.0.0.0/8\"", "\"10.1.*\"", "\"1?.*\""}) {
+    auto f = lint_rules(fmt::format(R"(
+[[rule]]
+id = "lab"
+principals = ["alice"]
+hosts = ["10.1.0.0/16"]
+[[rule]]
+id = "no-lab"
+effect = "deny"
+principals = ["alice"]
+hosts = [{}]
+)",
+                                    deny));
+    EXPECT_EQ(of(f, "lab", "rule_overlaps_deny").size(), 1u) << deny << "\n" << dump(f);
+  }
+}
+
+TEST(LintTest, GroupsWithOpenMembershipMayShareMembers) {
+  // The worked example of docs/policy.md: dev and contractors both come from an extension, so
+  // one certificate can make a user a member of both.
+  auto f = lint_rules(R"(
+[[group]]
+name = "contractors"
+extension = "groups@corp.example"
+[[rule]]
+id = "prod"
+groups = ["dev"]
+targets = ["tag:prod"]
+[[rule]]
+id = "no-contractors-in-prod"
+effect = "deny"
+groups = ["contractors"]
+targets = ["db1"]
+[[rule]]
+id = "no-contractors-on-staging"
+effect = "deny"
+groups = ["contractors"]
+targets = ["web-staging"]
+)");
+  auto n = of(f, "prod", "rule_may_overlap_deny");
+  ASSERT_EQ(n.size(), 1u) << dump(f);
+  EXPECT_EQ(n[0].severity, Severity::kNote);
+  EXPECT_EQ(n[0].line, 25);
+  EXPECT_THAT(n[0].message,
+              HasSubstr("rule prod allows and rule no-contractors-in-prod (line 29) denies some "
+                        "of the same requests to group dev and group contractors, which may be "
+                        "the same user"));
+  EXPECT_THAT(n[0].message, HasSubstr("for such a user deny wins"));
+  // Not a proven overlap, and nothing about the deny on another target.
+  EXPECT_TRUE(of(f, "prod", "rule_overlaps_deny").empty()) << dump(f);
+  EXPECT_EQ(f.size(), 1u) << dump(f);
+}
+
+TEST(LintTest, PrincipalMayCarryAGroupsExtension) {
+  auto f = lint_rules(R"(
+[[rule]]
+id = "carol"
+principals = ["carol"]
+targets = ["db1"]
+[[rule]]
+id = "no-dev"
+effect = "deny"
+groups = ["dev"]
+targets = ["db1"]
+)");
+  auto n = of(f, "carol", "rule_may_overlap_deny");
+  ASSERT_EQ(n.size(), 1u) << dump(f);
+  EXPECT_THAT(n[0].message, HasSubstr("to principal carol and group dev, which may be the same"));
+}
+
+TEST(LintTest, PrincipalListGroupsOverlapOnlyWhenTheyShareAName) {
+  auto f = lint_rules(R"(
+[[group]]
+name = "ops"
+principals = ["dave", "erin"]
+[[group]]
+name = "oncall"
+principals = ["erin"]
+[[group]]
+name = "qa"
+principals = ["frank"]
+[[rule]]
+id = "ops"
+groups = ["ops"]
+targets = ["db1"]
+[[rule]]
+id = "no-qa"
+effect = "deny"
+groups = ["qa"]
+targets = ["db1"]
+[[rule]]
+id = "no-oncall"
+effect = "deny"
+groups = ["oncall"]
+targets = ["db1"]
+)");
+  auto w = of(f, "ops", "rule_overlaps_deny");
+  ASSERT_EQ(w.size(), 1u) << dump(f);
+  EXPECT_THAT(w[0].message, HasSubstr("rule ops allows and rule no-oncall (line "));
+  EXPECT_THAT(w[0].message, Not(HasSubstr("no-qa")));
+  EXPECT_TRUE(of(f, "ops", "rule_may_overlap_deny").empty()) << dump(f);
+}
+
+TEST(LintTest, GroupsOfDisjointCasShareNoMember) {
+  auto f = lint_rules(R"(
+[[group]]
+name = "corp-admins"
+key_ids = ["*@admins.corp.example"]
+cas = ["corp"]
+[[group]]
+name = "partner-staff"
+extension = "groups@partner.example"
+cas = ["partner"]
+[[rule]]
+id = "admins"
+groups = ["corp-admins"]
+targets = ["db1"]
+[[rule]]
+id = "no-partner"
+effect = "deny"
+groups = ["partner-staff"]
+targets = ["db1"]
+)");
+  EXPECT_TRUE(f.empty()) << dump(f);
+}
+
+TEST(LintTest, MayOverlapIsOneNotePerAllowRule) {
+  auto f = lint_rules(R"(
+[[group]]
+name = "ops"
+key_ids = ["*@ops.corp.example"]
+[[group]]
+name = "contractors"
+extension = "groups@corp.example"
+[[group]]
+name = "interns"
+extension = "groups@corp.example"
+[[rule]]
+id = "teams"
+groups = ["dev", "ops"]
+targets = ["db1"]
+[[rule]]
+id = "no-externals"
+effect = "deny"
+groups = ["contractors", "interns"]
+targets = ["db1"]
+[[rule]]
+id = "no-externals-2"
+effect = "deny"
+groups = ["interns"]
+targets = ["tag:db"]
+)");
+  auto n = of(f, "teams", "rule_may_overlap_deny");
+  ASSERT_EQ(n.size(), 1u) << dump(f);
+  EXPECT_THAT(n[0].message,
+              HasSubstr("rule teams allows and rules no-externals (line 35), no-externals-2 (line "
+                        "40) deny some of the same requests to subjects that may be the same user "
+                        "(rule no-externals: group dev and group contractors; group membership by "
+                        "key id or certificate extension); for such a user deny wins"));
+}
+
+TEST(LintTest, SeverityNames) {
+  EXPECT_STREQ(severity_name(Severity::kError), "error");
+  EXPECT_STREQ(severity_name(Severity::kWarning), "warning");
+  EXPECT_STREQ(severity_name(Severity::kNote), "note");
+}
+
+TEST(LintTest, FormatFindingIsThePolicyCheckLine) {
+  Finding f{Severity::kWarning, "r1", 30, "rule_shadowed", "never decides"};
+  EXPECT_EQ(format_finding("/etc/tg.toml", f),
+            "/etc/tg.toml:30: warning: [r1] never decides "
+            "(rule_shadowed)");
+  EXPECT_EQ(format_finding("/etc/tg.toml", f, false),
+            "/etc/tg.toml:30: [r1] never decides (rule_shadowed)");
+}
+
+TEST(LintTest, CheckLintRefusesErrorsAndPassesWarnings) {
+  Config broken = parse(R"(
+[[rule]]
+id = "nothing"
+principals = ["alice"]
+targets = ["mail*"]
+[[rule]]
+id = "odd-port"
+principals = ["alice"]
+targets = ["db1"]
+ports = [2200]
+[[rule]]
+id = "attested"
+principals = ["alice"]
+targets = ["db2"]
+factor = "fido2-attested"
+)");
+  std::vector<Finding> found;
+  auto r = check_lint(broken, "t.toml", &found);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, "policy_invalid");
+  EXPECT_THAT(r.error().message,
+              HasSubstr("t.toml:22: [nothing] never matches: targets [\"mail*\"] select no "
+                        "configured [[target]] and it has no hosts (rule_never_matches); "
+                        "t.toml:26: [odd-port] never matches: ports 2200 exclude"));
+  EXPECT_THAT(r.error().message, Not(HasSubstr("attested")));  // a warning does not refuse
+  ASSERT_EQ(found.size(), 3u) << dump(found);
+  EXPECT_EQ(found[2].code, "rule_attestation_only");
+
+  Config warned = parse(R"(
+[[rule]]
+id = "attested"
+principals = ["alice"]
+targets = ["db2"]
+factor = "fido2-attested"
+)");
+  found.clear();
+  EXPECT_TRUE(check_lint(warned, "t.toml", &found).has_value());
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].severity, Severity::kWarning);
+  EXPECT_TRUE(check_lint(parse(""), "t.toml").has_value());
 }
 
 }  // namespace

@@ -358,6 +358,7 @@ void TerminatingSession::touch_result(const Result<TouchProof>& result) {
   record_input_ = d.record_input;
   limit_session(d.max_session, d.rule_id);
   if (d.window_closes) limit_window(*d.window_closes, d.rule_id, d.window);
+  rule_ = d.rule_id;
   touch_factors_ = result->factors;
   touch_key_fp_ = result->touch.fingerprint();
   r.str("remote_user", remote_user_);

@@ -180,6 +180,7 @@ class TerminatingSession : public Pollable, public Watcher, public UpstreamSshLi
   bool record_input_ = false;
   uint8_t touch_factors_ = 0;
   std::string touch_key_fp_;
+  std::string rule_;  // the rule that allowed it (for `touchgate sessions list`)
   // The rules' limits: max_session (from the channel's open) and a time window, each with the
   // rule that set it.
   std::optional<Clock::time_point> session_deadline_, window_deadline_;

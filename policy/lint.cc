@@ -351,6 +351,13 @@ class Linter {
     }
   }
 
+  // host_ports: the ports a rule covers for `hosts` destinations: its ports, else 22 when it
+  // allows and every port when it denies (as the engine decides).
+  static PortRanges host_ports(const RuleConfig& r) {
+    if (!r.ports.empty()) return r.ports;
+    return r.allow ? PortRanges{{22, 22}} : PortRanges{{1, 65535}};
+  }
+
   // covers: rule a matches every request rule b matches (proved selector by selector).
   bool covers(const Facts& a, const Facts& b) const {
     const RuleConfig& ra = *a.rule;
@@ -361,9 +368,7 @@ class Linter {
     if (!b.matched.subset_of(a.matched)) return false;
     if (!b.hosts.empty()) {
       if (!a.all_hosts && a.hosts != b.hosts) return false;
-      const PortRanges kSsh{{22, 22}};
-      if (!ranges_cover(ra.ports.empty() ? kSsh : ra.ports, rb.ports.empty() ? kSsh : rb.ports))
-        return false;
+      if (!ranges_cover(host_ports(ra), host_ports(rb))) return false;
     }
     if (!window_covers(a, b)) return false;
     if (!a.from.empty()) {
@@ -385,9 +390,7 @@ class Linter {
     const RuleConfig& ra = *a.rule;
     const RuleConfig& rb = *b.rule;
     if (ra.hosts.empty() || rb.hosts.empty()) return false;
-    const PortRanges kSsh{{22, 22}};
-    if (!ranges_meet(ra.ports.empty() ? kSsh : ra.ports, rb.ports.empty() ? kSsh : rb.ports))
-      return false;
+    if (!ranges_meet(host_ports(ra), host_ports(rb))) return false;
     for (const auto& x : a.host_globs) {
       for (const auto& y : b.host_globs)
         if (globs_meet(x, y)) return true;

@@ -190,7 +190,7 @@ Result<void> AuditLog::start() {
   std::filesystem::create_directories(opts_.dir, ec);
   if (ec) return fail("audit_unavailable", fmt::format("{}: {}", opts_.dir.string(), ec.message()));
   if (auto l = lock_dir(); !l) return l;
-  auto key = AuditKey::load_or_create(opts_.key_path);
+  auto key = AuditKey::open(opts_.key_path, opts_.open_key, opts_.public_key_path);
   if (!key) return tl::unexpected(key.error());
   key_ = std::move(*key);
 
@@ -366,7 +366,11 @@ void AuditLog::fail_items(std::vector<Item>& items, const Error& e) {
 
 void AuditLog::append_checkpoint(std::string& buf) {
   const uint64_t head_seq = next_seq_ - 1;
+  const uint64_t missed = key_->unsigned_streak();
   auto sig = key_->sign_checkpoint(head_seq, prev_hash_);
+  if (!sig && opts_.on_checkpoint_unsigned) opts_.on_checkpoint_unsigned(next_seq_, sig.error());
+  if (sig && missed > 0 && opts_.on_checkpoint_signed_again)
+    opts_.on_checkpoint_signed_again(next_seq_, missed);
   Record cp("checkpoint");
   cp.u64("head_seq", head_seq).str("head", prev_hash_).str("key_fp", key_->fingerprint());
   cp.str("sig", sig ? ssh::base64_encode(*sig) : std::string());

@@ -35,6 +35,20 @@ enum class IoOp { kWrite, kSync };
 struct Options {
   std::filesystem::path dir;       // created (0700) if missing
   std::filesystem::path key_path;  // audit key, created (0600) with <key_path>.pub if missing
+  // open_key, when set, opens the audit key instead of key_path: a key in a PKCS#11 token
+  // (gateway::audit_options sets it from [audit] pkcs11_uri). open() calls it once, after taking
+  // the directory's lock; its error fails open() (fail closed: a token missing or a wrong PIN at
+  // start). The key's public line is then recorded in public_key_path (see AuditKey::open).
+  AuditKey::KeyOpener open_key;
+  std::filesystem::path public_key_path;  // with open_key; default <key_path>.pub
+  // A checkpoint that cannot be signed (a token key whose token is gone, ...) is written with an
+  // empty sig: records go on being written and chained, verify reports that checkpoint as
+  // bad_checkpoint, and the next checkpoint tries again. on_checkpoint_unsigned, when set, is
+  // called ON THE WRITER THREAD each time, with the checkpoint's seq and the key's error;
+  // on_checkpoint_signed_again at the first checkpoint signed after such failures, with its seq
+  // and how many went unsigned. Both must not block (callers log).
+  std::function<void(uint64_t seq, const Error& error)> on_checkpoint_unsigned;
+  std::function<void(uint64_t seq, uint64_t unsigned_checkpoints)> on_checkpoint_signed_again;
   uint64_t max_segment_bytes = 64ull << 20;
   // Age of a segment, counted from when this process opened or created it.
   std::chrono::seconds max_segment_age = std::chrono::hours(24);

@@ -372,8 +372,9 @@ AuditCommand::AuditCommand(CLI::App& app) {
   add_dir(verify_);
   verify_
       ->add_option("--key", key_,
-                   "The trusted audit public key (default: <[audit] key>.pub when it exists; "
-                   "else checkpoints are only checked for consistency)")
+                   "The trusted audit public key (default: the one the gateway recorded, "
+                   "<[audit] key>.pub, or state_dir/audit_key.pub for a key in a PKCS#11 "
+                   "token, when it exists; else checkpoints are only checked for consistency)")
       ->option_text("FILE.pub");
   verify_->add_flag("--json", json_, "Print a JSON report instead of text");
   verify_->footer(
@@ -596,8 +597,9 @@ int AuditCommand::verify(const std::filesystem::path& config_file) const {
 
   std::filesystem::path key_file = key_;
   if (key_file.empty() && config) {
-    auto pub = config->audit.key;
-    pub += ".pub";
+    // Where the gateway records the audit key's public line: <[audit] key>.pub for a key file,
+    // state_dir/audit_key.pub for a key in a token.
+    const auto& pub = config->audit.public_key;
     std::error_code ec;
     if (std::filesystem::exists(pub, ec)) key_file = pub;
   }

@@ -204,12 +204,26 @@ int run_daemon(const DaemonOptions& options) {
       sink->send(line);
     };
   }
+  // A checkpoint the key cannot sign (its token gone) is written unsigned; say so each time.
+  audit_options.on_checkpoint_unsigned = [](uint64_t seq, const Error& e) {
+    log_event(Level::kError, "audit_checkpoint_unsigned",
+              {{"seq", seq},
+               {"code", e.code},
+               {"reason", e.message},
+               {"note", "records are still written and chained; the next checkpoint retries"}});
+  };
+  audit_options.on_checkpoint_signed_again = [](uint64_t seq, uint64_t missed) {
+    log_event(Level::kInfo, "audit_checkpoint_signed_again",
+              {{"seq", seq}, {"unsigned_checkpoints", missed}});
+  };
   auto audit_log = audit::AuditLog::open(audit_options);
   if (!audit_log) {
     print_error(fmt::format("audit log {}: {} ({})", ac.dir.string(), audit_log.error().message,
                             audit_log.error().code));
     return 1;
   }
+  log_event(Level::kInfo, "audit_key_ready",
+            {{"key", (*audit_log)->key().describe()}, {"public_key", ac.public_key.string()}});
   if (!(*audit_log)->recovered().empty()) {
     log_event(Level::kWarn, "audit_tail_recovered", {{"note", (*audit_log)->recovered()}});
   }

@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <string_view>
 #include <vector>
 
@@ -31,6 +34,20 @@ std::string blank_trimmed(const unsigned char (&field)[N]) {
   const size_t end = s.find_last_not_of(' ');
   s.erase(end == std::string::npos ? 0 : end + 1);
   return s;
+}
+
+// The loaded modules, by canonical path. Its mutex also covers loading and unloading a library:
+// a library whose last owner is unloading it (its weak_ptr expired, its destructor not done) is
+// loaded again only once that destructor has finalised it.
+struct Registry {
+  std::mutex mutex;
+  std::condition_variable unloaded;
+  std::map<std::string, std::weak_ptr<Module>> modules;
+};
+
+Registry& registry() {
+  static Registry r;
+  return r;
 }
 
 tl::unexpected<Error> module_error(std::string_view call, CK_RV rv) {
@@ -243,7 +260,7 @@ bool is_token_gone(CK_RV rv) {
   }
 }
 
-Result<std::unique_ptr<Module>> Module::load(const std::filesystem::path& path) {
+Result<std::shared_ptr<Module>> Module::load(const std::filesystem::path& path) {
   if (!path.is_absolute())
     return fail("pkcs11_module_missing",
                 fmt::format("PKCS#11 module {}: must be an absolute path", path.string()));
@@ -251,8 +268,19 @@ Result<std::unique_ptr<Module>> Module::load(const std::filesystem::path& path) 
   if (!std::filesystem::is_regular_file(path, ec))
     return fail("pkcs11_module_missing",
                 fmt::format("PKCS#11 module {}: no such file", path.string()));
+  auto canonical = std::filesystem::canonical(path, ec);
+  const std::string key = ec ? path.string() : canonical.string();
+
+  Registry& reg = registry();
+  std::unique_lock lock(reg.mutex);
+  for (auto it = reg.modules.find(key); it != reg.modules.end(); it = reg.modules.find(key)) {
+    if (auto loaded = it->second.lock()) return loaded;
+    reg.unloaded.wait(lock);
+  }
+  // Not registered until it is whole: a Module that fails here unloads without the registry.
   std::unique_ptr<Module> module(new Module());
   module->path_ = path;
+  module->key_ = key;
   module->handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!module->handle_) {
     const char* why = ::dlerror();
@@ -279,15 +307,20 @@ Result<std::unique_ptr<Module>> Module::load(const std::filesystem::path& path) 
     return fail("pkcs11_module_init", fmt::format("PKCS#11 module {}: C_Initialize failed: {}",
                                                   path.string(), rv_name(rv)));
   }
-  return module;
+  std::shared_ptr<Module> shared(std::move(module));
+  shared->registered_ = true;
+  reg.modules[key] = shared;
+  return shared;
 }
 
 Result<void> Module::reinitialize() {
+  std::unique_lock lock(use_);
   if (!finalize_)
     return fail("pkcs11_module_init",
                 fmt::format("PKCS#11 module {}: initialised by another user; not restarted",
                             path_.string()));
   functions_->C_Finalize(nullptr);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
   const CK_RV rv = initialize(functions_);
   if (rv != CKR_OK) {
     finalize_ = false;
@@ -298,8 +331,17 @@ Result<void> Module::reinitialize() {
 }
 
 Module::~Module() {
+  if (!registered_) {
+    if (finalize_) functions_->C_Finalize(nullptr);
+    if (handle_) ::dlclose(handle_);
+    return;
+  }
+  Registry& reg = registry();
+  std::lock_guard lock(reg.mutex);
   if (finalize_) functions_->C_Finalize(nullptr);
   if (handle_) ::dlclose(handle_);
+  reg.modules.erase(key_);
+  reg.unloaded.notify_all();
 }
 
 Result<CK_SLOT_ID> Module::find_slot(const Uri& uri) const {
@@ -364,15 +406,16 @@ Result<CK_SLOT_ID> Module::find_slot(const Uri& uri) const {
 Session& Session::operator=(Session&& other) noexcept {
   if (this != &other) {
     close();
-    functions_ = std::exchange(other.functions_, nullptr);
+    module_ = std::exchange(other.module_, nullptr);
     handle_ = std::exchange(other.handle_, 0);
+    generation_ = std::exchange(other.generation_, 0);
   }
   return *this;
 }
 
 void Session::close() {
-  if (functions_) functions_->C_CloseSession(handle_);
-  functions_ = nullptr;
+  if (current()) module_->functions()->C_CloseSession(handle_);
+  module_ = nullptr;
   handle_ = 0;
 }
 
@@ -382,7 +425,7 @@ Result<Session> open_session(const Module& module, CK_SLOT_ID slot) {
       module.functions()->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &handle);
   if (rv == CKR_SLOT_ID_INVALID) return module_error("C_OpenSession", CKR_TOKEN_NOT_PRESENT);
   if (rv != CKR_OK) return module_error("C_OpenSession", rv);
-  return Session(module.functions(), handle);
+  return Session(module, handle);
 }
 
 Result<std::string> read_pin_file(const std::filesystem::path& pin_file) {

@@ -3,8 +3,11 @@
 // the module is trusted code; what it reports about tokens and keys is checked before use).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <utility>
 
@@ -24,25 +27,37 @@ std::string rv_name(CK_RV rv);
 // logged out. A new session and login may succeed once the token is back.
 bool is_token_gone(CK_RV rv);
 
-// Module: a dlopen()ed (RTLD_NOW | RTLD_LOCAL) and C_Initialize()d PKCS#11 library. Its
-// destructor calls C_Finalize and dlclose. The gateway keeps one Module per library: Cryptoki
-// state is per process, so a second Module of the same library shares it (and its C_Finalize
-// would end the first one's sessions); a Module that found the library already initialised does
-// not finalise it.
+// Module: a dlopen()ed (RTLD_NOW | RTLD_LOCAL) and C_Initialize()d PKCS#11 library. Cryptoki
+// state is per process, so the process has one Module per library, shared by every signer that
+// uses it (the CA key and the audit key may live in the same module): load returns the one
+// already loaded. The last owner's destructor calls C_Finalize and dlclose; a Module that found
+// the library already initialised (by code outside this class) does not finalise it.
+//
+// Threads: calls on the module's sessions may run concurrently (the module is initialised with
+// CKF_OS_LOCKING_OK) and hold use_mutex() shared; reinitialize() holds it exclusively, so that
+// C_Finalize never runs under another thread's call.
 class Module {
  public:
-  // load opens the module at path, which must be absolute. Codes: "pkcs11_module_missing" (no such
-  // file), "pkcs11_module_load" (dlopen failed), "pkcs11_not_a_module" (no C_GetFunctionList),
+  // load returns the Module of the library at path, which must be absolute (one per library:
+  // the same object for the same file). Codes: "pkcs11_module_missing" (no such file),
+  // "pkcs11_module_load" (dlopen failed), "pkcs11_not_a_module" (no C_GetFunctionList),
   // "pkcs11_module_init" (C_Initialize failed).
-  static Result<std::unique_ptr<Module>> load(const std::filesystem::path& path);
+  static Result<std::shared_ptr<Module>> load(const std::filesystem::path& path);
   ~Module();
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
 
-  // reinitialize calls C_Finalize and C_Initialize again, which ends every session: some modules
-  // (SoftHSM2) look for tokens only when initialised, so a token put back is found only then.
+  // reinitialize calls C_Finalize and C_Initialize again, which ends every session of every user
+  // of the module (their Sessions turn stale, see Session::current): some modules (SoftHSM2)
+  // look for tokens only when initialised, so a token put back is found only then. It takes
+  // use_mutex() exclusively (the caller must not hold it) and so waits for the calls in flight.
   // Refused ("pkcs11_module_init") for a Module that found the library initialised already.
   Result<void> reinitialize();
+
+  // use_mutex is held shared around every call on a session (see the class comment).
+  std::shared_mutex& use_mutex() const { return use_; }
+  // generation counts the reinitialisations: a session opened in an earlier one is gone.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
   CK_FUNCTION_LIST* functions() const { return functions_; }
   const std::filesystem::path& path() const { return path_; }
@@ -57,31 +72,41 @@ class Module {
   Module() = default;
 
   std::filesystem::path path_;
+  std::string key_;  // the registry's name for the library (its canonical path)
   void* handle_ = nullptr;
   CK_FUNCTION_LIST* functions_ = nullptr;
   bool finalize_ = false;  // this Module initialised the library (and so finalises it)
+  bool registered_ = false;  // load() handed it out (and the registry names it)
+  mutable std::shared_mutex use_;
+  std::atomic<uint64_t> generation_{0};
 };
 
-// Session: an open read-only session, closed by the destructor. Move-only.
+// Session: an open read-only session, closed by the destructor. Move-only. It is bound to the
+// module's generation: after Module::reinitialize its handle means nothing (a new session may
+// even have the same number), so a stale Session is dropped without C_CloseSession. The owner
+// holds the module's use_mutex() shared around close() and the destructor.
 class Session {
  public:
   Session() = default;
-  Session(CK_FUNCTION_LIST* functions, CK_SESSION_HANDLE handle)
-      : functions_(functions), handle_(handle) {}
+  Session(const Module& module, CK_SESSION_HANDLE handle)
+      : module_(&module), handle_(handle), generation_(module.generation()) {}
   ~Session() { close(); }
   Session(Session&& other) noexcept { *this = std::move(other); }
   Session& operator=(Session&& other) noexcept;
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  explicit operator bool() const { return functions_ != nullptr; }
+  explicit operator bool() const { return module_ != nullptr; }
+  // current is false for a session the module's reinitialisation ended.
+  bool current() const { return module_ != nullptr && module_->generation() == generation_; }
   CK_SESSION_HANDLE handle() const { return handle_; }
   // close ends the session now (errors ignored: the token may be gone already).
   void close();
 
  private:
-  CK_FUNCTION_LIST* functions_ = nullptr;
+  const Module* module_ = nullptr;
   CK_SESSION_HANDLE handle_ = 0;
+  uint64_t generation_ = 0;
 };
 
 // open_session opens a read-only session on slot. Codes "pkcs11_token_missing",

@@ -7,15 +7,15 @@
 #include "pkcs11/uri.h"
 
 namespace touchgate::pkcs11 {
-namespace {
-
-tl::unexpected<Error> config_error(std::string message) {
-  return fail("ca_key_config", "CA key: " + std::move(message));
-}
-
-}  // namespace
 
 Result<std::unique_ptr<ssh::Signer>> open_ca_signer(const CaKeyConfig& config) {
+  return open_signer(config, kCaKey);
+}
+
+Result<std::unique_ptr<ssh::Signer>> open_signer(const CaKeyConfig& config, const KeyRole& role) {
+  const auto config_error = [&role](std::string message) -> tl::unexpected<Error> {
+    return fail(std::string(role.config_code), fmt::format("{}: {}", role.name, message));
+  };
   const bool token = !config.pkcs11_uri.empty();
   const bool file = !config.key_file.empty();
   if (token == file)

@@ -46,16 +46,26 @@ Result<std::unique_ptr<TokenSigner>> TokenSigner::open(const std::filesystem::pa
   signer->uri_ = uri;
   signer->pin_file_ = pin_file;
   std::lock_guard lock(signer->mutex_);
-  auto opened = signer->reopen(false);
+  std::shared_lock use(signer->module_->use_mutex());
+  auto opened = signer->reopen(false, use);
   if (!opened) return tl::unexpected(opened.error());
   return signer;
 }
 
-Result<void> TokenSigner::reopen(bool recovering) {
+TokenSigner::~TokenSigner() {
+  if (!module_) return;
+  std::shared_lock use(module_->use_mutex());
+  session_.close();
+}
+
+Result<void> TokenSigner::reopen(bool recovering, std::shared_lock<std::shared_mutex>& use) {
   session_.close();
   auto slot = module_->find_slot(uri_);
   if (!slot && recovering && slot.error().code == "pkcs11_token_not_found") {
-    if (module_->reinitialize()) slot = module_->find_slot(uri_);
+    use.unlock();
+    auto again = module_->reinitialize();
+    use.lock();
+    if (again) slot = module_->find_slot(uri_);
   }
   if (!slot && recovering && slot.error().code == "pkcs11_token_not_found")
     return fail("pkcs11_token_missing",
@@ -96,8 +106,11 @@ Result<std::vector<uint8_t>> TokenSigner::sign_raw(CK_MECHANISM_TYPE mechanism, 
 
 Result<std::vector<uint8_t>> TokenSigner::sign(std::span<const uint8_t> data) {
   std::lock_guard lock(mutex_);
+  std::shared_lock use(module_->use_mutex());
+  // Another signer of this module reinitialised it: this session is gone, not the token.
+  if (session_ && !session_.current()) session_.close();
   if (!session_) {
-    auto opened = reopen(true);
+    auto opened = reopen(true, use);
     if (!opened) return tl::unexpected(opened.error());
   }
   Result<std::vector<uint8_t>> raw;

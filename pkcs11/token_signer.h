@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@ class TokenSigner final : public ssh::Signer {
   static Result<std::unique_ptr<TokenSigner>> open(const std::filesystem::path& module_path,
                                                    const Uri& uri,
                                                    const std::filesystem::path& pin_file);
+  ~TokenSigner() override;
 
   const std::vector<uint8_t>& public_key() const override { return public_key_.blob; }
 
@@ -44,12 +46,12 @@ class TokenSigner final : public ssh::Signer {
   // reopen finds the token, opens a session, logs in and finds the key. When recovering from a
   // lost token, a token the module does not list makes it initialise the module again (see
   // Module::reinitialize) and look once more; a token still not found is
-  // "pkcs11_token_missing". mutex_ is held.
-  Result<void> reopen(bool recovering);
+  // "pkcs11_token_missing". mutex_ is held, and use shared (released while reinitialising).
+  Result<void> reopen(bool recovering, std::shared_lock<std::shared_mutex>& use);
   Result<std::vector<uint8_t>> sign_raw(CK_MECHANISM_TYPE mechanism, ssh::Bytes input);
 
   std::mutex mutex_;
-  std::unique_ptr<Module> module_;
+  std::shared_ptr<Module> module_;
   Uri uri_;
   std::filesystem::path pin_file_;
   Session session_;

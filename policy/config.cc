@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "pkcs11/uri.h"
 #include "policy/address.h"
 #include "policy/duration.h"
 #include "policy/file.h"
@@ -766,13 +767,36 @@ Result<void> Loader::load_terminating(const toml::table& table, TerminatingConfi
 }
 
 Result<void> Loader::load_audit(const toml::table& table, AuditConfig* out) const {
+  bool uri_names_module = false;
   for (auto&& [key, node] : table) {
     const std::string_view k = key.str();
     const std::string name = fmt::format("audit.{}", k);
-    if (k == "dir" || k == "key" || k == "syslog_socket") {
+    if (k == "dir" || k == "key" || k == "syslog_socket" || k == "pkcs11_module" ||
+        k == "pin_file") {
       auto p = get_path(node, name);
       if (!p) return tl::unexpected(p.error());
-      (k == "dir" ? out->dir : k == "key" ? out->key : out->syslog_socket) = *p;
+      (k == "dir"             ? out->dir
+       : k == "key"           ? out->key
+       : k == "pkcs11_module" ? out->pkcs11_module
+       : k == "pin_file"      ? out->pin_file
+                              : out->syslog_socket) = *p;
+    } else if (k == "pkcs11_uri") {
+      auto s = get_string(node, name);
+      if (!s) return tl::unexpected(s.error());
+      if (s->find("pin-value") != std::string::npos) {
+        return error_at(node, fmt::format("{}: a PIN never goes into the configuration; put it in "
+                                          "the file named by audit.pin_file",
+                                          name));
+      }
+      auto uri = pkcs11::parse_uri(*s);
+      if (!uri) return error_at(node, fmt::format("{}: {}", name, uri.error().message));
+      if (uri->module_name) {
+        return error_at(node, fmt::format("{}: module-name is not resolved; give the module's "
+                                          "path in audit.pkcs11_module",
+                                          name));
+      }
+      uri_names_module = uri->module_path.has_value();
+      out->pkcs11_uri = std::move(*s);
     } else if (k == "max_segment_size") {
       auto bytes = get_size(node, name, 1ull << 20, 16ull << 30, "1M and 16G");
       if (!bytes) return tl::unexpected(bytes.error());
@@ -814,13 +838,38 @@ Result<void> Loader::load_audit(const toml::table& table, AuditConfig* out) cons
       }
       out->syslog_facility = *s;
     } else {
-      return error_at(key.source(),
-                      fmt::format("unknown key \"{}\" in [audit]{}", k,
-                                  suggestion(k, {"dir", "key", "max_segment_size",
-                                                 "max_segment_age", "checkpoint_every",
-                                                 "checkpoint_interval", "on_failure", "syslog",
-                                                 "syslog_socket", "syslog_facility"})));
+      return error_at(
+          key.source(),
+          fmt::format("unknown key \"{}\" in [audit]{}", k,
+                      suggestion(k, {"dir", "key", "pkcs11_uri", "pkcs11_module", "pin_file",
+                                     "max_segment_size", "max_segment_age", "checkpoint_every",
+                                     "checkpoint_interval", "on_failure", "syslog", "syslog_socket",
+                                     "syslog_facility"})));
     }
+  }
+  // The key: a file or a token, never both; the token's settings only with a token.
+  const auto at = [&table](std::string_view key) -> const toml::node& {
+    const toml::node* n = table.get(key);
+    return n != nullptr ? *n : static_cast<const toml::node&>(table);
+  };
+  if (!out->pkcs11_uri.empty() && !out->key.empty()) {
+    return error_at(at("pkcs11_uri"),
+                    "[audit] takes either key (a key file) or pkcs11_uri (a key in a PKCS#11 "
+                    "token), not both");
+  }
+  if (!out->pkcs11_uri.empty() && out->pin_file.empty()) {
+    return error_at(at("pkcs11_uri"),
+                    "[audit] pkcs11_uri needs pin_file (the file holding the token's PIN)");
+  }
+  if (!out->pkcs11_uri.empty() && out->pkcs11_module.empty() && !uri_names_module) {
+    return error_at(at("pkcs11_uri"),
+                    "[audit] pkcs11_uri needs pkcs11_module (the PKCS#11 module's path), or "
+                    "module-path in the URI");
+  }
+  if (out->pkcs11_uri.empty() && (!out->pkcs11_module.empty() || !out->pin_file.empty())) {
+    return error_at(at(out->pin_file.empty() ? "pkcs11_module" : "pin_file"),
+                    "[audit] pkcs11_module and pin_file belong to a key in a token: set "
+                    "pkcs11_uri too, or remove them");
   }
   return {};
 }
@@ -1240,7 +1289,11 @@ Result<Config> Loader::load(const toml::table& root) {
     if (auto r = load_audit(*audit_table, &config.audit); !r) return tl::unexpected(r.error());
   }
   if (config.audit.dir.empty()) config.audit.dir = config.server.state_dir / "audit";
-  if (config.audit.key.empty()) config.audit.key = config.server.state_dir / "audit_key";
+  if (config.audit.key.empty() && config.audit.pkcs11_uri.empty())
+    config.audit.key = config.server.state_dir / "audit_key";
+  config.audit.public_key = config.audit.pkcs11_uri.empty()
+                                ? std::filesystem::path(config.audit.key.string() + ".pub")
+                                : config.server.state_dir / "audit_key.pub";
   if (ca_table != nullptr) {
     if (auto r = load_ca(*ca_table, &config.ca); !r) return tl::unexpected(r.error());
   }

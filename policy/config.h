@@ -71,7 +71,15 @@ struct PolicyConfig {
 // [audit]: the tamper-evident audit log (docs/audit-format.md). Always on.
 struct AuditConfig {
   std::filesystem::path dir;       // default: state_dir/audit
-  std::filesystem::path key;       // audit signing key; default: state_dir/audit_key (+ .pub)
+  // The audit signing key: a key file (default state_dir/audit_key, created with its .pub), or a
+  // key in a PKCS#11 token (pkcs11_uri, as [ca] names one). Not both; key stays empty with a URI.
+  std::filesystem::path key;
+  std::string pkcs11_uri;               // "pkcs11:token=...;object=..." (RFC 7512)
+  std::filesystem::path pkcs11_module;  // the module (or module-path in the URI)
+  std::filesystem::path pin_file;       // the token PIN, first line; required with a URI
+  // Where the writer records the key's public line and `touchgate audit verify` looks for it:
+  // <key>.pub for a key file, state_dir/audit_key.pub for a token key (set by the loader).
+  std::filesystem::path public_key;
   uint64_t max_segment_size = 64ull << 20;            // bytes, 1 MiB .. 16 GiB
   std::chrono::seconds max_segment_age{24 * 3600};    // 1 min .. 30 days
   uint64_t checkpoint_every = 1000;                   // records, 1 .. 1,000,000

@@ -3,6 +3,8 @@
 
 #include <dlfcn.h>
 
+#include <atomic>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -368,6 +370,61 @@ TEST_F(TokenSignerTest, ConcurrentSignaturesAllVerify) {
   }
   for (auto& t : threads) t.join();
   for (const int n : good) EXPECT_EQ(n, 10);
+}
+
+// The CA key and the audit key may live in one module: the process loads each library once, and
+// every signer of it shares that Module.
+TEST_F(TokenSignerTest, OneModulePerLibrary) {
+  auto first = Module::load(kSoftHsmModule);
+  ASSERT_TRUE(first) << first.error().message;
+  auto second = Module::load(kSoftHsmModule);
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(first->get(), second->get());
+  const auto link = hsm_->dir() / "libsofthsm2-link.so";
+  std::filesystem::create_symlink(kSoftHsmModule, link);
+  auto by_link = Module::load(link);
+  ASSERT_TRUE(by_link) << by_link.error().message;
+  EXPECT_EQ(by_link->get(), first->get());
+  std::filesystem::remove(link);
+}
+
+// One signer's recovery reinitialises the module (as a token put back needs) while another signer
+// of the same module signs on another thread: that one waits for it, replaces its lost session
+// without a failure, and every signature verifies.
+TEST_F(TokenSignerTest, ReinitialisedUnderAnotherSignersFeet) {
+  auto ca = open("pkcs11:token=tg-test;object=ca-p256");
+  ASSERT_TRUE(ca) << ca.error().message;
+  auto other = open("pkcs11:token=tg-test;object=ca-ed25519");
+  ASSERT_TRUE(other) << other.error().message;
+  auto module = Module::load(kSoftHsmModule);
+  ASSERT_TRUE(module) << module.error().message;
+  auto key = ssh::parse_public_key((*ca)->public_key());
+  ASSERT_TRUE(key);
+
+  std::atomic<bool> stop{false};
+  int good = 0;
+  std::vector<std::string> errors;
+  std::thread signing([&] {
+    while (!stop.load()) {
+      auto sig = (*ca)->sign(kMessage);
+      if (!sig) {
+        errors.push_back(sig.error().code + ": " + sig.error().message);
+      } else if (ssh::verify_signature(*key, *sig, kMessage)) {
+        ++good;
+      } else {
+        errors.push_back("a signature does not verify");
+      }
+    }
+  });
+  for (int i = 0; i < 10; ++i) {
+    auto again = (*module)->reinitialize();
+    EXPECT_TRUE(again) << again.error().message;
+    expect_verifies(**other, "ssh-ed25519");
+  }
+  stop = true;
+  signing.join();
+  EXPECT_TRUE(errors.empty()) << errors.front();
+  EXPECT_GT(good, 0);
 }
 
 }  // namespace

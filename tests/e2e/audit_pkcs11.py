@@ -57,7 +57,8 @@ def main():
 
         # -- a token that refuses the PIN: no start ------------------------------------------
         ca = env.make_ca("badpin")
-        config = env.write_gateway_config([ca], name="gw-badpin", extra=audit_section(wrong_pin),
+        config = env.write_gateway_config([ca], [("db1", "127.0.0.1:22")], name="gw-badpin",
+                                          extra=audit_section(wrong_pin),
                                           listen=[f"127.0.0.1:{harness.free_port()}"])
         r = env.run([harness.touchgated_path(), "-f", config], timeout=20,
                     cwd=os.path.dirname(config))

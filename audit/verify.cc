@@ -23,6 +23,24 @@ namespace {
 
 constexpr size_t kChunk = 256 * 1024;
 
+// hash_to_end reads fd to its end through buf: its size and SHA-256. False on a read or digest
+// error.
+bool hash_to_end(int fd, std::vector<unsigned char>& buf, uint64_t* size,
+                 unsigned char (&digest)[SHA256_DIGEST_LENGTH]) {
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return false;
+  *size = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) break;
+    if (EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n)) != 1) return false;
+    *size += static_cast<uint64_t>(n);
+  }
+  return EVP_DigestFinal_ex(ctx.get(), digest, nullptr) == 1;
+}
+
 bool hash_matches(std::string_view hashed, std::string_view hash_hex) {
   static constexpr char kHex[] = "0123456789abcdef";
   uint8_t md[SHA256_DIGEST_LENGTH];
@@ -897,20 +915,10 @@ void verify_recordings(const std::vector<RecordingRef>& recordings, VerifyReport
                       std::strerror(errno)));
       continue;
     }
-    std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    bool failed = ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1;
     uint64_t size = 0;
-    while (!failed) {
-      const ssize_t n = ::read(fd, buf.data(), buf.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) failed = true;
-      if (n <= 0) break;
-      if (EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n)) != 1) failed = true;
-      size += static_cast<uint64_t>(n);
-    }
-    ::close(fd);
     unsigned char digest[SHA256_DIGEST_LENGTH] = {};
-    if (!failed && EVP_DigestFinal_ex(ctx.get(), digest, nullptr) != 1) failed = true;
+    const bool failed = !hash_to_end(fd, buf, &size, digest);
+    ::close(fd);
     if (failed) {
       add(r, "recording_missing", fmt::format("recording {} (seq {}) could not be read to its end",
                                               r.file, r.seq));
@@ -944,21 +952,11 @@ void verify_cuts(const std::filesystem::path& dir, const std::vector<size_t>& cu
       f.message += fmt::format(", which cannot be read now: {}", std::strerror(errno));
       continue;
     }
-    std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    bool failed = ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1;
     uint64_t size = 0;
-    std::vector<unsigned char> buf(kChunk);
-    while (!failed) {
-      const ssize_t n = ::read(fd, buf.data(), buf.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) failed = true;
-      if (n <= 0) break;
-      if (EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n)) != 1) failed = true;
-      size += static_cast<uint64_t>(n);
-    }
-    ::close(fd);
     unsigned char digest[SHA256_DIGEST_LENGTH] = {};
-    if (!failed && EVP_DigestFinal_ex(ctx.get(), digest, nullptr) != 1) failed = true;
+    std::vector<unsigned char> buf(kChunk);
+    const bool failed = !hash_to_end(fd, buf, &size, digest);
+    ::close(fd);
     if (failed) {
       cut.side_status = "missing";
       f.message += ", which could not be read to its end";

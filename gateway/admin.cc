@@ -84,6 +84,9 @@ std::vector<std::string> restart_only_changes(const policy::Config& running,
   const policy::AuditConfig& la = loaded.audit;
   differs(ra.dir != la.dir, "audit.dir");
   differs(ra.key != la.key, "audit.key");
+  differs(ra.pkcs11_uri != la.pkcs11_uri, "audit.pkcs11_uri");
+  differs(ra.pkcs11_module != la.pkcs11_module, "audit.pkcs11_module");
+  differs(ra.pin_file != la.pin_file, "audit.pin_file");
   differs(ra.max_segment_size != la.max_segment_size, "audit.max_segment_size");
   differs(ra.max_segment_age != la.max_segment_age, "audit.max_segment_age");
   differs(ra.checkpoint_every != la.checkpoint_every, "audit.checkpoint_every");

@@ -69,6 +69,9 @@ TEST(RestartOnlyTest, NamesAuditAndCaKeys) {
   policy::Config b = a;
   b.audit.dir = "/srv/audit";
   b.audit.key = "/srv/audit_key";
+  b.audit.pkcs11_uri = "pkcs11:token=audit;object=audit";
+  b.audit.pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so";
+  b.audit.pin_file = "/etc/touchgate/audit.pin";
   b.audit.max_segment_size = 1u << 20;
   b.audit.max_segment_age = std::chrono::seconds(60);
   b.audit.checkpoint_every = 5;
@@ -83,7 +86,8 @@ TEST(RestartOnlyTest, NamesAuditAndCaKeys) {
   b.ca.key_file = "/etc/touchgate/ca.key";
   EXPECT_THAT(restart_only_changes(a, b),
               ::testing::ElementsAre(
-                  "audit.dir", "audit.key", "audit.max_segment_size", "audit.max_segment_age",
+                  "audit.dir", "audit.key", "audit.pkcs11_uri", "audit.pkcs11_module",
+                  "audit.pin_file", "audit.max_segment_size", "audit.max_segment_age",
                   "audit.checkpoint_every", "audit.checkpoint_interval", "audit.on_failure",
                   "audit.syslog", "audit.syslog_socket", "audit.syslog_facility", "ca.pkcs11_uri",
                   "ca.pkcs11_module", "ca.pin_file", "ca.key_file"));

@@ -41,6 +41,11 @@ Result<void> RetryingCaSigner::ready() {
   return {};
 }
 
+bool RetryingCaSigner::is_open() const {
+  std::lock_guard lk(mutex_);
+  return inner_ != nullptr;
+}
+
 const std::vector<uint8_t>& RetryingCaSigner::public_key() const {
   static const std::vector<uint8_t> kNone;
   std::lock_guard lk(mutex_);

@@ -30,6 +30,7 @@ class RetryingCaSigner final : public ssh::Signer {
   static bool retryable(const std::string& code);
 
   Result<void> ready() override;
+  bool is_open() const override;
   const std::vector<uint8_t>& public_key() const override;
   Result<std::vector<uint8_t>> sign(std::span<const uint8_t> data) override;
   std::string describe() const override;

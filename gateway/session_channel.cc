@@ -222,7 +222,8 @@ std::string SessionChannel::help_text() {
   std::string out = fmt::format("touchgate gateway {}: you are {}.\n", gw, conn_.login());
   // Without the gateway's CA (no [ca], or its key could not be opened) the gateway cannot log
   // in to targets: shell, exec and sftp are not listed, and a line says why.
-  const bool terminating = config.ca.configured() && conn_.worker().runtime().ca != nullptr;
+  const ssh::Signer* ca = conn_.worker().runtime().ca;
+  const bool terminating = config.ca.configured() && ca != nullptr && ca->is_open();
   constexpr uint8_t kTerminatingActions = static_cast<uint8_t>(policy::Action::kShell) |
                                           static_cast<uint8_t>(policy::Action::kExec) |
                                           static_cast<uint8_t>(policy::Action::kSftp);
@@ -274,7 +275,8 @@ std::string SessionChannel::help_text() {
         "The policy also allows you shell, exec or sftp on {}, but this gateway cannot log in "
         "to targets itself ({}): not listed above.\n",
         not_offered,
-        config.ca.configured() ? "its CA key could not be opened; see the gateway's log"
+        config.ca.configured() ? "its CA key is not open now, see the gateway's log; it is "
+                                 "tried again when a login needs it"
                                : "no [ca] key is configured");
   }
   out += "Commands: whoami (who the gateway thinks you are), mfa-test (try a touch), help.\n";

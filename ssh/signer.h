@@ -18,6 +18,8 @@ class Signer {
   // ready: whether the key can be used now (a signer that opens its key lazily tries here);
   // call it before public_key() and sign(). The error says why not.
   virtual Result<void> ready() { return {}; }
+  // is_open: whether the key is open now, without trying to open it (never blocks).
+  virtual bool is_open() const { return true; }
 
   // public_key is the key's SSH wire blob (e.g. "ecdsa-sha2-nistp256" / curve / point).
   virtual const std::vector<uint8_t>& public_key() const = 0;

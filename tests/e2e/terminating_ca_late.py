@@ -50,6 +50,11 @@ host_key = "{host_pub}"
               and "pkcs11_token_" in r.stderr and "gwca" in r.stderr,
               "expected the login to db1 refused, naming the missing token", r)
 
+        # `ssh gw` lists no exec while the key is not open, and says why.
+        r = env.ssh(config, "gw", None, jump=None, extra_env=agent_env)
+        check("its CA key is not open now" in r.stdout, "the listing must say why exec is missing",
+              r)
+
         # The token comes back; the gateway opens it at the next login after the interval.
         os.rmdir(token.tokens)
         os.rename(away, token.tokens)
@@ -63,6 +68,9 @@ host_key = "{host_pub}"
             time.sleep(1)
         assert_ok(r, "via-gateway\n")
         gw.wait_for_log(r"event=ca_ready key=\S+.*note=\"opened on retry\"")
+        r = env.ssh(config, "gw", None, jump=None, extra_env=agent_env)
+        check("not open now" not in r.stdout and "exec" in r.stdout,
+              "with the key open, the listing offers exec", r)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
 #include "ssh/digest.h"
 #include "ssh/signature.h"
 #include "ssh/sk_signature.h"
+#include "ssh/sshsig.h"
 #include "ssh/writer.h"
 
 namespace touchgate::fido {
@@ -155,6 +156,21 @@ Result<VerifiedTouch> verify_touch(const ssh::PublicKey& key, TouchKind kind, ss
   out.signed_data_.assign(signed_data.begin(), signed_data.end());
   out.signature_.assign(sig_blob.begin(), sig_blob.end());
   return out;
+}
+
+Result<VerifiedTouch> verify_sshsig_touch(const ssh::PublicKey& key, TouchKind kind,
+                                          ssh::Bytes sig_blob, std::string_view ns,
+                                          std::string_view message, const TouchRequirements& req) {
+  const auto signed_data =
+      ssh::sshsig_signed_data(ns, ssh::SshsigHash::kSha512, ssh::as_bytes(message));
+  auto touch = verify_touch(key, kind, sig_blob, signed_data, req);
+  if (!touch) return touch;
+  touch->namespace_ = std::string(ns);
+  touch->message_ = std::string(message);
+  touch->sshsig_blob_ =
+      ssh::encode_sshsig(touch->key_blob_, ns, ssh::SshsigHash::kSha512, touch->signature_);
+  touch->sshsig_ = ssh::armor_sshsig(touch->sshsig_blob_);
+  return touch;
 }
 
 }  // namespace touchgate::fido

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ssh/error.h"
@@ -38,16 +39,27 @@ class VerifiedTouch {
   const std::vector<uint8_t>& key_blob() const { return key_blob_; }
   const std::vector<uint8_t>& signed_data() const { return signed_data_; }
   const std::vector<uint8_t>& signature() const { return signature_; }  // agent's signature blob
+  // Made by verify_sshsig_touch only (else empty): the SSHSIG namespace, the message that was
+  // signed (its SHA-512 is in signed_data), and the armoured SSHSIG signature ("-----BEGIN SSH
+  // SIGNATURE-----...") that `ssh-keygen -Y verify -n <namespace>` checks against the message.
+  const std::string& sshsig_namespace() const { return namespace_; }
+  const std::string& message() const { return message_; }
+  const std::string& sshsig() const { return sshsig_; }
+  const std::vector<uint8_t>& sshsig_blob() const { return sshsig_blob_; }  // sshsig() unarmoured
 
  private:
   friend Result<VerifiedTouch> verify_touch(const ssh::PublicKey&, TouchKind, ssh::Bytes,
                                             ssh::Bytes, const TouchRequirements&);
+  friend Result<VerifiedTouch> verify_sshsig_touch(const ssh::PublicKey&, TouchKind, ssh::Bytes,
+                                                   std::string_view, std::string_view,
+                                                   const TouchRequirements&);
   VerifiedTouch() = default;
   TouchKind kind_ = TouchKind::kFido2;
   std::string fingerprint_, key_type_;
   uint8_t flags_ = 0;
   uint32_t counter_ = 0;
-  std::vector<uint8_t> key_blob_, signed_data_, signature_;
+  std::vector<uint8_t> key_blob_, signed_data_, signature_, sshsig_blob_;
+  std::string namespace_, message_, sshsig_;
 };
 
 // verify_touch checks sig_blob by key over signed_data. kind kFido2 needs an sk key type and is
@@ -64,5 +76,13 @@ class VerifiedTouch {
 //   touch_sig_invalid     the signature does not verify
 Result<VerifiedTouch> verify_touch(const ssh::PublicKey& key, TouchKind kind, ssh::Bytes sig_blob,
                                    ssh::Bytes signed_data, const TouchRequirements& req);
+
+// verify_sshsig_touch: the touch over an SSHSIG challenge (PROTOCOL.sshsig, hash sha512): the
+// signed data is made here from `ns` and `message`, verified as verify_touch does (same codes),
+// and the VerifiedTouch carries the namespace, the message and the armoured SSHSIG signature, so
+// that the proof kept of a touch is always the one that was verified.
+Result<VerifiedTouch> verify_sshsig_touch(const ssh::PublicKey& key, TouchKind kind,
+                                          ssh::Bytes sig_blob, std::string_view ns,
+                                          std::string_view message, const TouchRequirements& req);
 
 }  // namespace touchgate::fido

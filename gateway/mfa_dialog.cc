@@ -1,5 +1,5 @@
 // Trust boundary: the agent channel carries bytes from the client's agent; they are read only
-// through ssh::agent (frames, answers) and fido::verify_touch (the signature).
+// through ssh::agent (frames, answers) and fido::verify_sshsig_touch (the signature).
 #include "gateway/mfa_dialog.h"
 
 #include <openssl/rand.h>
@@ -467,8 +467,8 @@ void MfaDialog::verify(std::vector<uint8_t> signature) {
       why_uv = "the gateway requires a PIN";
     req.user_verification = !why_uv.empty();
   }
-  auto touch =
-      fido::verify_touch(*chosen_key_, touch_kind(chosen_->kind), signature, signed_data_, req);
+  auto touch = fido::verify_sshsig_touch(*chosen_key_, touch_kind(chosen_->kind), signature,
+                                         ctx_.ns, message_, req);
   if (!touch) {
     const std::string& code = touch.error().code;
     std::string fp = chosen_->fingerprint;
@@ -564,10 +564,7 @@ void MfaDialog::on_recorded(Result<store::TouchOutcome> outcome) {
              fmt::format("key {} was revoked or suspended during the touch", chosen_->fingerprint));
       return;
   }
-  auto blob = ssh::encode_sshsig(touch_->key_blob(), ctx_.ns, ssh::SshsigHash::kSha512,
-                                 touch_->signature());
-  TouchProof proof{*touch_,  chosen_->kind,           chosen_->label,
-                   message_, ssh::armor_sshsig(blob), Clock::now()};
+  TouchProof proof{*touch_, chosen_->kind, chosen_->label, Clock::now()};
   proof.factors = policy::satisfied_factors(proven_factor(*touch_, chosen_->kind));
   log_event(Level::kInfo, "mfa_verified",
             {{"conn", conn_.id()},
@@ -579,8 +576,8 @@ void MfaDialog::on_recorded(Result<store::TouchOutcome> outcome) {
              {"counter", touch_->counter()},
              {"namespace", ctx_.ns},
              {"cpu_us", cpu_ns_ / 1000},
-             {"message", ssh::base64_encode(ssh::as_bytes(message_))},
-             {"proof", ssh::base64_encode(blob)},
+             {"message", ssh::base64_encode(ssh::as_bytes(proof.touch.message()))},
+             {"proof", ssh::base64_encode(proof.touch.sshsig_blob())},
              {"factor", policy::strongest_factor(proven_factor(*touch_, chosen_->kind))}});
   const uint8_t wanted = ctx_.factors != 0 ? ctx_.factors : policy::kAllFactors;
   if ((proof.factors & wanted) == 0) {
@@ -604,8 +601,8 @@ void MfaDialog::on_recorded(Result<store::TouchOutcome> outcome) {
         .u64("counter", touch_->counter())
         .str("factor", policy::strongest_factor(proven_factor(*touch_, chosen_->kind)))
         .str("namespace", ctx_.ns)
-        .str("signed_message", message_)
-        .str("proof", proof.sshsig);
+        .str("signed_message", proof.touch.message())
+        .str("proof", proof.touch.sshsig());
     a->note(std::move(r));
   }
   finish(std::move(proof));

@@ -10,7 +10,7 @@
 //     the first candidate; an agent FAILURE answer (token absent, touch cancelled, wrong PIN)
 //     asks the next candidate, on the same channel; when none is left: mfa_agent_refused,
 //     naming every key asked
-//   → a signature: close the agent channel → fido::verify_touch → store: counter
+//   → a signature: close the agent channel → fido::verify_sshsig_touch → store: counter
 //     compare-and-set → a VerifiedTouch, or a refusal with its reason code. A signature that
 //     arrived but does not verify is never followed by another candidate.
 // Deadlines, both [mfa] touch_timeout: one from the start to the first SIGN_REQUEST, one from
@@ -61,8 +61,8 @@ struct TouchProof {
   fido::VerifiedTouch touch;
   store::KeyKind kind;
   std::string label;
-  std::string message;  // the challenge text that was signed (inside SSHSIG)
-  std::string sshsig;   // armoured SSHSIG: ssh-keygen -Y verify -n <ns> re-checks it
+  // touch.message() is the challenge text that was signed, touch.sshsig() its armoured SSHSIG
+  // (ssh-keygen -Y verify -n <ns> re-checks it): both made by the verifier.
   std::chrono::steady_clock::time_point at;
   uint8_t factors = 0;  // policy::Factor bits this touch meets (policy::satisfied_factors)
 };

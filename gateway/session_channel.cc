@@ -331,10 +331,10 @@ void SessionChannel::touch_result(const Result<TouchProof>& result) {
                                 p.touch.fingerprint(), store::kind_name(p.kind), p.touch.key_type(),
                                 p.label.empty() ? "" : ", " + p.label, flag_names(p.touch));
   out += p.kind == store::KeyKind::kFido2 ? fmt::format(", counter {}\n", p.touch.counter()) : "\n";
-  out += fmt::format("signed challenge (SSHSIG namespace {}):\n{}", ns, p.message);
+  out += fmt::format("signed challenge (SSHSIG namespace {}):\n{}", ns, p.touch.message());
   out += fmt::format("proof (save the challenge as msg and this as msg.sig; then\n"
                      "  ssh-keygen -Y verify -f allowed_signers -I {} -n {} -s msg.sig < msg):\n{}",
-                     conn_.login(), ns, p.sshsig);
+                     conn_.login(), ns, p.touch.sshsig());
   finish(out, "", 0);
 }
 

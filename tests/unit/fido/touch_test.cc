@@ -72,6 +72,42 @@ std::string code_of(const Result<VerifiedTouch>& r) {
 
 // ---- FIDO2: signatures from the software authenticator ----
 
+TEST(TouchTest, SshsigTouchCarriesTheVerifiedMessageAndItsArmour) {
+  // verify_sshsig_touch makes the signed data itself; the proof it returns is the file
+  // ssh-keygen -Y sign wrote, byte for byte, and names the message that was verified.
+  const std::string message = read_text("message.txt");
+  for (const char* name : {"sk_ed25519", "sk_ecdsa", "ed25519"}) {
+    SCOPED_TRACE(name);
+    const std::string file = std::string(name) + ".sig";
+    Signed s = load_sig(file);
+    ASSERT_EQ(s.sig.hash, ssh::SshsigHash::kSha512);
+    const TouchKind kind =
+        std::string(name).rfind("sk_", 0) == 0 ? TouchKind::kFido2 : TouchKind::kPiv;
+    auto touch =
+        verify_sshsig_touch(load_key(name), kind, s.sig.signature, kNamespace, message, {});
+    ASSERT_TRUE(touch.has_value()) << touch.error().message;
+    EXPECT_EQ(touch->message(), message);
+    EXPECT_EQ(touch->sshsig_namespace(), kNamespace);
+    EXPECT_EQ(ssh::dearmor_sshsig(touch->sshsig()).value(),
+              ssh::dearmor_sshsig(read_text(file)).value());
+    EXPECT_EQ(touch->sshsig_blob(), ssh::dearmor_sshsig(read_text(file)).value());
+    EXPECT_EQ(touch->signed_data(), s.data);
+    // Another message, or another namespace: the same signature does not verify.
+    EXPECT_EQ(code_of(verify_sshsig_touch(load_key(name), kind, s.sig.signature, kNamespace,
+                                          message + "x", {})),
+              "touch_sig_invalid");
+    EXPECT_EQ(code_of(verify_sshsig_touch(load_key(name), kind, s.sig.signature,
+                                          "touchgate-mfa@other", message, {})),
+              "touch_sig_invalid");
+  }
+  // verify_touch alone (signed data given) carries no message and no armour.
+  Signed s = load_sig("ed25519.sig");
+  auto plain = verify_touch(load_key("ed25519"), TouchKind::kPiv, s.sig.signature, s.data, {});
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_TRUE(plain->message().empty());
+  EXPECT_TRUE(plain->sshsig().empty());
+}
+
 TEST(TouchTest, AcceptsSkDummySignaturesFromSshKeygen) {
   const std::pair<const char*, const char*> cases[] = {
       {"sk_ecdsa", "sk_ecdsa.sig"},           {"sk_ecdsa", "sk_ecdsa_sha256.sig"},

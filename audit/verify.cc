@@ -746,6 +746,13 @@ bool ChainVerifier::check_checkpoint(const ParsedLine& p) {
         fmt::format("checkpoint names seq {}, not the record before it", head_seq));
     return false;
   }
+  if (sig->raw.empty()) {
+    // The writer could not sign (its key or token was unavailable; it logged
+    // audit_checkpoint_unsigned): the chain up to here is not vouched for by this checkpoint.
+    add("bad_checkpoint", p.seq,
+        "checkpoint not signed (the audit key was unavailable when it was written)");
+    return false;
+  }
   const std::string key_fp = unescape_string(fp->raw);
   std::optional<ssh::PublicKey> signer = key_;
   if (!signer) {

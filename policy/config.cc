@@ -675,6 +675,14 @@ Result<void> Loader::load_ca(const toml::table& table, CaConfig* out) const {
                                           "the file named by ca.pin_file",
                                           name));
       }
+      // Parsed whole now, so that a mistake is named with its line, not at the first login.
+      auto uri = pkcs11::parse_uri(*s);
+      if (!uri) return error_at(node, fmt::format("{}: {}", name, uri.error().message));
+      if (uri->module_name) {
+        return error_at(node, fmt::format("{}: module-name is not resolved; give the module's "
+                                          "path in ca.pkcs11_module",
+                                          name));
+      }
       out->pkcs11_uri = std::move(*s);
     } else if (k == "pkcs11_module" || k == "pin_file" || k == "key_file") {
       auto p = get_path(node, name);

@@ -356,6 +356,7 @@ TEST_F(TokenKeyTest, TokenGoneBetweenCheckpoints) {
   std::vector<uint64_t> bad;
   for (const auto& f : r.findings) {
     EXPECT_EQ(f.kind, "bad_checkpoint") << findings_text(r);
+    EXPECT_NE(f.message.find("checkpoint not signed"), std::string::npos) << f.message;
     bad.push_back(f.seq);
   }
   EXPECT_EQ(bad, (std::vector<uint64_t>{6, 9})) << findings_text(r);

@@ -549,6 +549,11 @@ TEST(ConfigTest, TerminatingModeErrors) {
   expect_error(m + "[ca]\npkcs11_uri = \"pkcs11:object=ca?pin-value=1234\"\npin_file = \"p\"\n", 7,
                "a PIN never goes into the configuration");
   expect_error(m + "[ca]\npkcs11_uri = \"token=x\"\n", 7, "must be a PKCS#11 URI");
+  expect_error(m + "[ca]\npkcs11_uri = \"pkcs11:token=a;bogus=%zz\"\npin_file = \"p\"\n", 7,
+               "ca.pkcs11_uri: ");
+  expect_error(m + "[ca]\npkcs11_uri = \"pkcs11:object=ca?module-name=softhsm2\"\n"
+                   "pin_file = \"p\"\n",
+               7, "module-name is not resolved");
   expect_error(m + "[ca]\npkcs11_uri = \"pkcs11:object=ca\"\npin_file = \"p\"\nkey_file = \"k\"\n", 6,
                "not both");
   expect_error(m + "[ca]\ncert_lifetime = \"1h\"\nkey_file = \"k\"\n", 7,

@@ -1197,6 +1197,8 @@ void Connection::disconnect_now(const std::string& code, const std::string& mess
   // Keep the socket past libssh's close so the client reads the DISCONNECT, not a reset.
   int keep = fd_ >= 0 ? ::dup(fd_) : -1;
   if (fd_ >= 0) worker_.unwatch(fd_);
+  for (auto& f : forwards_) f->closing_because(code);
+  for (auto& t : terms_) t->closing_because(code);
   if (mfa_) mfa_->abandon();
   for (auto& f : forwards_) f->abandon();
   for (auto& c : sessions_) c->abandon();

@@ -64,6 +64,11 @@ class Forward : public Pollable {
   void close(const std::string& reason);
   // abandon detaches from libssh without sending anything (connection teardown).
   void abandon();
+  // closing_because names why the whole connection ends (the disconnect's code), for the
+  // channel's own close record, unless the channel already has a reason of its own.
+  void closing_because(const std::string& code) {
+    if (close_reason_.empty()) close_reason_ = code;
+  }
 
   bool done() const { return state_ == State::kDone; }
   bool live() const { return state_ != State::kDone && state_ != State::kClosing; }

@@ -106,8 +106,9 @@ def main():
               f"alice's session was closed {cut['alice']:.2f} s after SIGTERM, drain_timeout "
               f"is {DRAIN:.0f} s")
         closed = w.gw.events("channel_closed")
-        check(len(closed) == 1 and closed[0].get("target") == "db1",
-              f"expected the session's channel to db1 closed, got {closed}")
+        check(len(closed) == 1 and closed[0].get("target") == "db1"
+              and closed[0].get("reason") == "shutting_down",
+              f"expected the session's channel to db1 closed with shutting_down, got {closed}")
         check(w.gw.events("stopped"), "expected event=stopped in the gateway's log")
         stopped = w.gw.audit_records("gateway_stopped")
         check(len(stopped) == 1 and stopped[0]["reason"] == "signal",

@@ -61,62 +61,68 @@ Result<T> ask_workers(const std::vector<std::unique_ptr<Worker>>& workers,
 
 }  // namespace
 
+namespace {
+
+// same compares one setting; listen addresses by their text.
+template <class T>
+bool same(const T& a, const T& b) {
+  return a == b;
+}
+bool same(const std::vector<policy::ListenAddress>& a,
+          const std::vector<policy::ListenAddress>& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](auto& x, auto& y) {
+           return x.to_string() == y.to_string();
+         });
+}
+
+// each_restart_only calls f(name, running value, loaded value) for every setting that is read
+// only at start: the one list both restart_only_changes and keep_restart_only go by. A null name
+// is a value derived from the named ones (kept with them, never reported on its own).
+template <class Loaded, class F>
+void each_restart_only(const policy::Config& running, Loaded& loaded, F&& f) {
+  f("server.listen", running.server.listen, loaded.server.listen);
+  f("server.host_keys", running.server.host_keys, loaded.server.host_keys);
+  f("server.state_dir", running.server.state_dir, loaded.server.state_dir);
+  f("server.workers", running.server.workers, loaded.server.workers);
+  f("server.control_socket", running.server.control_socket, loaded.server.control_socket);
+  f("server.admin_group", running.server.admin_group, loaded.server.admin_group);
+  const policy::AuditConfig& ra = running.audit;
+  auto& la = loaded.audit;
+  f("audit.dir", ra.dir, la.dir);
+  f("audit.key", ra.key, la.key);
+  f("audit.pkcs11_uri", ra.pkcs11_uri, la.pkcs11_uri);
+  f("audit.pkcs11_module", ra.pkcs11_module, la.pkcs11_module);
+  f("audit.pin_file", ra.pin_file, la.pin_file);
+  f(nullptr, ra.public_key, la.public_key);
+  f("audit.max_segment_size", ra.max_segment_size, la.max_segment_size);
+  f("audit.max_segment_age", ra.max_segment_age, la.max_segment_age);
+  f("audit.checkpoint_every", ra.checkpoint_every, la.checkpoint_every);
+  f("audit.checkpoint_interval", ra.checkpoint_interval, la.checkpoint_interval);
+  f("audit.on_failure", ra.deny_on_failure, la.deny_on_failure);
+  f("audit.syslog", ra.syslog, la.syslog);
+  f("audit.syslog_socket", ra.syslog_socket, la.syslog_socket);
+  f("audit.syslog_facility", ra.syslog_facility, la.syslog_facility);
+  // The CA key is opened at start (cert_lifetime is read for every certificate: reloadable).
+  f("ca.pkcs11_uri", running.ca.pkcs11_uri, loaded.ca.pkcs11_uri);
+  f("ca.pkcs11_module", running.ca.pkcs11_module, loaded.ca.pkcs11_module);
+  f("ca.pin_file", running.ca.pin_file, loaded.ca.pin_file);
+  f("ca.key_file", running.ca.key_file, loaded.ca.key_file);
+}
+
+}  // namespace
+
 std::vector<std::string> restart_only_changes(const policy::Config& running,
                                               const policy::Config& loaded) {
   std::vector<std::string> changed;
-  const auto differs = [&changed](bool d, const char* name) {
-    if (d) changed.emplace_back(name);
-  };
-  const auto listen_text = [](const policy::ServerConfig& s) {
-    std::vector<std::string> out;
-    for (const auto& a : s.listen) out.push_back(a.to_string());
-    return out;
-  };
-  const policy::ServerConfig& rs = running.server;
-  const policy::ServerConfig& ls = loaded.server;
-  differs(listen_text(rs) != listen_text(ls), "server.listen");
-  differs(rs.host_keys != ls.host_keys, "server.host_keys");
-  differs(rs.state_dir != ls.state_dir, "server.state_dir");
-  differs(rs.workers != ls.workers, "server.workers");
-  differs(rs.control_socket != ls.control_socket, "server.control_socket");
-  differs(rs.admin_group != ls.admin_group, "server.admin_group");
-  const policy::AuditConfig& ra = running.audit;
-  const policy::AuditConfig& la = loaded.audit;
-  differs(ra.dir != la.dir, "audit.dir");
-  differs(ra.key != la.key, "audit.key");
-  differs(ra.pkcs11_uri != la.pkcs11_uri, "audit.pkcs11_uri");
-  differs(ra.pkcs11_module != la.pkcs11_module, "audit.pkcs11_module");
-  differs(ra.pin_file != la.pin_file, "audit.pin_file");
-  differs(ra.max_segment_size != la.max_segment_size, "audit.max_segment_size");
-  differs(ra.max_segment_age != la.max_segment_age, "audit.max_segment_age");
-  differs(ra.checkpoint_every != la.checkpoint_every, "audit.checkpoint_every");
-  differs(ra.checkpoint_interval != la.checkpoint_interval, "audit.checkpoint_interval");
-  differs(ra.deny_on_failure != la.deny_on_failure, "audit.on_failure");
-  differs(ra.syslog != la.syslog, "audit.syslog");
-  differs(ra.syslog_socket != la.syslog_socket, "audit.syslog_socket");
-  differs(ra.syslog_facility != la.syslog_facility, "audit.syslog_facility");
-  // The CA key is opened at start (cert_lifetime is read for every certificate: reloadable).
-  const policy::CaConfig& rc = running.ca;
-  const policy::CaConfig& lc = loaded.ca;
-  differs(rc.pkcs11_uri != lc.pkcs11_uri, "ca.pkcs11_uri");
-  differs(rc.pkcs11_module != lc.pkcs11_module, "ca.pkcs11_module");
-  differs(rc.pin_file != lc.pin_file, "ca.pin_file");
-  differs(rc.key_file != lc.key_file, "ca.key_file");
+  each_restart_only(running, loaded, [&changed](const char* name, const auto& r, const auto& l) {
+    if (name != nullptr && !same(r, l)) changed.emplace_back(name);
+  });
   return changed;
 }
 
 void keep_restart_only(const policy::Config& running, policy::Config* loaded) {
-  loaded->server.listen = running.server.listen;
-  loaded->server.host_keys = running.server.host_keys;
-  loaded->server.state_dir = running.server.state_dir;
-  loaded->server.workers = running.server.workers;
-  loaded->server.control_socket = running.server.control_socket;
-  loaded->server.admin_group = running.server.admin_group;
-  loaded->audit = running.audit;
-  loaded->ca.pkcs11_uri = running.ca.pkcs11_uri;
-  loaded->ca.pkcs11_module = running.ca.pkcs11_module;
-  loaded->ca.pin_file = running.ca.pin_file;
-  loaded->ca.key_file = running.ca.key_file;
+  each_restart_only(running, *loaded,
+                    [](const char*, const auto& r, auto& l) { l = r; });
 }
 
 void log_findings(std::string_view by, std::string_view file,

@@ -78,19 +78,20 @@ void Connection::kill_by_admin(uint32_t uid) {
 bool Connection::kill_channel_by_admin(uint64_t channel, uint32_t uid) {
   const std::string message = fmt::format("ended by an administrator (uid {})", uid);
   bool killed = false;
-  for (auto& f : forwards_) {
-    if (f->id() != channel || !f->live()) continue;
+  const auto noted = [&] {
     log_event(Level::kInfo, "channel_killed",
               {{"conn", id_}, {"channel", channel}, {"user", login_}, {"by_uid", uid}});
-    f->refuse_by_policy("channel_killed", message);
     killed = true;
+  };
+  for (auto& f : forwards_) {
+    if (f->id() != channel || !f->live()) continue;
+    noted();
+    f->refuse_by_policy("channel_killed", message);
   }
   for (auto& t : terms_) {
     if (t->id() != channel || !t->live()) continue;
-    log_event(Level::kInfo, "channel_killed",
-              {{"conn", id_}, {"channel", channel}, {"user", login_}, {"by_uid", uid}});
+    noted();
     t->close_by_policy("channel_killed", message);
-    killed = true;
   }
   // The channel closes on the connection's next pump (a sole ProxyJump channel: the
   // connection ends with the reason).

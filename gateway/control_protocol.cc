@@ -264,8 +264,11 @@ std::string format_ok(std::string_view detail) {
   return out;
 }
 
-std::string format_finding_line(std::string_view severity, std::string_view text) {
-  std::string out(severity);
+namespace {
+
+// text_line: "<word> <text>\n" with every control character of text as '?' (one line each).
+std::string text_line(std::string_view word, std::string_view text) {
+  std::string out(word);
   out.push_back(' ');
   for (char ch : text) {
     const auto c = static_cast<unsigned char>(ch);
@@ -275,16 +278,15 @@ std::string format_finding_line(std::string_view severity, std::string_view text
   return out;
 }
 
+}  // namespace
+
+std::string format_finding_line(std::string_view severity, std::string_view text) {
+  return text_line(severity, text);
+}
+
 std::string format_error(const Error& error) {
-  std::string out = "error ";
-  out += valid_code(error.code) ? error.code : "internal_error";
-  out.push_back(' ');
-  for (char ch : error.message) {
-    const auto c = static_cast<unsigned char>(ch);
-    out.push_back(c < 0x20 || c == 0x7f ? '?' : ch);
-  }
-  out.push_back('\n');
-  return out;
+  return text_line("error " + (valid_code(error.code) ? error.code : std::string("internal_error")),
+                   error.message);
 }
 
 std::string format_session(const SessionInfo& s) {

@@ -237,6 +237,18 @@ class Target(Process):
         self.host = "127.0.0.1"
         self.address = f"127.0.0.1:{port}"
 
+    def host_key(self):
+        """The sshd's Ed25519 host key as an OpenSSH public key line (what `host_key` pins)."""
+        return read_text(os.path.join(os.path.dirname(self.log),
+                                      "ssh_host_ed25519_key.pub")).strip()
+
+    def pinned_toml(self, *names, host_key=None):
+        """[[target]] blocks, one per name, at this sshd's address with its host key pinned
+        (or host_key)."""
+        key = host_key or self.host_key()
+        return "".join(f'\n[[target]]\nname = "{n}"\naddress = "{self.address}"\n'
+                       f'host_key = "{key}"\n' for n in names)
+
 
 class Agent(Process):
     """A private ssh-agent (ssh-agent -D -a SOCK)."""

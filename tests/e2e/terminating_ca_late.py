@@ -18,8 +18,6 @@ def main():
         cert = env.sign(key, ca)
         token = env.gateway_ca_token("tg-pin-Lt4")
         target = env.start_target([ca])
-        host_pub = harness.read_text(os.path.join(os.path.dirname(target.log),
-                                                  "ssh_host_ed25519_key.pub")).strip()
         away = token.tokens + ".away"
         os.rename(token.tokens, away)
         os.makedirs(token.tokens)
@@ -30,12 +28,7 @@ targets = ["db1"]
 actions = ["jump", "exec"]
 remote_user = "{env.login}"
 '''
-        extra = token.config + f'''
-[[target]]
-name = "db1"
-address = "{target.address}"
-host_key = "{host_pub}"
-'''
+        extra = token.config + target.pinned_toml("db1")
         gw = env.start_gateway([ca], rules=rules, extra=extra)
         gw.wait_for_log(r"event=ca_unavailable code=pkcs11_token_\S+ .*tried again")
         agent = env.touch_agent_for(gw, "alice")

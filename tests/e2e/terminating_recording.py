@@ -36,8 +36,6 @@ def main():
         cert = env.sign(key, ca, serial=4711, key_id="alice@corp")
         token = env.gateway_ca_token("tg-pin-Rc5")
         target = env.start_target([ca], name="db9")
-        host_pub = harness.read_text(os.path.join(os.path.dirname(target.log),
-                                                  "ssh_host_ed25519_key.pub")).strip()
         recordings = env.path("recordings")
         rules = f'''[[rule]]
 id = "ops"
@@ -51,12 +49,7 @@ remote_user = "{env.login}"
 dir = "{recordings}"
 max_size = "1M"
 on_cap = "stop"
-
-[[target]]
-name = "db9"
-address = "{target.address}"
-host_key = "{host_pub}"
-'''
+''' + target.pinned_toml("db9")
         gw = env.start_gateway([ca], rules=rules, extra=extra)
         agent = env.touch_agent_for(gw, "alice")
         config = env.client_config(gw, key, cert, name="ssh_config")

@@ -10,7 +10,6 @@
   (policy_revoked, naming the rule and the factor, audited);
 - a gateway without [ca] lists only what works: jump, not shell or exec, and says why."""
 
-import os
 import re
 import select
 
@@ -30,8 +29,6 @@ def main():
         cert = env.sign(key, ca)
         token = env.gateway_ca_token("tg-pin-Rf3")
         target = env.start_target([ca], name="db9")
-        host_pub = read_text(os.path.join(os.path.dirname(target.log),
-                                          "ssh_host_ed25519_key.pub")).strip()
         rules = f'''[[rule]]
 id = "ops"
 principals = ["alice"]
@@ -46,17 +43,7 @@ targets = ["db7"]
 actions = ["exec"]
 remote_user = "{env.login}"
 '''
-        targets = f'''
-[[target]]
-name = "db9"
-address = "{target.address}"
-host_key = "{host_pub}"
-
-[[target]]
-name = "db7"
-address = "{target.address}"
-host_key = "{host_pub}"
-'''
+        targets = target.pinned_toml("db9", "db7")
         gw = env.start_gateway([ca], rules=rules,
                                extra=token.config + targets + "\n[policy]\nreevaluate = true\n")
         agent_env = {"SSH_AUTH_SOCK": env.touch_agent_for(gw, "alice").sock}
